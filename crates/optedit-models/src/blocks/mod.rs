@@ -1,0 +1,45 @@
+//! Building blocks shared by the UNet, the ControlNet and the VAE, named after
+//! diffusers' `models/resnet.py`, `models/attention.py`,
+//! `models/transformers/transformer_2d.py`, `models/downsampling.py`,
+//! `models/upsampling.py` and `models/embeddings.py`.
+
+pub mod attention;
+pub mod embeddings;
+pub mod resnet;
+pub mod sampling;
+pub mod transformer;
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+
+/// A square convolution with symmetric padding.
+pub(crate) fn conv2d<B: Backend>(
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    device: &B::Device,
+) -> Conv2d<B> {
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .init(device)
+}
+
+/// An affine group norm.
+pub(crate) fn group_norm<B: Backend>(
+    groups: usize,
+    channels: usize,
+    eps: f64,
+    device: &B::Device,
+) -> GroupNorm<B> {
+    GroupNormConfig::new(groups, channels)
+        .with_epsilon(eps)
+        .init(device)
+}
+
+/// A linear layer.
+pub(crate) fn linear<B: Backend>(input: usize, output: usize, bias: bool, device: &B::Device) -> Linear<B> {
+    LinearConfig::new(input, output).with_bias(bias).init(device)
+}

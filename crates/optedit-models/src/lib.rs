@@ -1,0 +1,45 @@
+//! # optedit-models
+//!
+//! The four model families of Stable Diffusion 1.5 on [burn](https://burn.dev),
+//! faithful to Hugging Face diffusers / transformers numerically and loaded
+//! straight from a diffusers folder:
+//!
+//! - [`UNet2DConditionModel`] — diffusers `models/unets/unet_2d_condition.py`
+//! - [`AutoencoderKL`] — diffusers `models/autoencoders/autoencoder_kl.py`
+//! - [`ClipTextModel`] — transformers `models/clip/modeling_clip.py` (text tower)
+//! - [`ControlNetModel`] — diffusers `models/controlnets/controlnet.py`
+//!   (Zhang et al., "Adding Conditional Control to Text-to-Image Diffusion
+//!   Models", arXiv 2302.05543)
+//!
+//! Stable Diffusion is Rombach et al., "High-Resolution Image Synthesis with
+//! Latent Diffusion Models", arXiv 2112.10752. Every model is generic over the
+//! burn backend `B: Backend` (CPU `burn::backend::Flex` by default, CUDA with
+//! the `cuda` feature) and differentiable on `Autodiff<B>`.
+//!
+//! Module fields carry diffusers' tensor names (`down_blocks.0.resnets.1.conv1`,
+//! ...), configs mirror `config.json` keys, and [`loader`] documents the few
+//! key rules that remain. Loading is strict: a missing, unused or mis-shaped
+//! tensor is a [`ModelError`] naming it.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use burn::backend::Flex;
+//! use optedit_models::UNet2DConditionModel;
+//!
+//! let device = Default::default();
+//! let unet = UNet2DConditionModel::<Flex>::load(Path::new("sd15/unet"), &device)?;
+//! # Ok::<(), optedit_models::ModelError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod blocks;
+pub mod config;
+pub mod error;
+pub mod loader;
+pub mod unet;
+
+pub use error::{ModelError, Result};
+pub use unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel};
+
+/// Re-export of the burn version the models are built on.
+pub use burn;

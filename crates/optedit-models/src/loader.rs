@@ -1,0 +1,262 @@
+//! Loading diffusers / transformers safetensors weights into the burn modules.
+//!
+//! Module fields are named after diffusers' tensor paths, so most tensors load
+//! under their own name. The remaining differences are a few key rules:
+//!
+//! | file name (diffusers / transformers)          | burn module path            | where          |
+//! |-----------------------------------------------|-----------------------------|----------------|
+//! | `*.to_out.0.*`                                 | `*.to_out.*`                | all attentions |
+//! | `*.ff.net.0.proj.*`                            | `*.ff.geglu.*`              | UNet, ControlNet |
+//! | `*.ff.net.2.*`                                 | `*.ff.proj_out.*`           | UNet, ControlNet |
+//! | `*.attentions.0.query/key/value.*` (old VAE)   | `*.to_q/to_k/to_v.*`        | VAE mid block  |
+//! | `*.attentions.0.proj_attn.*` (old VAE)         | `*.to_out.*`                | VAE mid block  |
+//! | norm `weight` / `bias`                         | `gamma` / `beta`            | every norm (adapter) |
+//!
+//! The adapter chain then (1) casts f16/bf16/f64 tensors to f32, (2) squeezes
+//! 1x1 convolution weights (`[out, in, 1, 1]`) that load into a linear layer
+//! (`proj_in`/`proj_out` of `Transformer2DModel` without linear projection, old
+//! VAE attention), and (3) applies burn's `PyTorchToBurnAdapter` (linear
+//! weights transposed, norm parameters renamed).
+//!
+//! After loading, every missing tensor, every unused tensor (except known
+//! buffers such as `text_model.embeddings.position_ids`) and every shape
+//! mismatch is an error naming the tensor.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use burn::tensor::{backend::Backend, DType, Shape};
+use burn_store::{
+    ApplyError, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    SafetensorsStore, TensorSnapshot,
+};
+
+use crate::error::{ModelError, Result};
+
+/// Key rules shared by every diffusers model (see the module table).
+pub(crate) const DIFFUSERS_RULES: &[(&str, &str)] = &[
+    (r"\.to_out\.0\.", ".to_out."),
+    (r"\.ff\.net\.0\.proj\.", ".ff.geglu."),
+    (r"\.ff\.net\.2\.", ".ff.proj_out."),
+    (r"(attentions\.\d+)\.query\.", "$1.to_q."),
+    (r"(attentions\.\d+)\.key\.", "$1.to_k."),
+    (r"(attentions\.\d+)\.value\.", "$1.to_v."),
+    (r"(attentions\.\d+)\.proj_attn\.", "$1.to_out."),
+];
+
+/// Tensors that released checkpoints carry but that are not parameters.
+pub(crate) const KNOWN_BUFFERS: &[&str] = &["text_model.embeddings.position_ids"];
+
+/// Refuses pickle checkpoints by their extension.
+pub fn refuse_pickle(path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("bin" | "ckpt" | "pt" | "pth" | "pkl") => Err(ModelError::PickleRefused {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Finds the weights file of a component folder: `<stem>.safetensors`, else
+/// `<stem>.fp16.safetensors`; a pickle file in their place is refused.
+pub fn find_weights(dir: &Path, stem: &str) -> Result<PathBuf> {
+    for name in [
+        format!("{stem}.safetensors"),
+        format!("{stem}.fp16.safetensors"),
+    ] {
+        let p = dir.join(&name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    for ext in ["bin", "fp16.bin", "ckpt"] {
+        let p = dir.join(format!("{stem}.{ext}"));
+        if p.is_file() {
+            return Err(ModelError::PickleRefused { path: p });
+        }
+    }
+    Err(ModelError::MissingFile {
+        path: dir.join(format!("{stem}.safetensors")),
+        hint: format!("expected {stem}.safetensors or {stem}.fp16.safetensors"),
+    })
+}
+
+/// Casts non-f32 floats to f32 and squeezes 1x1 conv weights into linear ones.
+#[derive(Clone)]
+struct CastSqueezeAdapter;
+
+impl ModuleAdapter for CastSqueezeAdapter {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        let is_linear_weight = snapshot.module_type().as_deref() == Some("Struct:Linear")
+            && snapshot
+                .path_stack
+                .as_ref()
+                .and_then(|p| p.last())
+                .is_some_and(|n| n == "weight");
+        let dims = snapshot.shape.to_vec();
+        let squeeze = is_linear_weight && dims.len() == 4 && dims[2] == 1 && dims[3] == 1;
+        let cast = matches!(snapshot.dtype, DType::F16 | DType::BF16 | DType::F64);
+        if !squeeze && !cast {
+            return snapshot.clone();
+        }
+        let shape: Vec<usize> = if squeeze {
+            dims[..2].to_vec()
+        } else {
+            dims.clone()
+        };
+        let inner = snapshot.clone_data_fn();
+        let target = shape.clone();
+        let data_fn = Rc::new(move || {
+            let mut data = inner()?;
+            if matches!(data.dtype, DType::F16 | DType::BF16 | DType::F64) {
+                data = data.convert::<f32>();
+            }
+            data.shape = Shape::from(target.clone());
+            Ok(data)
+        });
+        TensorSnapshot::from_closure(
+            data_fn,
+            if cast { DType::F32 } else { snapshot.dtype },
+            Shape::from(shape),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn get_alternative_param_name(&self, _param_name: &str, _container_type: &str) -> Option<String> {
+        None
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
+/// Checks the safetensors header (catches truncated or corrupt files with a
+/// clear message) and the dtypes.
+fn check_file(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    for (name, view) in st.tensors() {
+        use safetensors::Dtype as D;
+        let ok = matches!(view.dtype(), D::F32 | D::F16 | D::BF16 | D::F64)
+            || KNOWN_BUFFERS.contains(&name.as_str());
+        if !ok {
+            return Err(ModelError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                tensor: name,
+                dtype: format!("{:?}", view.dtype()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Maps a burn module path back to the diffusers name, for error messages.
+fn diffusers_name(burn_path: &str) -> String {
+    let mut s = burn_path
+        .replace(".to_out.", ".to_out.0.")
+        .replace(".ff.geglu.", ".ff.net.0.proj.")
+        .replace(".ff.proj_out.", ".ff.net.2.");
+    for (from, to) in [(".gamma", ".weight"), (".beta", ".bias")] {
+        if let Some(stem) = s.strip_suffix(from) {
+            s = format!("{stem}{to}");
+        }
+    }
+    s
+}
+
+/// burn's adapter loads a norm's `weight`/`bias` into `gamma`/`beta` through an
+/// alternative-name lookup, which leaves the file's name in the unused list.
+fn loaded_as_norm_param(name: &str, applied: &[String]) -> bool {
+    let alt = if let Some(stem) = name.strip_suffix(".weight") {
+        format!("{stem}.gamma")
+    } else if let Some(stem) = name.strip_suffix(".bias") {
+        format!("{stem}.beta")
+    } else {
+        return false;
+    };
+    applied.iter().any(|a| *a == alt)
+}
+
+/// Loads `path` into `module` with the given key rules, strictly: missing,
+/// unused and mis-shaped tensors are errors.
+pub(crate) fn load_strict<B: Backend, M: ModuleSnapshot<B>>(
+    module: &mut M,
+    path: &Path,
+    rules: &[(&str, &str)],
+) -> Result<()> {
+    refuse_pickle(path)?;
+    if !path.is_file() {
+        return Err(ModelError::MissingFile {
+            path: path.to_path_buf(),
+            hint: "weights file not found".into(),
+        });
+    }
+    check_file(path)?;
+    let remapper = KeyRemapper::from_patterns(rules.to_vec()).expect("key rules are valid regexes");
+    let mut store = SafetensorsStore::from_file(path)
+        .remap(remapper)
+        .with_from_adapter(CastSqueezeAdapter.chain(PyTorchToBurnAdapter))
+        .validate(false)
+        .allow_partial(true);
+    let result = store
+        .apply_to::<B, M>(module)
+        .map_err(|e| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if let Some(err) = result.errors.first() {
+        return Err(match err {
+            ApplyError::ShapeMismatch {
+                path: p,
+                expected,
+                found,
+            } => ModelError::ShapeMismatch {
+                path: path.to_path_buf(),
+                tensor: diffusers_name(p),
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            },
+            ApplyError::DTypeMismatch { path: p, .. }
+            | ApplyError::AdapterError { path: p, .. }
+            | ApplyError::LoadError { path: p, .. } => ModelError::Load {
+                path: path.to_path_buf(),
+                tensor: diffusers_name(p),
+                message: err.to_string(),
+            },
+        });
+    }
+    if let Some((first, _)) = result.missing.first() {
+        return Err(ModelError::MissingTensor {
+            path: path.to_path_buf(),
+            tensor: diffusers_name(first),
+            more: result.missing.len() - 1,
+        });
+    }
+    let unused: Vec<&String> = result
+        .unused
+        .iter()
+        .filter(|u| !KNOWN_BUFFERS.contains(&u.as_str()))
+        .filter(|u| !loaded_as_norm_param(u, &result.applied))
+        .collect();
+    if let Some(first) = unused.first() {
+        return Err(ModelError::UnusedTensor {
+            path: path.to_path_buf(),
+            tensor: diffusers_name(first),
+            more: unused.len() - 1,
+        });
+    }
+    Ok(())
+}

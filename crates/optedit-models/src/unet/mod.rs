@@ -1,0 +1,9 @@
+//! `UNet2DConditionModel` (diffusers `models/unets/unet_2d_condition.py`):
+//! the noise predictor of Stable Diffusion 1.x/2.x.
+
+pub mod blocks;
+pub mod config;
+mod model;
+
+pub use config::UNet2DConditionConfig;
+pub use model::{ControlResiduals, UNet2DConditionModel};

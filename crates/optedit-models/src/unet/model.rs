@@ -1,0 +1,249 @@
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::GroupNorm;
+use burn::tensor::activation::silu;
+use burn::tensor::{backend::Backend, Tensor};
+
+use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
+use super::config::UNet2DConditionConfig;
+use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
+use crate::blocks::{conv2d, group_norm};
+use crate::config::read_config;
+use crate::error::{ModelError, Result};
+use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
+
+/// Residuals a ControlNet adds to the UNet: one per skip tensor of the down
+/// path (`down_block_additional_residuals`) and one for the mid block output
+/// (`mid_block_additional_residual`). Several ControlNets add up.
+#[derive(Debug, Clone)]
+pub struct ControlResiduals<B: Backend> {
+    /// One tensor per down-path skip tensor, in order.
+    pub down: Vec<Tensor<B, 4>>,
+    /// Added to the mid block output.
+    pub mid: Tensor<B, 4>,
+}
+
+impl<B: Backend> ControlResiduals<B> {
+    /// Elementwise sum of two sets of residuals (multi-ControlNet).
+    pub fn add(self, other: Self) -> Self {
+        Self {
+            down: self
+                .down
+                .into_iter()
+                .zip(other.down)
+                .map(|(a, b)| a + b)
+                .collect(),
+            mid: self.mid + other.mid,
+        }
+    }
+}
+
+/// The conditional UNet. Field names are diffusers' tensor paths.
+#[derive(Module, Debug)]
+pub struct UNet2DConditionModel<B: Backend> {
+    /// Input convolution.
+    pub conv_in: Conv2d<B>,
+    /// Time-embedding MLP.
+    pub time_embedding: TimestepEmbedding<B>,
+    /// Down levels.
+    pub down_blocks: Vec<DownBlock<B>>,
+    /// Mid block.
+    pub mid_block: MidBlock<B>,
+    /// Up levels.
+    pub up_blocks: Vec<UpBlock<B>>,
+    /// Output norm.
+    pub conv_norm_out: GroupNorm<B>,
+    /// Output convolution.
+    pub conv_out: Conv2d<B>,
+    /// The config the model was built from.
+    #[module(skip)]
+    pub config: UNet2DConditionConfig,
+}
+
+impl UNet2DConditionConfig {
+    pub(crate) fn down_path(&self, path: &Path) -> Result<DownPath> {
+        Ok(DownPath {
+            block_out_channels: self.block_out_channels.clone(),
+            cross_attention: self
+                .down_block_types
+                .iter()
+                .map(|t| t == "CrossAttnDownBlock2D")
+                .collect(),
+            layers_per_block: self.layers_per_block,
+            heads: self.heads(path)?,
+            transformer_layers: self.transformer_layers(path)?,
+            groups: self.norm_num_groups,
+            eps: self.norm_eps,
+            cross_attention_dim: self.cross_attention_dim,
+            temb_dim: self.time_embed_dim(),
+            downsample_padding: self.downsample_padding,
+            resnet_scale: self.resnet_out_scale_factor,
+            mid_scale: self.mid_block_scale_factor,
+        })
+    }
+}
+
+/// Broadcasts a `[1]` timestep to the batch; checks a `[batch]` one.
+pub(crate) fn batch_timesteps<B: Backend>(t: Tensor<B, 1>, batch: usize) -> Result<Tensor<B, 1>> {
+    match t.dims()[0] {
+        1 => Ok(t.expand([batch])),
+        n if n == batch => Ok(t),
+        n => Err(ModelError::InvalidInput {
+            argument: "timestep".into(),
+            message: format!("{n} timesteps for a batch of {batch}; give one or one per sample"),
+        }),
+    }
+}
+
+impl<B: Backend> UNet2DConditionModel<B> {
+    /// Builds the model from a config with random weights (e.g. full-size
+    /// benchmarks from `sd15-configs/unet/config.json`).
+    pub fn from_config(config: UNet2DConditionConfig, device: &B::Device) -> Result<Self> {
+        let path = Path::new("<config>");
+        config.validate(path)?;
+        let spec = config.down_path(path)?;
+        let c0 = config.block_out_channels[0];
+        let up_cross: Vec<bool> = config
+            .up_block_types
+            .iter()
+            .map(|t| t == "CrossAttnUpBlock2D")
+            .collect();
+        Ok(Self {
+            conv_in: conv2d([config.in_channels, c0], 3, 1, 1, device),
+            time_embedding: TimestepEmbedding::new(c0, config.time_embed_dim(), device),
+            down_blocks: spec.down_blocks(device),
+            mid_block: spec.mid_block(device),
+            up_blocks: spec.up_blocks(&up_cross, device),
+            conv_norm_out: group_norm(config.norm_num_groups, c0, config.norm_eps, device),
+            conv_out: conv2d([c0, config.out_channels], 3, 1, 1, device),
+            config,
+        })
+    }
+
+    /// Reads a config file and builds the model with random weights.
+    pub fn from_config_file(path: &Path, device: &B::Device) -> Result<Self> {
+        let config: UNet2DConditionConfig = read_config(path)?;
+        config.validate(path)?;
+        Self::from_config(config, device)
+    }
+
+    /// Loads a diffusers `unet/` folder (`config.json` and
+    /// `diffusion_pytorch_model[.fp16].safetensors`).
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut model = Self::from_config_file(&dir.join("config.json"), device)?;
+        let weights = find_weights(dir, "diffusion_pytorch_model")?;
+        load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
+        Ok(model)
+    }
+
+    /// Predicts the noise (or v / x0, per the scheduler's prediction type):
+    /// `sample` `[batch, in, h, w]`, `timestep` `[1]` or `[batch]` (float),
+    /// `encoder_hidden_states` `[batch, tokens, cross_attention_dim]`.
+    pub fn forward(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+    ) -> Result<Tensor<B, 4>> {
+        self.forward_with_residuals(sample, timestep, encoder_hidden_states, None)
+    }
+
+    /// [`forward`](Self::forward) with ControlNet residuals added to the skip
+    /// tensors and to the mid block output.
+    pub fn forward_with_residuals(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+        residuals: Option<&ControlResiduals<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        let [batch, channels, h, w] = sample.dims();
+        self.check_inputs(channels, h, w, batch, &encoder_hidden_states)?;
+        let temb = self.time_emb(timestep, batch)?;
+        let context = encoder_hidden_states;
+
+        let mut x = self.conv_in.forward(sample);
+        let mut skips = vec![x.clone()];
+        for block in &self.down_blocks {
+            let (out, s) = block.forward(x, &temb, &context);
+            x = out;
+            skips.extend(s);
+        }
+        if let Some(res) = residuals {
+            if res.down.len() != skips.len() {
+                return Err(ModelError::InvalidInput {
+                    argument: "down_block_additional_residuals".into(),
+                    message: format!("{} tensors, the UNet has {} skip tensors", res.down.len(), skips.len()),
+                });
+            }
+            for (i, (s, r)) in skips.iter_mut().zip(&res.down).enumerate() {
+                if s.dims() != r.dims() {
+                    return Err(ModelError::InvalidInput {
+                        argument: format!("down_block_additional_residuals[{i}]"),
+                        message: format!("shape {:?}, expected {:?}", r.dims(), s.dims()),
+                    });
+                }
+                *s = s.clone() + r.clone();
+            }
+        }
+        x = self.mid_block.forward(x, &temb, &context);
+        if let Some(res) = residuals {
+            if res.mid.dims() != x.dims() {
+                return Err(ModelError::InvalidInput {
+                    argument: "mid_block_additional_residual".into(),
+                    message: format!("shape {:?}, expected {:?}", res.mid.dims(), x.dims()),
+                });
+            }
+            x = x + res.mid.clone();
+        }
+        for block in &self.up_blocks {
+            let consumed = block.resnets.len();
+            let size = (skips.len() > consumed).then(|| {
+                let d = skips[skips.len() - consumed - 1].dims();
+                [d[2], d[3]]
+            });
+            x = block.forward(x, &mut skips, &temb, &context, size);
+        }
+        Ok(self.conv_out.forward(silu(self.conv_norm_out.forward(x))))
+    }
+
+    fn check_inputs(&self, channels: usize, h: usize, w: usize, batch: usize, context: &Tensor<B, 3>) -> Result<()> {
+        if channels != self.config.in_channels {
+            return Err(ModelError::InvalidInput {
+                argument: "sample".into(),
+                message: format!("{channels} channels, the UNet takes {}", self.config.in_channels),
+            });
+        }
+        if h == 0 || w == 0 {
+            return Err(ModelError::InvalidInput {
+                argument: "sample".into(),
+                message: "empty spatial size".into(),
+            });
+        }
+        let [cb, _, cd] = context.dims();
+        if cb != batch || cd != self.config.cross_attention_dim {
+            return Err(ModelError::InvalidInput {
+                argument: "encoder_hidden_states".into(),
+                message: format!(
+                    "shape {:?}, expected [{batch}, tokens, {}]",
+                    context.dims(),
+                    self.config.cross_attention_dim
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn time_emb(&self, timestep: Tensor<B, 1>, batch: usize) -> Result<Tensor<B, 2>> {
+        let t = batch_timesteps(timestep, batch)?;
+        let emb = timestep_embedding(
+            t,
+            self.config.block_out_channels[0],
+            self.config.flip_sin_to_cos,
+            self.config.freq_shift,
+        );
+        Ok(self.time_embedding.forward(emb))
+    }
+}
