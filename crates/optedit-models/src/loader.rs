@@ -10,6 +10,7 @@
 //! | `*.ff.net.2.*`                                 | `*.ff.proj_out.*`           | UNet, ControlNet |
 //! | `*.attentions.0.query/key/value.*` (old VAE)   | `*.to_q/to_k/to_v.*`        | VAE mid block  |
 //! | `*.attentions.0.proj_attn.*` (old VAE)         | `*.to_out.*`                | VAE mid block  |
+//! | `embeddings.*`, `encoder.*`, `final_layer_norm.*` (transformers 5) | `text_model.*` | CLIP |
 //! | norm `weight` / `bias`                         | `gamma` / `beta`            | every norm (adapter) |
 //!
 //! The adapter chain then (1) casts f16/bf16/f64 tensors to f32, (2) squeezes
@@ -43,6 +44,10 @@ pub(crate) const DIFFUSERS_RULES: &[(&str, &str)] = &[
     (r"(attentions\.\d+)\.value\.", "$1.to_v."),
     (r"(attentions\.\d+)\.proj_attn\.", "$1.to_out."),
 ];
+
+/// Key rule of the CLIP text encoder: files written by transformers 5 drop the
+/// `text_model.` prefix that released SD 1.5 folders carry; both load.
+pub(crate) const CLIP_RULES: &[(&str, &str)] = &[(r"^(embeddings|encoder|final_layer_norm)\.", "text_model.$1.")];
 
 /// Tensors that released checkpoints carry but that are not parameters.
 pub(crate) const KNOWN_BUFFERS: &[&str] = &["text_model.embeddings.position_ids"];

@@ -1,0 +1,13 @@
+//! The CLIP text encoder (transformers `models/clip/modeling_clip.py`,
+//! `CLIPTextModel`; Radford et al., "Learning Transferable Visual Models From
+//! Natural Language Supervision", arXiv 2103.00020), with transformers' tensor
+//! names.
+
+mod config;
+mod model;
+
+pub use config::ClipTextConfig;
+pub use model::{
+    ClipAttention, ClipEmbeddings, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipTextModel, ClipTextOutput,
+    ClipTextTransformer,
+};

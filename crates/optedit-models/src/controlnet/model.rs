@@ -1,0 +1,197 @@
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::silu;
+use burn::tensor::{backend::Backend, Tensor};
+
+use super::config::ControlNetConfig;
+use crate::blocks::conv2d;
+use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
+use crate::config::read_config;
+use crate::error::{ModelError, Result};
+use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
+use crate::unet::blocks::{DownBlock, MidBlock};
+use crate::unet::ControlResiduals;
+
+/// The small convolutional encoder that brings the condition image (8x the
+/// latent size) down to the latent size and `block_out_channels[0]` channels.
+#[derive(Module, Debug)]
+pub struct ControlNetConditioningEmbedding<B: Backend> {
+    /// Input convolution.
+    pub conv_in: Conv2d<B>,
+    /// Pairs of (3x3, 3x3 stride-2) convolutions.
+    pub blocks: Vec<Conv2d<B>>,
+    /// Output convolution (zero-initialised in training).
+    pub conv_out: Conv2d<B>,
+}
+
+impl<B: Backend> ControlNetConditioningEmbedding<B> {
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut x = silu(self.conv_in.forward(x));
+        for conv in &self.blocks {
+            x = silu(conv.forward(x));
+        }
+        self.conv_out.forward(x)
+    }
+}
+
+/// The ControlNet. Field names are diffusers' tensor paths.
+#[derive(Module, Debug)]
+pub struct ControlNetModel<B: Backend> {
+    /// Input convolution of the latent.
+    pub conv_in: Conv2d<B>,
+    /// Time-embedding MLP.
+    pub time_embedding: TimestepEmbedding<B>,
+    /// Condition-image encoder.
+    pub controlnet_cond_embedding: ControlNetConditioningEmbedding<B>,
+    /// Down levels (a copy of the UNet's).
+    pub down_blocks: Vec<DownBlock<B>>,
+    /// 1x1 "zero" convolutions, one per skip tensor.
+    pub controlnet_down_blocks: Vec<Conv2d<B>>,
+    /// Mid block.
+    pub mid_block: MidBlock<B>,
+    /// 1x1 "zero" convolution on the mid block output.
+    pub controlnet_mid_block: Conv2d<B>,
+    /// The config the model was built from.
+    #[module(skip)]
+    pub config: ControlNetConfig,
+}
+
+impl<B: Backend> ControlNetModel<B> {
+    /// Builds the model from a config with random weights.
+    pub fn from_config(config: ControlNetConfig, device: &B::Device) -> Result<Self> {
+        let path = Path::new("<config>");
+        config.validate(path)?;
+        let spec = config.down_path(path)?;
+        let boc = &config.block_out_channels;
+        let emb = &config.conditioning_embedding_out_channels;
+        let blocks = emb
+            .windows(2)
+            .flat_map(|w| {
+                [
+                    conv2d([w[0], w[0]], 3, 1, 1, device),
+                    conv2d([w[0], w[1]], 3, 2, 1, device),
+                ]
+            })
+            .collect();
+        let mut zero = vec![conv2d([boc[0], boc[0]], 1, 1, 0, device)];
+        for (i, &c) in boc.iter().enumerate() {
+            for _ in 0..config.layers_per_block {
+                zero.push(conv2d([c, c], 1, 1, 0, device));
+            }
+            if i + 1 < boc.len() {
+                zero.push(conv2d([c, c], 1, 1, 0, device));
+            }
+        }
+        let last = *boc.last().expect("non-empty");
+        Ok(Self {
+            conv_in: conv2d([config.in_channels, boc[0]], 3, 1, 1, device),
+            time_embedding: TimestepEmbedding::new(boc[0], boc[0] * 4, device),
+            controlnet_cond_embedding: ControlNetConditioningEmbedding {
+                conv_in: conv2d([config.conditioning_channels, emb[0]], 3, 1, 1, device),
+                blocks,
+                conv_out: conv2d([*emb.last().expect("non-empty"), boc[0]], 3, 1, 1, device),
+            },
+            down_blocks: spec.down_blocks(device),
+            controlnet_down_blocks: zero,
+            mid_block: spec.mid_block(device),
+            controlnet_mid_block: conv2d([last, last], 1, 1, 0, device),
+            config,
+        })
+    }
+
+    /// Reads a config file and builds the model with random weights.
+    pub fn from_config_file(path: &Path, device: &B::Device) -> Result<Self> {
+        let config: ControlNetConfig = read_config(path)?;
+        config.validate(path)?;
+        Self::from_config(config, device)
+    }
+
+    /// Loads a diffusers ControlNet folder (`config.json`,
+    /// `diffusion_pytorch_model[.fp16].safetensors`).
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut model = Self::from_config_file(&dir.join("config.json"), device)?;
+        let weights = find_weights(dir, "diffusion_pytorch_model")?;
+        load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
+        Ok(model)
+    }
+
+    /// Residuals for the UNet, already multiplied by `conditioning_scale`:
+    /// `sample` `[batch, in, h, w]`, `timestep` `[1]` or `[batch]`,
+    /// `encoder_hidden_states` `[batch, tokens, dim]`, `controlnet_cond`
+    /// `[batch, conditioning_channels, 8h, 8w]` in `[0, 1]`.
+    pub fn forward(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+        controlnet_cond: Tensor<B, 4>,
+        conditioning_scale: f64,
+    ) -> Result<ControlResiduals<B>> {
+        let [batch, channels, h, w] = sample.dims();
+        let [cb, cc, ch, cw] = controlnet_cond.dims();
+        if channels != self.config.in_channels {
+            return Err(ModelError::InvalidInput {
+                argument: "sample".into(),
+                message: format!("{channels} channels, the ControlNet takes {}", self.config.in_channels),
+            });
+        }
+        let factor = 1usize << (self.config.conditioning_embedding_out_channels.len() - 1);
+        if cb != batch || cc != self.config.conditioning_channels || ch != h * factor || cw != w * factor {
+            return Err(ModelError::InvalidInput {
+                argument: "controlnet_cond".into(),
+                message: format!(
+                    "shape {:?}, expected [{batch}, {}, {}, {}]",
+                    controlnet_cond.dims(),
+                    self.config.conditioning_channels,
+                    h * factor,
+                    w * factor
+                ),
+            });
+        }
+        let [eb, _, ed] = encoder_hidden_states.dims();
+        if eb != batch || ed != self.config.cross_attention_dim {
+            return Err(ModelError::InvalidInput {
+                argument: "encoder_hidden_states".into(),
+                message: format!("shape {:?}, expected [{batch}, tokens, {}]", encoder_hidden_states.dims(), self.config.cross_attention_dim),
+            });
+        }
+        let cond = if self.config.controlnet_conditioning_channel_order == "bgr" {
+            controlnet_cond.flip([1])
+        } else {
+            controlnet_cond
+        };
+        let t = crate::unet::model_batch_timesteps(timestep, batch)?;
+        let temb = self.time_embedding.forward(timestep_embedding(
+            t,
+            self.config.block_out_channels[0],
+            self.config.flip_sin_to_cos,
+            self.config.freq_shift,
+        ));
+        let context = encoder_hidden_states;
+        let mut x = self.conv_in.forward(sample) + self.controlnet_cond_embedding.forward(cond);
+        let mut skips = vec![x.clone()];
+        for block in &self.down_blocks {
+            let (out, s) = block.forward(x, &temb, &context);
+            x = out;
+            skips.extend(s);
+        }
+        x = self.mid_block.forward(x, &temb, &context);
+        let finish = |t: Tensor<B, 4>| {
+            let t = if self.config.global_pool_conditions {
+                t.mean_dim(2).mean_dim(3)
+            } else {
+                t
+            };
+            t.mul_scalar(conditioning_scale)
+        };
+        let down = skips
+            .into_iter()
+            .zip(&self.controlnet_down_blocks)
+            .map(|(s, conv)| finish(conv.forward(s)))
+            .collect();
+        let mid = finish(self.controlnet_mid_block.forward(x));
+        Ok(ControlResiduals { down, mid })
+    }
+}
