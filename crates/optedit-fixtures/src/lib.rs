@@ -25,7 +25,11 @@ pub type TestAutodiffBackend = burn::backend::Autodiff<burn::backend::Flex>;
 pub fn fixtures_dir() -> PathBuf {
     match std::env::var_os("OPTEDIT_FIXTURES") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures"),
+        _ => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let repo = root.parent().and_then(Path::parent).unwrap_or(root);
+            repo.join("tests/fixtures")
+        }
     }
 }
 
@@ -169,7 +173,12 @@ impl GoldenTensor {
 
     /// As a float tensor of rank `D` (the stored rank must be `D`).
     pub fn tensor<B: Backend, const D: usize>(&self, device: &B::Device) -> Tensor<B, D> {
-        assert_eq!(self.shape.len(), D, "rank of golden tensor {:?}", self.shape);
+        assert_eq!(
+            self.shape.len(),
+            D,
+            "rank of golden tensor {:?}",
+            self.shape
+        );
         Tensor::from_data(TensorData::new(self.f32s(), self.shape.clone()), device)
     }
 }
@@ -214,7 +223,10 @@ impl Golden {
                     .collect(),
                 safetensors::Dtype::U8 => data.iter().map(|&b| b as f64).collect(),
                 safetensors::Dtype::BOOL => data.iter().map(|&b| (b != 0) as u8 as f64).collect(),
-                other => panic!("{}: tensor {name} has unsupported dtype {other:?}", path.display()),
+                other => panic!(
+                    "{}: tensor {name} has unsupported dtype {other:?}",
+                    path.display()
+                ),
             };
             tensors.insert(
                 name,
@@ -243,7 +255,11 @@ impl Golden {
     }
 
     /// Float tensor `name` of rank `D`.
-    pub fn tensor<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D> {
+    pub fn tensor<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Tensor<B, D> {
         self.get(name).tensor(device)
     }
 }
@@ -263,7 +279,13 @@ pub fn values<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
 /// tensor, the first failing index, the worst difference and the share of the
 /// tolerance used.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: Tolerance) {
-    assert_eq!(got.len(), want.len(), "{what}: {} values, reference has {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: {} values, reference has {}",
+        got.len(),
+        want.len()
+    );
     let mut worst_abs = 0.0f64;
     let mut worst_usage = 0.0f64;
     let mut failures = 0usize;
@@ -292,7 +314,12 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: Tolerance) {
 
 /// Compares a tensor with the golden output `name` of `case`, using the case's
 /// tolerance for it, and checks the shape.
-pub fn assert_output<B: Backend, const D: usize>(case: &Case, golden: &Golden, name: &str, got: &Tensor<B, D>) {
+pub fn assert_output<B: Backend, const D: usize>(
+    case: &Case,
+    golden: &Golden,
+    name: &str,
+    got: &Tensor<B, D>,
+) {
     let want = golden.get(name);
     assert_eq!(
         got.dims().to_vec(),

@@ -69,11 +69,82 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Error for an unsupported config value.
-pub(crate) fn unsupported(path: &Path, field: &str, value: impl std::fmt::Debug, reason: &str) -> ModelError {
+pub(crate) fn unsupported(
+    path: &Path,
+    field: &str,
+    value: impl std::fmt::Debug,
+    reason: &str,
+) -> ModelError {
     ModelError::UnsupportedConfig {
         path: path.to_path_buf(),
         field: field.to_string(),
         value: format!("{value:?}"),
         reason: reason.to_string(),
+    }
+}
+
+/// serde defaults shared by the model configs (diffusers' defaults).
+pub(crate) mod defaults {
+    #![allow(missing_docs)]
+    use super::IntOrList;
+    pub fn d_1() -> usize {
+        1
+    }
+    pub fn d_2() -> usize {
+        2
+    }
+    pub fn d_3() -> usize {
+        3
+    }
+    pub fn d_32() -> usize {
+        32
+    }
+    pub fn d_4() -> usize {
+        4
+    }
+    pub fn d_77() -> usize {
+        77
+    }
+    pub fn d_act() -> String {
+        "quick_gelu".into()
+    }
+    pub fn d_cond() -> Vec<usize> {
+        vec![16, 32, 96, 256]
+    }
+    pub fn d_default() -> String {
+        "default".into()
+    }
+    pub fn d_eos() -> i64 {
+        2
+    }
+    pub fn d_eps() -> f64 {
+        1e-5
+    }
+    pub fn d_heads() -> IntOrList {
+        IntOrList::Int(8)
+    }
+    pub fn d_mid() -> Option<String> {
+        Some("UNetMidBlock2DCrossAttn".into())
+    }
+    pub fn d_one() -> f64 {
+        1.0
+    }
+    pub fn d_positional() -> String {
+        "positional".into()
+    }
+    pub fn d_rgb() -> String {
+        "rgb".into()
+    }
+    pub fn d_scale() -> f64 {
+        0.18215
+    }
+    pub fn d_silu() -> String {
+        "silu".into()
+    }
+    pub fn d_tlayers() -> IntOrList {
+        IntOrList::Int(1)
+    }
+    pub fn d_true() -> bool {
+        true
     }
 }

@@ -34,16 +34,16 @@
 
 pub mod blocks;
 pub mod clip;
-pub mod controlnet;
 pub mod config;
+pub mod controlnet;
 pub mod error;
 pub mod loader;
 pub mod unet;
 pub mod vae;
 
-pub use error::{ModelError, Result};
 pub use clip::{ClipTextConfig, ClipTextModel, ClipTextOutput};
 pub use controlnet::{ControlNetConfig, ControlNetModel};
+pub use error::{ModelError, Result};
 pub use unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel};
 pub use vae::{AutoencoderKL, AutoencoderKLConfig, DiagonalGaussian};
 

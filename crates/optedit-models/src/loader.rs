@@ -47,7 +47,10 @@ pub(crate) const DIFFUSERS_RULES: &[(&str, &str)] = &[
 
 /// Key rule of the CLIP text encoder: files written by transformers 5 drop the
 /// `text_model.` prefix that released SD 1.5 folders carry; both load.
-pub(crate) const CLIP_RULES: &[(&str, &str)] = &[(r"^(embeddings|encoder|final_layer_norm)\.", "text_model.$1.")];
+pub(crate) const CLIP_RULES: &[(&str, &str)] = &[(
+    r"^(embeddings|encoder|final_layer_norm)\.",
+    "text_model.$1.",
+)];
 
 /// Tensors that released checkpoints carry but that are not parameters.
 pub(crate) const KNOWN_BUFFERS: &[&str] = &["text_model.embeddings.position_ids"];
@@ -133,7 +136,11 @@ impl ModuleAdapter for CastSqueezeAdapter {
         )
     }
 
-    fn get_alternative_param_name(&self, _param_name: &str, _container_type: &str) -> Option<String> {
+    fn get_alternative_param_name(
+        &self,
+        _param_name: &str,
+        _container_type: &str,
+    ) -> Option<String> {
         None
     }
 
@@ -149,10 +156,11 @@ fn check_file(path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     for (name, view) in st.tensors() {
         use safetensors::Dtype as D;
         let ok = matches!(view.dtype(), D::F32 | D::F16 | D::BF16 | D::F64)

@@ -49,12 +49,15 @@ fn clip_text_encoder_cases() {
         let g = case.load();
         let clip = ClipTextModel::<B>::load(&case.model_dir(), &device).unwrap();
         let ids = g.get("input.input_ids");
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.i64s(), ids.shape.clone()), &device);
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids.i64s(), ids.shape.clone()), &device);
         let out = clip.forward(ids).unwrap();
         assert_eq!(out.hidden_states.len(), clip.config.num_hidden_layers + 1);
         for name in case.outputs.keys() {
             match name.as_str() {
-                "output.last_hidden_state" => assert_output(&case, &g, name, &out.last_hidden_state),
+                "output.last_hidden_state" => {
+                    assert_output(&case, &g, name, &out.last_hidden_state)
+                }
                 "output.pooler_output" => assert_output(&case, &g, name, &out.pooler_output),
                 other => panic!("{}: unknown output {other}", case.case),
             }
@@ -79,12 +82,22 @@ fn controlnet_forward_cases() {
             )
             .unwrap();
         let down = case.outputs_with_prefix("output.down_block_res_sample");
-        assert_eq!(down.len(), res.down.len(), "{}: number of down residuals", case.case);
+        assert_eq!(
+            down.len(),
+            res.down.len(),
+            "{}: number of down residuals",
+            case.case
+        );
         for (name, got) in down.iter().zip(&res.down) {
             assert_output(&case, &g, name, got);
         }
         assert_output(&case, &g, "output.mid_block_res_sample", &res.mid);
-        assert_eq!(case.outputs.len(), down.len() + 1, "{}: unchecked outputs", case.case);
+        assert_eq!(
+            case.outputs.len(),
+            down.len() + 1,
+            "{}: unchecked outputs",
+            case.case
+        );
     }
 }
 
@@ -119,7 +132,9 @@ fn unet_grad_cases() {
         for name in case.outputs.keys() {
             match name.as_str() {
                 "output.eps" => assert_output(&case, &g, name, &eps.clone().inner()),
-                "output.loss_mse" => assert_output(&case, &g, name, &loss_mse.clone().inner().reshape([1])),
+                "output.loss_mse" => {
+                    assert_output(&case, &g, name, &loss_mse.clone().inner().reshape([1]))
+                }
                 "output.grad_mse" => assert_output(&case, &g, name, &grad_mse),
                 "output.z0_pred" => assert_output(&case, &g, name, &z0.clone().inner()),
                 "output.loss_masked_x0" => {
@@ -135,5 +150,9 @@ fn unet_grad_cases() {
 /// The fixture folder must exist where the tests look for it.
 #[test]
 fn fixture_folder_is_present() {
-    assert!(fixtures_dir().join("golden/cases.json").is_file(), "{}", fixtures_dir().display());
+    assert!(
+        fixtures_dir().join("golden/cases.json").is_file(),
+        "{}",
+        fixtures_dir().display()
+    );
 }

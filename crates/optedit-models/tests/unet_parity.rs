@@ -15,7 +15,9 @@ fn residuals(case: &Case, g: &Golden) -> Option<ControlResiduals<B>> {
         .iter()
         .map(|n| g.tensor::<B, 4>(n, &device))
         .collect();
-    let mid = case.inputs.contains_key("input.mid_block_additional_residual");
+    let mid = case
+        .inputs
+        .contains_key("input.mid_block_additional_residual");
     match (down.is_empty(), mid) {
         (true, false) => None,
         (false, true) => Some(ControlResiduals {

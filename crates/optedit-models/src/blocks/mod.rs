@@ -23,7 +23,9 @@ pub(crate) fn conv2d<B: Backend>(
 ) -> Conv2d<B> {
     Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .init(device)
 }
 
@@ -40,6 +42,13 @@ pub(crate) fn group_norm<B: Backend>(
 }
 
 /// A linear layer.
-pub(crate) fn linear<B: Backend>(input: usize, output: usize, bias: bool, device: &B::Device) -> Linear<B> {
-    LinearConfig::new(input, output).with_bias(bias).init(device)
+pub(crate) fn linear<B: Backend>(
+    input: usize,
+    output: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Linear<B> {
+    LinearConfig::new(input, output)
+        .with_bias(bias)
+        .init(device)
 }

@@ -2,21 +2,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::config::defaults::*;
 use crate::config::unsupported;
 use crate::error::Result;
-
-fn d_eps() -> f64 {
-    1e-5
-}
-fn d_act() -> String {
-    "quick_gelu".into()
-}
-fn d_eos() -> i64 {
-    2
-}
-fn d_77() -> usize {
-    77
-}
 
 /// The keys of a transformers `CLIPTextConfig` that this implementation reads
 /// (unknown keys are ignored; keys without a default are required).
@@ -50,13 +38,28 @@ impl ClipTextConfig {
     /// Checks that every option is supported; `path` names the file.
     pub fn validate(&self, path: &Path) -> Result<()> {
         if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
-            return Err(unsupported(path, "hidden_act", &self.hidden_act, "quick_gelu or gelu"));
+            return Err(unsupported(
+                path,
+                "hidden_act",
+                &self.hidden_act,
+                "quick_gelu or gelu",
+            ));
         }
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            return Err(unsupported(path, "num_attention_heads", self.num_attention_heads, "must divide hidden_size"));
+            return Err(unsupported(
+                path,
+                "num_attention_heads",
+                self.num_attention_heads,
+                "must divide hidden_size",
+            ));
         }
         if self.num_hidden_layers == 0 {
-            return Err(unsupported(path, "num_hidden_layers", 0, "at least one layer"));
+            return Err(unsupported(
+                path,
+                "num_hidden_layers",
+                0,
+                "at least one layer",
+            ));
         }
         Ok(())
     }

@@ -8,6 +8,6 @@ mod model;
 
 pub use config::ClipTextConfig;
 pub use model::{
-    ClipAttention, ClipEmbeddings, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipTextModel, ClipTextOutput,
-    ClipTextTransformer,
+    ClipAttention, ClipEmbeddings, ClipEncoder, ClipEncoderLayer, ClipMlp, ClipTextModel,
+    ClipTextOutput, ClipTextTransformer,
 };

@@ -134,7 +134,11 @@ impl<B: Backend> ClipTextModel<B> {
     pub fn from_config(config: ClipTextConfig, device: &B::Device) -> Result<Self> {
         config.validate(Path::new("<config>"))?;
         let d = config.hidden_size;
-        let ln = || LayerNormConfig::new(d).with_epsilon(config.layer_norm_eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device)
+        };
         let layers = (0..config.num_hidden_layers)
             .map(|_| ClipEncoderLayer {
                 self_attn: ClipAttention {
@@ -157,7 +161,8 @@ impl<B: Backend> ClipTextModel<B> {
             text_model: ClipTextTransformer {
                 embeddings: ClipEmbeddings {
                     token_embedding: EmbeddingConfig::new(config.vocab_size, d).init(device),
-                    position_embedding: EmbeddingConfig::new(config.max_position_embeddings, d).init(device),
+                    position_embedding: EmbeddingConfig::new(config.max_position_embeddings, d)
+                        .init(device),
                 },
                 encoder: ClipEncoder { layers },
                 final_layer_norm: ln(),
@@ -198,13 +203,22 @@ impl<B: Backend> ClipTextModel<B> {
         if len == 0 || len > self.config.max_position_embeddings {
             return Err(ModelError::InvalidInput {
                 argument: "input_ids".into(),
-                message: format!("{len} tokens; the encoder takes 1 to {}", self.config.max_position_embeddings),
+                message: format!(
+                    "{len} tokens; the encoder takes 1 to {}",
+                    self.config.max_position_embeddings
+                ),
             });
         }
-        if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= self.config.vocab_size) {
+        if let Some(bad) = ids
+            .iter()
+            .find(|&&i| i < 0 || i as usize >= self.config.vocab_size)
+        {
             return Err(ModelError::InvalidInput {
                 argument: "input_ids".into(),
-                message: format!("token id {bad} outside the vocabulary of {}", self.config.vocab_size),
+                message: format!(
+                    "token id {bad} outside the vocabulary of {}",
+                    self.config.vocab_size
+                ),
             });
         }
         let device = input_ids.device();
@@ -224,10 +238,10 @@ impl<B: Backend> ClipTextModel<B> {
             .map(|(b, row)| (b * len + self.pool_position(row)) as i64)
             .collect();
         let d = self.config.hidden_size;
-        let pooled = last
-            .clone()
-            .reshape([batch * len, d])
-            .select(0, Tensor::<B, 1, Int>::from_data(pool_index.as_slice(), &device));
+        let pooled = last.clone().reshape([batch * len, d]).select(
+            0,
+            Tensor::<B, 1, Int>::from_data(pool_index.as_slice(), &device),
+        );
         Ok(ClipTextOutput {
             last_hidden_state: last,
             pooler_output: pooled,

@@ -2,56 +2,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::config::defaults::*;
 use crate::config::{unsupported, IntOrList};
 use crate::error::Result;
 use crate::unet::blocks::DownPath;
 use crate::unet::config::{check_common, heads_per_block};
-
-fn d_4() -> usize {
-    4
-}
-fn d_3() -> usize {
-    3
-}
-fn d_2() -> usize {
-    2
-}
-fn d_1() -> usize {
-    1
-}
-fn d_32() -> usize {
-    32
-}
-fn d_eps() -> f64 {
-    1e-5
-}
-fn d_one() -> f64 {
-    1.0
-}
-fn d_true() -> bool {
-    true
-}
-fn d_heads() -> IntOrList {
-    IntOrList::Int(8)
-}
-fn d_tlayers() -> IntOrList {
-    IntOrList::Int(1)
-}
-fn d_silu() -> String {
-    "silu".into()
-}
-fn d_default() -> String {
-    "default".into()
-}
-fn d_rgb() -> String {
-    "rgb".into()
-}
-fn d_cond() -> Vec<usize> {
-    vec![16, 32, 96, 256]
-}
-fn d_mid() -> Option<String> {
-    Some("UNetMidBlock2DCrossAttn".into())
-}
 
 /// The keys of a diffusers `ControlNetModel` config that this implementation
 /// reads (unknown keys are ignored; keys without a default are required).
@@ -149,13 +104,31 @@ impl ControlNetConfig {
             &self.only_cross_attention,
         )?;
         if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
-            return Err(unsupported(path, "mid_block_type", &self.mid_block_type, "only UNetMidBlock2DCrossAttn"));
+            return Err(unsupported(
+                path,
+                "mid_block_type",
+                &self.mid_block_type,
+                "only UNetMidBlock2DCrossAttn",
+            ));
         }
-        if !matches!(self.controlnet_conditioning_channel_order.as_str(), "rgb" | "bgr") {
-            return Err(unsupported(path, "controlnet_conditioning_channel_order", &self.controlnet_conditioning_channel_order, "rgb or bgr"));
+        if !matches!(
+            self.controlnet_conditioning_channel_order.as_str(),
+            "rgb" | "bgr"
+        ) {
+            return Err(unsupported(
+                path,
+                "controlnet_conditioning_channel_order",
+                &self.controlnet_conditioning_channel_order,
+                "rgb or bgr",
+            ));
         }
         if self.conditioning_embedding_out_channels.is_empty() {
-            return Err(unsupported(path, "conditioning_embedding_out_channels", "[]", "must not be empty"));
+            return Err(unsupported(
+                path,
+                "conditioning_embedding_out_channels",
+                "[]",
+                "must not be empty",
+            ));
         }
         self.down_path(path)?;
         Ok(())
@@ -173,9 +146,14 @@ impl ControlNetConfig {
                 .collect(),
             layers_per_block: self.layers_per_block,
             heads: heads_per_block(path, &self.num_attention_heads, &self.attention_head_dim, n)?,
-            transformer_layers: tl
-                .per_block(n)
-                .ok_or_else(|| unsupported(path, "transformer_layers_per_block", tl, "one entry per block"))?,
+            transformer_layers: tl.per_block(n).ok_or_else(|| {
+                unsupported(
+                    path,
+                    "transformer_layers_per_block",
+                    tl,
+                    "one entry per block",
+                )
+            })?,
             groups: self.norm_num_groups,
             eps: self.norm_eps,
             cross_attention_dim: self.cross_attention_dim,

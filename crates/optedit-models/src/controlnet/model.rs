@@ -134,11 +134,18 @@ impl<B: Backend> ControlNetModel<B> {
         if channels != self.config.in_channels {
             return Err(ModelError::InvalidInput {
                 argument: "sample".into(),
-                message: format!("{channels} channels, the ControlNet takes {}", self.config.in_channels),
+                message: format!(
+                    "{channels} channels, the ControlNet takes {}",
+                    self.config.in_channels
+                ),
             });
         }
         let factor = 1usize << (self.config.conditioning_embedding_out_channels.len() - 1);
-        if cb != batch || cc != self.config.conditioning_channels || ch != h * factor || cw != w * factor {
+        if cb != batch
+            || cc != self.config.conditioning_channels
+            || ch != h * factor
+            || cw != w * factor
+        {
             return Err(ModelError::InvalidInput {
                 argument: "controlnet_cond".into(),
                 message: format!(
@@ -154,7 +161,11 @@ impl<B: Backend> ControlNetModel<B> {
         if eb != batch || ed != self.config.cross_attention_dim {
             return Err(ModelError::InvalidInput {
                 argument: "encoder_hidden_states".into(),
-                message: format!("shape {:?}, expected [{batch}, tokens, {}]", encoder_hidden_states.dims(), self.config.cross_attention_dim),
+                message: format!(
+                    "shape {:?}, expected [{batch}, tokens, {}]",
+                    encoder_hidden_states.dims(),
+                    self.config.cross_attention_dim
+                ),
             });
         }
         let cond = if self.config.controlnet_conditioning_channel_order == "bgr" {

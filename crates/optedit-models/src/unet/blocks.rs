@@ -57,7 +57,12 @@ pub struct MidBlock<B: Backend> {
 
 impl<B: Backend> MidBlock<B> {
     /// Runs the block.
-    pub fn forward(&self, x: Tensor<B, 4>, temb: &Tensor<B, 2>, context: &Tensor<B, 3>) -> Tensor<B, 4> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        temb: &Tensor<B, 2>,
+        context: &Tensor<B, 3>,
+    ) -> Tensor<B, 4> {
         let mut x = self.resnets[0].forward(x, Some(temb));
         for (attn, resnet) in self.attentions.iter().zip(&self.resnets[1..]) {
             x = attn.forward(x, context);
@@ -135,7 +140,12 @@ impl DownPath {
         }
     }
 
-    pub(crate) fn transformer(&self, channels: usize, heads: usize, layers: usize) -> TransformerSpec {
+    pub(crate) fn transformer(
+        &self,
+        channels: usize,
+        heads: usize,
+        layers: usize,
+    ) -> TransformerSpec {
         TransformerSpec {
             channels,
             heads,
@@ -169,7 +179,12 @@ impl DownPath {
                     Vec::new()
                 };
                 let downsamplers = if i + 1 < n {
-                    vec![Downsample2D::new(out_ch, out_ch, self.downsample_padding, device)]
+                    vec![Downsample2D::new(
+                        out_ch,
+                        out_ch,
+                        self.downsample_padding,
+                        device,
+                    )]
                 } else {
                     Vec::new()
                 };
@@ -187,12 +202,18 @@ impl DownPath {
         let heads = *self.heads.last().expect("non-empty");
         let layers = *self.transformer_layers.last().expect("non-empty");
         MidBlock {
-            resnets: (0..2).map(|_| self.resnet(c, c, self.mid_scale).init(device)).collect(),
+            resnets: (0..2)
+                .map(|_| self.resnet(c, c, self.mid_scale).init(device))
+                .collect(),
             attentions: vec![self.transformer(c, heads, layers).init(device)],
         }
     }
 
-    pub(crate) fn up_blocks<B: Backend>(&self, cross_attention: &[bool], device: &B::Device) -> Vec<UpBlock<B>> {
+    pub(crate) fn up_blocks<B: Backend>(
+        &self,
+        cross_attention: &[bool],
+        device: &B::Device,
+    ) -> Vec<UpBlock<B>> {
         let rev: Vec<usize> = self.block_out_channels.iter().rev().copied().collect();
         let rev_heads: Vec<usize> = self.heads.iter().rev().copied().collect();
         let rev_layers: Vec<usize> = self.transformer_layers.iter().rev().copied().collect();
@@ -208,12 +229,16 @@ impl DownPath {
                     .map(|j| {
                         let skip = if j == num - 1 { in_ch } else { out_ch };
                         let res_in = if j == 0 { prev_out } else { out_ch };
-                        self.resnet(res_in + skip, out_ch, self.resnet_scale).init(device)
+                        self.resnet(res_in + skip, out_ch, self.resnet_scale)
+                            .init(device)
                     })
                     .collect();
                 let attentions = if cross_attention[i] {
                     (0..num)
-                        .map(|_| self.transformer(out_ch, rev_heads[i], rev_layers[i]).init(device))
+                        .map(|_| {
+                            self.transformer(out_ch, rev_heads[i], rev_layers[i])
+                                .init(device)
+                        })
                         .collect()
                 } else {
                     Vec::new()

@@ -4,51 +4,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::config::defaults::*;
 use crate::config::{unsupported, IntOrList};
 use crate::error::Result;
-
-fn d_4() -> usize {
-    4
-}
-fn d_2() -> usize {
-    2
-}
-fn d_1() -> usize {
-    1
-}
-fn d_3() -> usize {
-    3
-}
-fn d_32() -> usize {
-    32
-}
-fn d_eps() -> f64 {
-    1e-5
-}
-fn d_one() -> f64 {
-    1.0
-}
-fn d_true() -> bool {
-    true
-}
-fn d_heads() -> IntOrList {
-    IntOrList::Int(8)
-}
-fn d_tlayers() -> IntOrList {
-    IntOrList::Int(1)
-}
-fn d_silu() -> String {
-    "silu".into()
-}
-fn d_positional() -> String {
-    "positional".into()
-}
-fn d_default() -> String {
-    "default".into()
-}
-fn d_mid() -> Option<String> {
-    Some("UNetMidBlock2DCrossAttn".into())
-}
 
 /// The keys of a diffusers `UNet2DConditionModel` config that this
 /// implementation reads (unknown keys are ignored). Keys without a default are
@@ -172,33 +130,79 @@ pub(crate) fn check_common(
     only_cross_attention: &serde_json::Value,
 ) -> Result<()> {
     if block_out_channels.is_empty() {
-        return Err(unsupported(path, "block_out_channels", block_out_channels, "must not be empty"));
+        return Err(unsupported(
+            path,
+            "block_out_channels",
+            block_out_channels,
+            "must not be empty",
+        ));
     }
     if down_block_types.len() != block_out_channels.len() {
-        return Err(unsupported(path, "down_block_types", down_block_types, "one type per entry of block_out_channels"));
+        return Err(unsupported(
+            path,
+            "down_block_types",
+            down_block_types,
+            "one type per entry of block_out_channels",
+        ));
     }
     for t in down_block_types {
         if t != "CrossAttnDownBlock2D" && t != "DownBlock2D" {
-            return Err(unsupported(path, "down_block_types", t, "CrossAttnDownBlock2D or DownBlock2D"));
+            return Err(unsupported(
+                path,
+                "down_block_types",
+                t,
+                "CrossAttnDownBlock2D or DownBlock2D",
+            ));
         }
     }
-    if let Some(c) = block_out_channels.iter().find(|c| norm_num_groups == 0 || *c % norm_num_groups != 0) {
-        return Err(unsupported(path, "norm_num_groups", norm_num_groups, &format!("must divide every block_out_channels entry ({c})")));
+    if let Some(c) = block_out_channels
+        .iter()
+        .find(|c| norm_num_groups == 0 || *c % norm_num_groups != 0)
+    {
+        return Err(unsupported(
+            path,
+            "norm_num_groups",
+            norm_num_groups,
+            &format!("must divide every block_out_channels entry ({c})"),
+        ));
     }
     if act_fn != "silu" {
         return Err(unsupported(path, "act_fn", act_fn, "only silu"));
     }
     if resnet_time_scale_shift != "default" {
-        return Err(unsupported(path, "resnet_time_scale_shift", resnet_time_scale_shift, "only default"));
+        return Err(unsupported(
+            path,
+            "resnet_time_scale_shift",
+            resnet_time_scale_shift,
+            "only default",
+        ));
     }
     if class_embed_type.is_some() {
-        return Err(unsupported(path, "class_embed_type", class_embed_type, "class embeddings are not supported"));
+        return Err(unsupported(
+            path,
+            "class_embed_type",
+            class_embed_type,
+            "class embeddings are not supported",
+        ));
     }
     if addition_embed_type.is_some() {
-        return Err(unsupported(path, "addition_embed_type", addition_embed_type, "SDXL-style added conditions are not supported"));
+        return Err(unsupported(
+            path,
+            "addition_embed_type",
+            addition_embed_type,
+            "SDXL-style added conditions are not supported",
+        ));
     }
-    if !matches!(only_cross_attention, serde_json::Value::Bool(false) | serde_json::Value::Null) {
-        return Err(unsupported(path, "only_cross_attention", only_cross_attention, "must be false"));
+    if !matches!(
+        only_cross_attention,
+        serde_json::Value::Bool(false) | serde_json::Value::Null
+    ) {
+        return Err(unsupported(
+            path,
+            "only_cross_attention",
+            only_cross_attention,
+            "must be false",
+        ));
     }
     Ok(())
 }
@@ -234,30 +238,73 @@ impl UNet2DConditionConfig {
         )?;
         let n = self.block_out_channels.len();
         if self.up_block_types.len() != n {
-            return Err(unsupported(path, "up_block_types", &self.up_block_types, "one type per entry of block_out_channels"));
+            return Err(unsupported(
+                path,
+                "up_block_types",
+                &self.up_block_types,
+                "one type per entry of block_out_channels",
+            ));
         }
         for t in &self.up_block_types {
             if t != "CrossAttnUpBlock2D" && t != "UpBlock2D" {
-                return Err(unsupported(path, "up_block_types", t, "CrossAttnUpBlock2D or UpBlock2D"));
+                return Err(unsupported(
+                    path,
+                    "up_block_types",
+                    t,
+                    "CrossAttnUpBlock2D or UpBlock2D",
+                ));
             }
         }
         if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
-            return Err(unsupported(path, "mid_block_type", &self.mid_block_type, "only UNetMidBlock2DCrossAttn"));
+            return Err(unsupported(
+                path,
+                "mid_block_type",
+                &self.mid_block_type,
+                "only UNetMidBlock2DCrossAttn",
+            ));
         }
         if self.time_embedding_type != "positional" {
-            return Err(unsupported(path, "time_embedding_type", &self.time_embedding_type, "only positional"));
+            return Err(unsupported(
+                path,
+                "time_embedding_type",
+                &self.time_embedding_type,
+                "only positional",
+            ));
         }
         if self.conv_in_kernel != 3 || self.conv_out_kernel != 3 {
-            return Err(unsupported(path, "conv_in_kernel", self.conv_in_kernel, "only 3x3 conv_in/conv_out"));
+            return Err(unsupported(
+                path,
+                "conv_in_kernel",
+                self.conv_in_kernel,
+                "only 3x3 conv_in/conv_out",
+            ));
         }
         if self.center_input_sample {
-            return Err(unsupported(path, "center_input_sample", true, "must be false"));
+            return Err(unsupported(
+                path,
+                "center_input_sample",
+                true,
+                "must be false",
+            ));
         }
         if self.dual_cross_attention {
-            return Err(unsupported(path, "dual_cross_attention", true, "must be false"));
+            return Err(unsupported(
+                path,
+                "dual_cross_attention",
+                true,
+                "must be false",
+            ));
         }
-        if self.num_class_embeds.is_some() || self.time_cond_proj_dim.is_some() || self.encoder_hid_dim.is_some() {
-            return Err(unsupported(path, "num_class_embeds/time_cond_proj_dim/encoder_hid_dim", "set", "must be null"));
+        if self.num_class_embeds.is_some()
+            || self.time_cond_proj_dim.is_some()
+            || self.encoder_hid_dim.is_some()
+        {
+            return Err(unsupported(
+                path,
+                "num_class_embeds/time_cond_proj_dim/encoder_hid_dim",
+                "set",
+                "must be null",
+            ));
         }
         self.heads(path)?;
         self.transformer_layers(path)?;
@@ -266,14 +313,25 @@ impl UNet2DConditionConfig {
 
     /// Heads per down block.
     pub fn heads(&self, path: &Path) -> Result<Vec<usize>> {
-        heads_per_block(path, &self.num_attention_heads, &self.attention_head_dim, self.block_out_channels.len())
+        heads_per_block(
+            path,
+            &self.num_attention_heads,
+            &self.attention_head_dim,
+            self.block_out_channels.len(),
+        )
     }
 
     /// Transformer blocks per down block.
     pub fn transformer_layers(&self, path: &Path) -> Result<Vec<usize>> {
         let v = &self.transformer_layers_per_block;
-        v.per_block(self.block_out_channels.len())
-            .ok_or_else(|| unsupported(path, "transformer_layers_per_block", v, "one entry per block"))
+        v.per_block(self.block_out_channels.len()).ok_or_else(|| {
+            unsupported(
+                path,
+                "transformer_layers_per_block",
+                v,
+                "one entry per block",
+            )
+        })
     }
 
     /// Time-embedding width.

@@ -6,5 +6,5 @@ pub mod config;
 mod model;
 
 pub use config::UNet2DConditionConfig;
-pub use model::{ControlResiduals, UNet2DConditionModel};
 pub(crate) use model::batch_timesteps as model_batch_timesteps;
+pub use model::{ControlResiduals, UNet2DConditionModel};

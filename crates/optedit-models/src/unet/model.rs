@@ -175,7 +175,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
             if res.down.len() != skips.len() {
                 return Err(ModelError::InvalidInput {
                     argument: "down_block_additional_residuals".into(),
-                    message: format!("{} tensors, the UNet has {} skip tensors", res.down.len(), skips.len()),
+                    message: format!(
+                        "{} tensors, the UNet has {} skip tensors",
+                        res.down.len(),
+                        skips.len()
+                    ),
                 });
             }
             for (i, (s, r)) in skips.iter_mut().zip(&res.down).enumerate() {
@@ -209,11 +213,21 @@ impl<B: Backend> UNet2DConditionModel<B> {
         Ok(self.conv_out.forward(silu(self.conv_norm_out.forward(x))))
     }
 
-    fn check_inputs(&self, channels: usize, h: usize, w: usize, batch: usize, context: &Tensor<B, 3>) -> Result<()> {
+    fn check_inputs(
+        &self,
+        channels: usize,
+        h: usize,
+        w: usize,
+        batch: usize,
+        context: &Tensor<B, 3>,
+    ) -> Result<()> {
         if channels != self.config.in_channels {
             return Err(ModelError::InvalidInput {
                 argument: "sample".into(),
-                message: format!("{channels} channels, the UNet takes {}", self.config.in_channels),
+                message: format!(
+                    "{channels} channels, the UNet takes {}",
+                    self.config.in_channels
+                ),
             });
         }
         if h == 0 || w == 0 {

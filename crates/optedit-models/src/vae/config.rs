@@ -2,30 +2,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::config::defaults::*;
 use crate::config::unsupported;
 use crate::error::Result;
-
-fn d_3() -> usize {
-    3
-}
-fn d_4() -> usize {
-    4
-}
-fn d_1() -> usize {
-    1
-}
-fn d_32() -> usize {
-    32
-}
-fn d_scale() -> f64 {
-    0.18215
-}
-fn d_true() -> bool {
-    true
-}
-fn d_silu() -> String {
-    "silu".into()
-}
 
 /// The keys of a diffusers `AutoencoderKL` config that this implementation
 /// reads (unknown keys are ignored; keys without a default are required).
@@ -79,27 +58,55 @@ impl AutoencoderKLConfig {
     pub fn validate(&self, path: &Path) -> Result<()> {
         let n = self.block_out_channels.len();
         if n == 0 {
-            return Err(unsupported(path, "block_out_channels", &self.block_out_channels, "must not be empty"));
+            return Err(unsupported(
+                path,
+                "block_out_channels",
+                &self.block_out_channels,
+                "must not be empty",
+            ));
         }
         for (field, types, want) in [
-            ("down_block_types", &self.down_block_types, "DownEncoderBlock2D"),
+            (
+                "down_block_types",
+                &self.down_block_types,
+                "DownEncoderBlock2D",
+            ),
             ("up_block_types", &self.up_block_types, "UpDecoderBlock2D"),
         ] {
             if !types.is_empty() && types.len() != n {
-                return Err(unsupported(path, field, types, "one type per entry of block_out_channels"));
+                return Err(unsupported(
+                    path,
+                    field,
+                    types,
+                    "one type per entry of block_out_channels",
+                ));
             }
             if let Some(t) = types.iter().find(|t| *t != want) {
                 return Err(unsupported(path, field, t, &format!("only {want}")));
             }
         }
-        if let Some(c) = self.block_out_channels.iter().find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0) {
-            return Err(unsupported(path, "norm_num_groups", self.norm_num_groups, &format!("must divide every block_out_channels entry ({c})")));
+        if let Some(c) = self
+            .block_out_channels
+            .iter()
+            .find(|c| self.norm_num_groups == 0 || *c % self.norm_num_groups != 0)
+        {
+            return Err(unsupported(
+                path,
+                "norm_num_groups",
+                self.norm_num_groups,
+                &format!("must divide every block_out_channels entry ({c})"),
+            ));
         }
         if self.act_fn != "silu" {
             return Err(unsupported(path, "act_fn", &self.act_fn, "only silu"));
         }
         if self.shift_factor.is_some_and(|s| s != 0.0) {
-            return Err(unsupported(path, "shift_factor", self.shift_factor, "SD 1.x/2.x VAEs have no shift"));
+            return Err(unsupported(
+                path,
+                "shift_factor",
+                self.shift_factor,
+                "SD 1.x/2.x VAEs have no shift",
+            ));
         }
         Ok(())
     }

@@ -6,4 +6,6 @@ mod config;
 mod model;
 
 pub use config::AutoencoderKLConfig;
-pub use model::{AutoencoderKL, Decoder, DiagonalGaussian, Encoder, VaeMidBlock, VaeUpBlock, VaeDownBlock};
+pub use model::{
+    AutoencoderKL, Decoder, DiagonalGaussian, Encoder, VaeDownBlock, VaeMidBlock, VaeUpBlock,
+};

@@ -293,7 +293,11 @@ impl<B: Backend> AutoencoderKL<B> {
         if c != self.config.latent_channels || h == 0 || w == 0 {
             return Err(ModelError::InvalidInput {
                 argument: "latent".into(),
-                message: format!("shape {:?}: expected {} channels", latent.dims(), self.config.latent_channels),
+                message: format!(
+                    "shape {:?}: expected {} channels",
+                    latent.dims(),
+                    self.config.latent_channels
+                ),
             });
         }
         let mut x = match &self.post_quant_conv {

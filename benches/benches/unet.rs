@@ -1,0 +1,78 @@
+//! UNet forward and forward+backward (w.r.t. the latent) timings: the tiny
+//! fixture UNet (batch 2, 16x16) and the full-size SD 1.5 UNet (batch 2 x 4 x
+//! 64 x 64 with a 77 x 768 context; forward+backward at batch 1), the shapes
+//! of `shared/bench/torch_unet_cpu.py`.
+//!
+//! `OPTEDIT_BENCH_LATENT` changes the full-size latent size (default 64);
+//! `OPTEDIT_BENCH_SKIP_FULL=1` runs the tiny bench only.
+
+use burn::backend::Autodiff;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use criterion::{criterion_group, criterion_main, Criterion};
+use optedit_benches::{sd15_unet, tiny_unet, unet_inputs};
+
+#[cfg(not(feature = "cuda"))]
+type Dev = burn::backend::Flex;
+#[cfg(feature = "cuda")]
+type Dev = burn::backend::Cuda;
+
+fn sync<B: Backend>(device: &B::Device) {
+    let _ = B::sync(device);
+}
+
+fn tiny(c: &mut Criterion) {
+    let device = Default::default();
+    let unet = tiny_unet::<Dev>(&device);
+    let (x, t, ctx) = unet_inputs(&unet, 2, 16, &device);
+    c.bench_function("tiny_unet_forward_b2_16x16", |b| {
+        b.iter(|| {
+            let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
+            let _ = out.into_data();
+        })
+    });
+}
+
+fn full(c: &mut Criterion) {
+    if std::env::var("OPTEDIT_BENCH_SKIP_FULL").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let latent: usize = std::env::var("OPTEDIT_BENCH_LATENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let device = Default::default();
+    let mut group = c.benchmark_group("sd15_unet");
+    group.sample_size(10);
+    {
+        let unet = sd15_unet::<Dev>(&device);
+        let (x, t, ctx) = unet_inputs(&unet, 2, latent, &device);
+        group.bench_function(format!("forward_b2_{latent}x{latent}_ctx77x768"), |b| {
+            b.iter(|| {
+                let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
+                let _ = out.into_data();
+            })
+        });
+    }
+    {
+        let unet = sd15_unet::<Autodiff<Dev>>(&device).no_grad();
+        let (x, t, ctx) = unet_inputs(&unet, 1, latent, &device);
+        group.bench_function(
+            format!("forward_backward_wrt_latent_b1_{latent}x{latent}"),
+            |b| {
+                b.iter(|| {
+                    let z = x.clone().require_grad();
+                    let out = unet.forward(z.clone(), t.clone(), ctx.clone()).unwrap();
+                    let grads = out.powi_scalar(2).mean().backward();
+                    let g = z.grad(&grads).unwrap();
+                    let _ = g.into_data();
+                    sync::<Dev>(&device);
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, tiny, full);
+criterion_main!(benches);

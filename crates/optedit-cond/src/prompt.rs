@@ -1,0 +1,140 @@
+//! Prompt encoding: prompts and negative prompts to the CLIP embeddings the
+//! UNet and ControlNet cross-attend to, as diffusers' `encode_prompt` makes them
+//! (ids padded to 77, no attention mask, `last_hidden_state`).
+
+use std::path::Path;
+
+use burn::tensor::{backend::Backend, Int, Tensor};
+use optedit_models::{ClipTextModel, ClipTextOutput};
+
+use crate::error::{CondError, Result};
+use crate::tokenizer::ClipTokenizer;
+
+/// Conditional and unconditional embeddings for classifier-free guidance.
+#[derive(Debug, Clone)]
+pub struct PromptEmbeddings<B: Backend> {
+    /// Embeddings of the prompts, `[prompts, 77, hidden]`.
+    pub cond: Tensor<B, 3>,
+    /// Embeddings of the negative prompts (the empty prompt by default),
+    /// `[prompts, 77, hidden]`.
+    pub uncond: Tensor<B, 3>,
+}
+
+impl<B: Backend> PromptEmbeddings<B> {
+    /// `[uncond; cond]` along the batch, the order diffusers' pipelines feed
+    /// the UNet for classifier-free guidance.
+    pub fn concat(&self) -> Tensor<B, 3> {
+        Tensor::cat(vec![self.uncond.clone(), self.cond.clone()], 0)
+    }
+
+    /// Number of prompts.
+    pub fn len(&self) -> usize {
+        self.cond.dims()[0]
+    }
+
+    /// Whether there are no prompts (never true for embeddings this crate makes).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Tokenizer plus CLIP text encoder.
+#[derive(Debug)]
+pub struct PromptEncoder<B: Backend> {
+    tokenizer: ClipTokenizer,
+    text_encoder: ClipTextModel<B>,
+    device: B::Device,
+}
+
+impl<B: Backend> PromptEncoder<B> {
+    /// Pairs a tokenizer with a text encoder living on `device`.
+    pub fn new(
+        tokenizer: ClipTokenizer,
+        text_encoder: ClipTextModel<B>,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            tokenizer,
+            text_encoder,
+            device,
+        }
+    }
+
+    /// Loads `tokenizer/` and `text_encoder/` folders.
+    pub fn load(tokenizer_dir: &Path, text_encoder_dir: &Path, device: &B::Device) -> Result<Self> {
+        let tokenizer = ClipTokenizer::from_dir(tokenizer_dir)?;
+        let text_encoder = ClipTextModel::load(text_encoder_dir, device)?;
+        Ok(Self::new(tokenizer, text_encoder, device.clone()))
+    }
+
+    /// Loads the `tokenizer/` and `text_encoder/` subfolders of a diffusers
+    /// Stable Diffusion folder.
+    pub fn from_pipeline_dir(dir: &Path, device: &B::Device) -> Result<Self> {
+        Self::load(&dir.join("tokenizer"), &dir.join("text_encoder"), device)
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &ClipTokenizer {
+        &self.tokenizer
+    }
+
+    /// The text encoder.
+    pub fn text_encoder(&self) -> &ClipTextModel<B> {
+        &self.text_encoder
+    }
+
+    /// Padded token ids of `prompts`, `[prompts.len(), 77]`.
+    pub fn input_ids(&self, prompts: &[&str]) -> Result<Tensor<B, 2, Int>> {
+        self.tokenizer.input_ids(prompts, &self.device)
+    }
+
+    /// Everything the text encoder returns for `prompts`, in one batch.
+    pub fn encode_output(&self, prompts: &[&str]) -> Result<ClipTextOutput<B>> {
+        Ok(self.text_encoder.forward(self.input_ids(prompts)?)?)
+    }
+
+    /// `last_hidden_state` of `prompts`, `[prompts.len(), 77, hidden]`.
+    pub fn encode(&self, prompts: &[&str]) -> Result<Tensor<B, 3>> {
+        Ok(self.encode_output(prompts)?.last_hidden_state)
+    }
+
+    /// Conditional and unconditional embeddings of one prompt; the negative
+    /// prompt defaults to the empty string. One encoder pass.
+    pub fn encode_with_negative(
+        &self,
+        prompt: &str,
+        negative_prompt: Option<&str>,
+    ) -> Result<PromptEmbeddings<B>> {
+        self.encode_batch_with_negative(&[prompt], negative_prompt.map(|n| vec![n]).as_deref())
+    }
+
+    /// Conditional and unconditional embeddings of several prompts in one
+    /// encoder pass. `negative_prompts`, when given, must have one entry per
+    /// prompt; otherwise every prompt gets the empty negative prompt.
+    pub fn encode_batch_with_negative(
+        &self,
+        prompts: &[&str],
+        negative_prompts: Option<&[&str]>,
+    ) -> Result<PromptEmbeddings<B>> {
+        if prompts.is_empty() {
+            return Err(CondError::invalid("prompts", "no prompt to encode"));
+        }
+        let negatives: Vec<&str> = match negative_prompts {
+            Some(n) if n.len() != prompts.len() => {
+                return Err(CondError::invalid(
+                    "negative_prompts",
+                    format!("{} negative prompts for {} prompts", n.len(), prompts.len()),
+                ))
+            }
+            Some(n) => n.to_vec(),
+            None => vec![""; prompts.len()],
+        };
+        let all: Vec<&str> = negatives.iter().chain(prompts.iter()).copied().collect();
+        let hidden = self.encode(&all)?;
+        let n = prompts.len();
+        Ok(PromptEmbeddings {
+            uncond: hidden.clone().narrow(0, 0, n),
+            cond: hidden.narrow(0, n, n),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of optedit (see `examples/`); this library is empty.
