@@ -4,7 +4,8 @@
 //! of `shared/bench/torch_unet_cpu.py`.
 //!
 //! `OPTEDIT_BENCH_LATENT` changes the full-size latent size (default 64);
-//! `OPTEDIT_BENCH_SKIP_FULL=1` runs the tiny bench only.
+//! `OPTEDIT_BENCH_ONLY=tiny|forward|backward` builds and runs one group only
+//! (so that `/usr/bin/time -v` reports the peak memory of that one).
 
 use burn::backend::Autodiff;
 use burn::module::Module;
@@ -21,7 +22,14 @@ fn sync<B: Backend>(device: &B::Device) {
     let _ = B::sync(device);
 }
 
+fn only(what: &str) -> bool {
+    std::env::var("OPTEDIT_BENCH_ONLY").map_or(true, |v| v.is_empty() || v == what)
+}
+
 fn tiny(c: &mut Criterion) {
+    if !only("tiny") {
+        return;
+    }
     let device = Default::default();
     let unet = tiny_unet::<Dev>(&device);
     let (x, t, ctx) = unet_inputs(&unet, 2, 16, &device);
@@ -34,9 +42,6 @@ fn tiny(c: &mut Criterion) {
 }
 
 fn full(c: &mut Criterion) {
-    if std::env::var("OPTEDIT_BENCH_SKIP_FULL").is_ok_and(|v| v == "1") {
-        return;
-    }
     let latent: usize = std::env::var("OPTEDIT_BENCH_LATENT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -44,7 +49,7 @@ fn full(c: &mut Criterion) {
     let device = Default::default();
     let mut group = c.benchmark_group("sd15_unet");
     group.sample_size(10);
-    {
+    if only("forward") {
         let unet = sd15_unet::<Dev>(&device);
         let (x, t, ctx) = unet_inputs(&unet, 2, latent, &device);
         group.bench_function(format!("forward_b2_{latent}x{latent}_ctx77x768"), |b| {
@@ -54,7 +59,7 @@ fn full(c: &mut Criterion) {
             })
         });
     }
-    {
+    if only("backward") {
         let unet = sd15_unet::<Autodiff<Dev>>(&device).no_grad();
         let (x, t, ctx) = unet_inputs(&unet, 1, latent, &device);
         group.bench_function(

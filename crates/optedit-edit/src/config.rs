@@ -1,0 +1,121 @@
+//! [`EditConfig`]: every knob of the edit, with documented defaults.
+
+use crate::error::{EditError, Result};
+use crate::optimizer::{LrSchedule, OptimizerKind};
+
+/// Configuration of an optimisation-based edit.
+///
+/// Defaults follow the paper where it gives a value (lambda 0.6) and Stable
+/// Diffusion practice otherwise (50 DDIM steps, guidance 7.5). The optimiser
+/// defaults (`t_u`, `k`, `lr`, Adam, strength) are provisional: they were
+/// chosen on the tiny fixture models so that each gradient step measurably
+/// lowers its loss without diverging, and are to be re-measured on the demo
+/// model (see `docs/method.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditConfig {
+    /// Weight of the preservation loss; `1 - lambda` weighs the guidance loss.
+    /// In `[0, 1]`; paper default 0.6.
+    pub lambda: f64,
+    /// Number of DDIM steps `N` of the full schedule (default 50).
+    pub num_steps: usize,
+    /// Classifier-free guidance scale `w` under the edit condition (default 7.5).
+    pub guidance_scale: f64,
+    /// Guidance scale of the inversion under the source condition (default 1,
+    /// i.e. no guidance, as the method prescribes).
+    pub inversion_guidance_scale: f64,
+    /// Where in the schedule the edit starts, in `(0, 1]`: 1 starts from the
+    /// noisiest timestep, 0.8 skips the first 20% of the steps (default 0.8,
+    /// DiffEdit's default encode strength).
+    pub strength: f64,
+    /// Number of optimised denoising steps, counted from the start (default 10).
+    pub t_u: usize,
+    /// Gradient steps per optimised timestep (default 3).
+    pub k: usize,
+    /// Step size of the latent optimiser (default 0.05: Adam moves each latent
+    /// element by about this much per step).
+    pub lr: f64,
+    /// Which optimiser moves the latent (default Adam).
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule over the `t_u` optimised steps (default constant).
+    pub lr_schedule: LrSchedule,
+    /// Seed of every random draw (guidance noise, mask-estimation draws).
+    pub seed: u64,
+    /// A loss above this value (or NaN) stops the edit with
+    /// [`EditError::Diverged`] (default 1e4).
+    pub max_loss: f64,
+    /// After decoding, copy the input's pixels outside the (pixel-resolution)
+    /// mask back into the result (default false).
+    pub paste_back: bool,
+}
+
+impl Default for EditConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 0.6,
+            num_steps: 50,
+            guidance_scale: 7.5,
+            inversion_guidance_scale: 1.0,
+            strength: 0.8,
+            t_u: 10,
+            k: 3,
+            lr: 0.05,
+            optimizer: OptimizerKind::Adam,
+            lr_schedule: LrSchedule::Constant,
+            seed: 0,
+            max_loss: 1e4,
+            paste_back: false,
+        }
+    }
+}
+
+impl EditConfig {
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |field, msg: String| Err(EditError::config(field, msg));
+        if !(0.0..=1.0).contains(&self.lambda) {
+            return fail("lambda", format!("= {} must be in [0, 1]", self.lambda));
+        }
+        if self.num_steps == 0 {
+            return fail("num_steps", "must be at least 1".into());
+        }
+        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
+            return fail(
+                "guidance_scale",
+                format!("= {} must be finite and >= 0", self.guidance_scale),
+            );
+        }
+        if !(self.inversion_guidance_scale.is_finite() && self.inversion_guidance_scale >= 0.0) {
+            return fail(
+                "inversion_guidance_scale",
+                format!(
+                    "= {} must be finite and >= 0",
+                    self.inversion_guidance_scale
+                ),
+            );
+        }
+        if !(self.strength > 0.0 && self.strength <= 1.0) {
+            return fail("strength", format!("= {} must be in (0, 1]", self.strength));
+        }
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return fail("lr", format!("= {} must be finite and >= 0", self.lr));
+        }
+        if !(self.max_loss > 0.0) {
+            return fail("max_loss", format!("= {} must be positive", self.max_loss));
+        }
+        self.lr_schedule.validate()?;
+        Ok(())
+    }
+
+    /// Index of the first denoising step of the schedule (diffusers' img2img
+    /// rule: `N - floor(N * strength)`).
+    pub fn start_step(&self) -> usize {
+        let init = ((self.num_steps as f64 * self.strength) as usize).min(self.num_steps);
+        self.num_steps - init
+    }
+
+    /// Whether denoising step `j` is optimised.
+    pub fn is_optimised(&self, step: usize) -> bool {
+        let start = self.start_step();
+        step >= start && step < start + self.t_u
+    }
+}

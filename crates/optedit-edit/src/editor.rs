@@ -1,0 +1,339 @@
+//! [`Editor`]: the whole method — encode, invert, mask, guidance trajectory,
+//! optimisation, decode — on one [`SdPipeline`].
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use optedit_cond::PromptEmbeddings;
+use optedit_schedule::DdimScheduler;
+
+use crate::condition::EditCondition;
+use crate::config::EditConfig;
+use crate::denoiser::Denoiser;
+use crate::error::{EditError, Result};
+use crate::loss::Objective;
+use crate::mask::{MaskContext, MaskSource};
+use crate::noise::NoiseSource;
+use crate::pipeline::SdPipeline;
+use crate::progress::{emit, Progress, ProgressEvent, Stage};
+use crate::stages;
+use crate::trajectory::StepTrajectory;
+
+/// Everything an edit produced.
+#[derive(Debug, Clone)]
+pub struct EditOutput<B: AutodiffBackend> {
+    /// The edited image `[1, 3, H, W]` in `[-1, 1]`.
+    pub image: Tensor<B, 4>,
+    /// The edited clean latent.
+    pub latent: Tensor<B, 4>,
+    /// The mask used, `[1, 1, h, w]` at latent resolution.
+    pub mask: Tensor<B, 4>,
+    /// The inversion trajectory (preservation targets).
+    pub inversion: StepTrajectory<B>,
+    /// The guidance trajectory, when one was made (lambda < 1).
+    pub guidance: Option<StepTrajectory<B>>,
+    /// Wall time of each stage.
+    pub timings: Vec<(Stage, Duration)>,
+}
+
+/// Runs optimisation-based edits with one pipeline and one config.
+#[derive(Debug)]
+pub struct Editor<'p, B: AutodiffBackend> {
+    pipeline: &'p SdPipeline<B>,
+    config: EditConfig,
+    scheduler: DdimScheduler,
+}
+
+impl<'p, B: AutodiffBackend> Editor<'p, B> {
+    /// Checks `config` and prepares the schedule.
+    pub fn new(pipeline: &'p SdPipeline<B>, config: EditConfig) -> Result<Self> {
+        config.validate()?;
+        let mut scheduler = DdimScheduler::new(pipeline.scheduler.clone())?;
+        scheduler.set_timesteps(config.num_steps)?;
+        Ok(Self {
+            pipeline,
+            config,
+            scheduler,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EditConfig {
+        &self.config
+    }
+
+    /// The DDIM schedule.
+    pub fn scheduler(&self) -> &DdimScheduler {
+        &self.scheduler
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &'p SdPipeline<B> {
+        self.pipeline
+    }
+
+    /// The denoiser of the source condition (inversion guidance scale).
+    pub fn source_denoiser(&self, source: &PromptEmbeddings<B>) -> Denoiser<'p, B> {
+        Denoiser::new(
+            &self.pipeline.unet,
+            source.cond.clone(),
+            source.uncond.clone(),
+            self.config.inversion_guidance_scale,
+            Vec::new(),
+        )
+    }
+
+    /// The denoiser of the edit condition (guidance scale `w`).
+    pub fn edit_denoiser<'s>(&'s self, condition: &EditCondition<'s, B>) -> Denoiser<'s, B> {
+        Denoiser::new(
+            &self.pipeline.unet,
+            condition.prompt.cond.clone(),
+            condition.prompt.uncond.clone(),
+            self.config.guidance_scale,
+            condition.controls.clone(),
+        )
+    }
+
+    /// Stage 1: `z0` of an image `[1, 3, H, W]` in `[-1, 1]`.
+    pub fn encode(&self, image: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
+        let [b, c, h, w] = image.dims();
+        let f = self.pipeline.vae_scale();
+        if b != 1 || c != 3 || h == 0 || w == 0 || h % f != 0 || w % f != 0 {
+            return Err(EditError::input(
+                "image",
+                format!(
+                    "shape {:?}: expected [1, 3, H, W] with H, W positive multiples of {f}",
+                    image.dims()
+                ),
+            ));
+        }
+        self.pipeline.encode_image(image)
+    }
+
+    /// Stage 1b: the inversion trajectory of `z0` under `source`.
+    pub fn invert(
+        &self,
+        z0: Tensor<B, 4>,
+        source: &PromptEmbeddings<B>,
+        progress: &mut dyn Progress,
+    ) -> Result<StepTrajectory<B>> {
+        stages::invert(
+            &self.source_denoiser(source),
+            &self.scheduler,
+            &self.config,
+            z0,
+            progress,
+        )
+    }
+
+    /// Stage 3: the guidance trajectory (random noise from the config's seed).
+    pub fn guidance(
+        &self,
+        z0: Tensor<B, 4>,
+        inversion: &StepTrajectory<B>,
+        mask: &Tensor<B, 4>,
+        condition: &EditCondition<'_, B>,
+        progress: &mut dyn Progress,
+    ) -> Result<StepTrajectory<B>> {
+        let noise = NoiseSource::new(self.config.seed).normal(z0.dims(), &self.pipeline.device);
+        stages::guidance_trajectory(
+            &self.edit_denoiser(condition),
+            &self.scheduler,
+            &self.config,
+            z0,
+            noise,
+            inversion,
+            mask,
+            progress,
+        )
+    }
+
+    /// Stage 4: the main optimisation with `objective`; returns the trajectory.
+    pub fn optimise(
+        &self,
+        inversion: &StepTrajectory<B>,
+        guidance: Option<&StepTrajectory<B>>,
+        mask: &Tensor<B, 4>,
+        condition: &EditCondition<'_, B>,
+        objective: &Objective<'_, B>,
+        progress: &mut dyn Progress,
+    ) -> Result<StepTrajectory<B>> {
+        let mut optimizer = self.config.optimizer.build::<B::InnerBackend>();
+        stages::optimise(
+            &self.edit_denoiser(condition),
+            &self.scheduler,
+            &self.config,
+            inversion,
+            guidance,
+            mask,
+            objective,
+            optimizer.as_mut(),
+            progress,
+        )
+    }
+
+    /// Plain DDIM reconstruction: from the inversion's first latent, denoised
+    /// under the source condition (with the inversion's guidance scale) and
+    /// no optimisation. What an edit returns when its mask is empty.
+    pub fn reconstruct(
+        &self,
+        inversion: &StepTrajectory<B>,
+        source: &PromptEmbeddings<B>,
+        progress: &mut dyn Progress,
+    ) -> Result<StepTrajectory<B>> {
+        stages::check_inversion(inversion, &self.scheduler, &self.config)?;
+        stages::denoise(
+            &self.scheduler,
+            &self.config,
+            Stage::Denoise,
+            &self.source_denoiser(source),
+            inversion.first().clone(),
+            inversion.start,
+            None,
+            None,
+            progress,
+        )
+    }
+
+    /// Stage 5: decodes a clean latent to an image in `[-1, 1]`.
+    pub fn decode(&self, latent: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
+        self.pipeline.decode_latent(latent)
+    }
+
+    /// The whole method with the default objective
+    /// `lambda * L_pres + (1 - lambda) * L_guid`.
+    pub fn edit(
+        &self,
+        image: Tensor<B, 4>,
+        source: &PromptEmbeddings<B>,
+        condition: &EditCondition<'_, B>,
+        mask: &mut dyn MaskSource<B>,
+        progress: &mut dyn Progress,
+    ) -> Result<EditOutput<B>> {
+        let objective = Objective::method(self.config.lambda);
+        self.edit_with_objective(image, source, condition, mask, &objective, progress)
+    }
+
+    /// The whole method with a custom objective (e.g. the default terms plus
+    /// a user loss).
+    pub fn edit_with_objective(
+        &self,
+        image: Tensor<B, 4>,
+        source: &PromptEmbeddings<B>,
+        condition: &EditCondition<'_, B>,
+        mask_source: &mut dyn MaskSource<B>,
+        objective: &Objective<'_, B>,
+        progress: &mut dyn Progress,
+    ) -> Result<EditOutput<B>> {
+        condition.validate()?;
+        let mut timings = Vec::new();
+        let mut clock = Instant::now();
+        let mut lap = |stage: Stage, timings: &mut Vec<(Stage, Duration)>| {
+            timings.push((stage, clock.elapsed()));
+            clock = Instant::now();
+        };
+
+        let z0 = self.encode(image.clone())?;
+        emit(progress, event(Stage::Encode, 1, 1))?;
+        lap(Stage::Encode, &mut timings);
+
+        let inversion = self.invert(z0.clone(), source, progress)?;
+        lap(Stage::Invert, &mut timings);
+
+        let ctx = MaskContext {
+            pipeline: self.pipeline,
+            image: &image,
+            source,
+            target: condition,
+            guidance_scale: self.config.guidance_scale,
+            seed: self.config.seed,
+        };
+        let mask = mask_source.mask(&ctx)?;
+        let [_, _, lh, lw] = z0.dims();
+        if mask.dims() != [1, 1, lh, lw] {
+            return Err(EditError::input(
+                "mask",
+                format!("shape {:?}, expected [1, 1, {lh}, {lw}]", mask.dims()),
+            ));
+        }
+        emit(progress, event(Stage::Mask, 1, 1))?;
+        lap(Stage::Mask, &mut timings);
+
+        // Nothing may change: the answer is the reconstruction.
+        let empty = mask.clone().max().into_scalar().elem::<f64>() <= 0.0;
+        if empty {
+            let recon = self.reconstruct(&inversion, source, progress)?;
+            lap(Stage::Optimise, &mut timings);
+            let latent = recon.last().clone();
+            let decoded = self.decode(latent.clone())?;
+            emit(progress, event(Stage::Decode, 1, 1))?;
+            lap(Stage::Decode, &mut timings);
+            return Ok(EditOutput {
+                image: decoded,
+                latent,
+                mask,
+                inversion,
+                guidance: None,
+                timings,
+            });
+        }
+
+        let guidance = if self.config.lambda < 1.0 {
+            Some(self.guidance(z0, &inversion, &mask, condition, progress)?)
+        } else {
+            None
+        };
+        lap(Stage::Guidance, &mut timings);
+
+        let result = self.optimise(
+            &inversion,
+            guidance.as_ref(),
+            &mask,
+            condition,
+            objective,
+            progress,
+        )?;
+        lap(Stage::Optimise, &mut timings);
+
+        let latent = result.last().clone();
+        let mut decoded = self.decode(latent.clone())?;
+        if self.config.paste_back {
+            decoded = paste_back(decoded, image, &mask, self.pipeline.vae_scale());
+        }
+        emit(progress, event(Stage::Decode, 1, 1))?;
+        lap(Stage::Decode, &mut timings);
+        Ok(EditOutput {
+            image: decoded,
+            latent,
+            mask,
+            inversion,
+            guidance,
+            timings,
+        })
+    }
+}
+
+fn event(stage: Stage, step: usize, total: usize) -> ProgressEvent {
+    ProgressEvent {
+        stage,
+        step,
+        total,
+        timestep: None,
+        loss: None,
+    }
+}
+
+/// `M * edited + (1 - M) * original` with the latent mask up-sampled
+/// (nearest) to pixels.
+pub fn paste_back<B: burn::tensor::backend::Backend>(
+    edited: Tensor<B, 4>,
+    original: Tensor<B, 4>,
+    mask: &Tensor<B, 4>,
+    factor: usize,
+) -> Tensor<B, 4> {
+    let [_, _, h, w] = mask.dims();
+    let m =
+        optedit_models::blocks::sampling::upsample_nearest(mask.clone(), [h * factor, w * factor]);
+    edited * m.clone() + original * m.neg().add_scalar(1.0)
+}

@@ -1,0 +1,338 @@
+//! The stages of the method (`docs/method.md`): encode and invert, guidance
+//! trajectory by random-noise encoding, main optimisation, decode. Each runs
+//! on its own; [`Editor::edit`](crate::Editor::edit) chains them.
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use optedit_schedule::{DdimInverseScheduler, DdimScheduler};
+
+use crate::config::EditConfig;
+use crate::denoiser::Denoiser;
+use crate::error::{EditError, Result};
+use crate::loss::{LossInputs, Objective};
+use crate::optimizer::LatentOptimizer;
+use crate::progress::{emit, LossValues, Progress, ProgressEvent, Stage};
+use crate::trajectory::StepTrajectory;
+
+/// What the optimiser needs at each optimised step.
+pub(crate) struct Optimisation<'o, 'l, B: AutodiffBackend> {
+    pub objective: &'o Objective<'l, B>,
+    pub mask: &'o Tensor<B, 4>,
+    pub preservation: &'o StepTrajectory<B>,
+    pub guidance: Option<&'o StepTrajectory<B>>,
+    pub optimizer: &'o mut dyn LatentOptimizer<B::InnerBackend>,
+}
+
+/// DiffEdit's masked blending with the inversion while denoising.
+pub(crate) struct Blend<'o, B: AutodiffBackend> {
+    pub mask: &'o Tensor<B, 4>,
+    pub reference: &'o StepTrajectory<B>,
+}
+
+fn scalar<B: AutodiffBackend>(t: &Tensor<B, 1>) -> f64 {
+    t.clone().into_scalar().elem::<f64>()
+}
+
+/// Fails with [`EditError::Diverged`] if `latent` holds a NaN or infinity.
+fn check_latent<B: AutodiffBackend>(
+    latent: &Tensor<B, 4>,
+    stage: Stage,
+    step: usize,
+    timestep: usize,
+) -> Result<()> {
+    let s = scalar(&latent.clone().abs().sum());
+    if s.is_finite() {
+        Ok(())
+    } else {
+        Err(EditError::Diverged {
+            stage,
+            step,
+            timestep,
+            what: "latent magnitude".into(),
+            value: s,
+        })
+    }
+}
+
+/// The shared denoising loop: from `start_latent` at step `start` to the
+/// clean latent, optionally optimising the first `t_u` steps and/or blending
+/// with a reference trajectory. Returns the whole trajectory.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn denoise<B: AutodiffBackend>(
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+    stage: Stage,
+    denoiser: &Denoiser<'_, B>,
+    start_latent: Tensor<B, 4>,
+    start: usize,
+    mut optimisation: Option<Optimisation<'_, '_, B>>,
+    blend: Option<Blend<'_, B>>,
+    progress: &mut dyn Progress,
+) -> Result<StepTrajectory<B>> {
+    let timesteps = scheduler.timesteps().to_vec();
+    let n = timesteps.len();
+    let total = n - start;
+    let mut z = start_latent.detach();
+    let mut latents = vec![z.clone()];
+    for (done, j) in (start..n).enumerate() {
+        let t = timesteps[j];
+        if let Some(opt) = optimisation.as_mut().filter(|_| config.is_optimised(j)) {
+            z = optimise_step(scheduler, config, stage, denoiser, z, j, n, opt, progress)?;
+        }
+        let eps = denoiser.predict(z.clone(), t, j, n)?;
+        let mut next = scheduler.step(eps, t, z, 0.0, None)?.prev_sample.detach();
+        if let Some(b) = &blend {
+            let m = b.mask.clone();
+            next = next * m.clone() + b.reference.at(j + 1).clone() * m.neg().add_scalar(1.0);
+        }
+        check_latent(&next, stage, j, t)?;
+        z = next;
+        latents.push(z.clone());
+        emit(
+            progress,
+            ProgressEvent {
+                stage,
+                step: done + 1,
+                total,
+                timestep: Some(t),
+                loss: None,
+            },
+        )?;
+    }
+    Ok(StepTrajectory {
+        timesteps,
+        start,
+        latents,
+    })
+}
+
+/// `k` gradient steps on the latent at denoising step `j`; the autodiff graph
+/// of each step is dropped before the next.
+#[allow(clippy::too_many_arguments)]
+fn optimise_step<B: AutodiffBackend>(
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+    stage: Stage,
+    denoiser: &Denoiser<'_, B>,
+    z: Tensor<B, 4>,
+    j: usize,
+    n: usize,
+    opt: &mut Optimisation<'_, '_, B>,
+    progress: &mut dyn Progress,
+) -> Result<Tensor<B, 4>> {
+    let t = scheduler.timesteps()[j];
+    let start = config.start_step();
+    let lr = config
+        .lr_schedule
+        .rate(config.lr, j - start, config.t_u.min(n - start));
+    opt.optimizer.reset();
+    let mut inner = z.inner();
+    for iteration in 0..config.k {
+        let z = Tensor::<B, 4>::from_inner(inner.clone()).require_grad();
+        let eps = denoiser.predict(z.clone(), t, j, n)?;
+        let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;
+        let inputs = LossInputs {
+            step: j,
+            timestep: t,
+            z_t: &z,
+            next: &out.prev_sample,
+            pred_original: &out.pred_original_sample,
+            mask: opt.mask,
+            preservation_target: opt.preservation.at(j + 1),
+            guidance_target: opt.guidance.map(|g| g.at(j + 1)),
+        };
+        let (total, parts) = opt.objective.evaluate(&inputs);
+        let Some(total) = total else {
+            break;
+        };
+        let value = scalar(&total);
+        if !value.is_finite() || value > config.max_loss {
+            return Err(EditError::Diverged {
+                stage,
+                step: j,
+                timestep: t,
+                what: format!("loss (gradient step {iteration})"),
+                value,
+            });
+        }
+        let terms = parts
+            .iter()
+            .map(|(name, l)| (name.clone(), scalar(l)))
+            .collect();
+        let grads = total.backward();
+        let grad = z.grad(&grads).ok_or_else(|| {
+            EditError::input("objective", "the loss does not depend on the latent")
+        })?;
+        drop(grads);
+        inner = opt.optimizer.step(inner, grad, lr);
+        emit(
+            progress,
+            ProgressEvent {
+                stage,
+                step: j - start,
+                total: n - start,
+                timestep: Some(t),
+                loss: Some(LossValues {
+                    total: value,
+                    terms,
+                    iteration,
+                }),
+            },
+        )?;
+    }
+    Ok(Tensor::from_inner(inner))
+}
+
+/// Stage 1b: DDIM inversion of `z0` under the source condition (`denoiser`,
+/// normally unguided) over the steps `config.start_step()..N` of
+/// `scheduler`'s schedule, with diffusers' `DDIMInverseScheduler` steps.
+pub fn invert<B: AutodiffBackend>(
+    denoiser: &Denoiser<'_, B>,
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+    z0: Tensor<B, 4>,
+    progress: &mut dyn Progress,
+) -> Result<StepTrajectory<B>> {
+    let timesteps = scheduler.timesteps().to_vec();
+    let n = timesteps.len();
+    let start = config.start_step();
+    let mut inverse = DdimInverseScheduler::new(scheduler.config().clone())?;
+    inverse.set_timesteps(n)?;
+    let ascending = inverse.timesteps().to_vec();
+    let steps = n - start;
+    let mut z = z0.detach();
+    // Collected from clean to noisy, then reversed into step order.
+    let mut latents = vec![z.clone()];
+    for (i, &t) in ascending.iter().take(steps).enumerate() {
+        let eps = denoiser.predict(z.clone(), t, 0, 1)?;
+        z = inverse.step(eps, t, z)?.prev_sample.detach();
+        check_latent(&z, Stage::Invert, i, t)?;
+        latents.push(z.clone());
+        emit(
+            progress,
+            ProgressEvent {
+                stage: Stage::Invert,
+                step: i + 1,
+                total: steps,
+                timestep: Some(t),
+                loss: None,
+            },
+        )?;
+    }
+    latents.reverse();
+    Ok(StepTrajectory {
+        timesteps,
+        start,
+        latents,
+    })
+}
+
+/// Stage 3: the guidance trajectory. `z0` is encoded with random `noise`
+/// (not inversion) to the first step's noise level, then denoised under the
+/// edit condition; the first `t_u` steps take `k` gradient steps on the
+/// preservation loss alone (targets: `inversion`).
+#[allow(clippy::too_many_arguments)]
+pub fn guidance_trajectory<B: AutodiffBackend>(
+    denoiser: &Denoiser<'_, B>,
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+    z0: Tensor<B, 4>,
+    noise: Tensor<B, 4>,
+    inversion: &StepTrajectory<B>,
+    mask: &Tensor<B, 4>,
+    progress: &mut dyn Progress,
+) -> Result<StepTrajectory<B>> {
+    check_inversion(inversion, scheduler, config)?;
+    let start = config.start_step();
+    let t0 = scheduler.timesteps()[start];
+    let zg = scheduler.add_noise(z0, noise, &[t0])?;
+    let objective = Objective::preservation_only();
+    let mut optimizer = config.optimizer.build::<B::InnerBackend>();
+    let opt = Optimisation {
+        objective: &objective,
+        mask,
+        preservation: inversion,
+        guidance: None,
+        optimizer: optimizer.as_mut(),
+    };
+    denoise(
+        scheduler,
+        config,
+        Stage::Guidance,
+        denoiser,
+        zg,
+        start,
+        Some(opt),
+        None,
+        progress,
+    )
+}
+
+/// Stage 4: the main optimisation. Starts from the inverted latent at the
+/// first step and denoises under the edit condition; the first `t_u` steps
+/// take `k` gradient steps on `objective` (normally
+/// `lambda * L_pres + (1 - lambda) * L_guid`).
+#[allow(clippy::too_many_arguments)]
+pub fn optimise<B: AutodiffBackend>(
+    denoiser: &Denoiser<'_, B>,
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+    inversion: &StepTrajectory<B>,
+    guidance: Option<&StepTrajectory<B>>,
+    mask: &Tensor<B, 4>,
+    objective: &Objective<'_, B>,
+    optimizer: &mut dyn LatentOptimizer<B::InnerBackend>,
+    progress: &mut dyn Progress,
+) -> Result<StepTrajectory<B>> {
+    check_inversion(inversion, scheduler, config)?;
+    if let Some(g) = guidance {
+        if g.start != inversion.start || g.latents.len() != inversion.latents.len() {
+            return Err(EditError::input(
+                "guidance",
+                "the guidance trajectory must span the same steps as the inversion",
+            ));
+        }
+    }
+    let opt = Optimisation {
+        objective,
+        mask,
+        preservation: inversion,
+        guidance,
+        optimizer,
+    };
+    let start = inversion.start;
+    denoise(
+        scheduler,
+        config,
+        Stage::Optimise,
+        denoiser,
+        inversion.first().clone(),
+        start,
+        Some(opt),
+        None,
+        progress,
+    )
+}
+
+pub(crate) fn check_inversion<B: AutodiffBackend>(
+    inversion: &StepTrajectory<B>,
+    scheduler: &DdimScheduler,
+    config: &EditConfig,
+) -> Result<()> {
+    if inversion.timesteps != scheduler.timesteps()
+        || inversion.start != config.start_step()
+        || !inversion.is_complete()
+    {
+        return Err(EditError::input(
+            "inversion",
+            format!(
+                "the trajectory (start {}, {} latents) does not match the schedule ({} steps from {})",
+                inversion.start,
+                inversion.latents.len(),
+                scheduler.timesteps().len(),
+                config.start_step()
+            ),
+        ));
+    }
+    Ok(())
+}
