@@ -4,6 +4,8 @@
 //! (Meng et al., arXiv 2108.01073: noise to a strength, denoise under the
 //! edit condition).
 
+use std::time::Duration;
+
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
@@ -13,7 +15,7 @@ use crate::editor::Editor;
 use crate::error::{EditError, Result};
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
-use crate::progress::{Progress, Stage};
+use crate::progress::{Progress, Stage, Timer};
 use crate::stages;
 use crate::trajectory::StepTrajectory;
 
@@ -26,6 +28,8 @@ pub struct BaselineOutput<B: AutodiffBackend> {
     pub latent: Tensor<B, 4>,
     /// The mask (DiffEdit), `[1, 1, h, w]`.
     pub mask: Option<Tensor<B, 4>>,
+    /// Wall time of each stage.
+    pub timings: Vec<(Stage, Duration)>,
 }
 
 impl<B: AutodiffBackend> Editor<'_, B> {
@@ -42,8 +46,11 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         progress: &mut dyn Progress,
     ) -> Result<BaselineOutput<B>> {
         condition.validate()?;
+        let mut timer = Timer::new();
         let z0 = self.encode(image.clone())?;
+        timer.lap(Stage::Encode);
         let inversion = self.invert(z0, source, progress)?;
+        timer.lap(Stage::Invert);
         let ctx = MaskContext {
             pipeline: self.pipeline(),
             image: &image,
@@ -53,12 +60,17 @@ impl<B: AutodiffBackend> Editor<'_, B> {
             seed: self.config().seed,
         };
         let mask = mask_source.mask(&ctx)?;
+        timer.lap(Stage::Mask);
         let out = self.denoise_blended(&inversion, &mask, condition, progress)?;
+        timer.lap(Stage::Denoise);
         let latent = out.last().clone();
+        let image = self.decode(latent.clone())?;
+        timer.lap(Stage::Decode);
         Ok(BaselineOutput {
-            image: self.decode(latent.clone())?,
+            image,
             latent,
             mask: Some(mask),
+            timings: timer.timings,
         })
     }
 
@@ -104,7 +116,9 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         progress: &mut dyn Progress,
     ) -> Result<BaselineOutput<B>> {
         condition.validate()?;
+        let mut timer = Timer::new();
         let z0 = self.encode(image)?;
+        timer.lap(Stage::Encode);
         let start = self.config().start_step();
         let t = self.scheduler().timesteps()[start];
         let noise = NoiseSource::new(self.config().seed).normal(z0.dims(), &self.pipeline().device);
@@ -120,11 +134,15 @@ impl<B: AutodiffBackend> Editor<'_, B> {
             None,
             progress,
         )?;
+        timer.lap(Stage::Denoise);
         let latent = out.last().clone();
+        let image = self.decode(latent.clone())?;
+        timer.lap(Stage::Decode);
         Ok(BaselineOutput {
-            image: self.decode(latent.clone())?,
+            image,
             latent,
             mask: None,
+            timings: timer.timings,
         })
     }
 }

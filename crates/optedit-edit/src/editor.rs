@@ -1,7 +1,7 @@
 //! [`Editor`]: the whole method — encode, invert, mask, guidance trajectory,
 //! optimisation, decode — on one [`SdPipeline`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
@@ -16,7 +16,7 @@ use crate::loss::Objective;
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
 use crate::pipeline::SdPipeline;
-use crate::progress::{emit, Progress, ProgressEvent, Stage};
+use crate::progress::{emit, Progress, ProgressEvent, Stage, Timer};
 use crate::stages;
 use crate::trajectory::StepTrajectory;
 
@@ -35,6 +35,9 @@ pub struct EditOutput<B: AutodiffBackend> {
     pub guidance: Option<StepTrajectory<B>>,
     /// Wall time of each stage.
     pub timings: Vec<(Stage, Duration)>,
+    /// Whether the mask was empty, so that the result is the plain DDIM
+    /// reconstruction (nothing was allowed to change).
+    pub mask_empty: bool,
 }
 
 /// Runs optimisation-based edits with one pipeline and one config.
@@ -227,19 +230,14 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         progress: &mut dyn Progress,
     ) -> Result<EditOutput<B>> {
         condition.validate()?;
-        let mut timings = Vec::new();
-        let mut clock = Instant::now();
-        let mut lap = |stage: Stage, timings: &mut Vec<(Stage, Duration)>| {
-            timings.push((stage, clock.elapsed()));
-            clock = Instant::now();
-        };
+        let mut timer = Timer::new();
 
         let z0 = self.encode(image.clone())?;
         emit(progress, event(Stage::Encode, 1, 1))?;
-        lap(Stage::Encode, &mut timings);
+        timer.lap(Stage::Encode);
 
         let inversion = self.invert(z0.clone(), source, progress)?;
-        lap(Stage::Invert, &mut timings);
+        timer.lap(Stage::Invert);
 
         let ctx = MaskContext {
             pipeline: self.pipeline,
@@ -258,24 +256,25 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             ));
         }
         emit(progress, event(Stage::Mask, 1, 1))?;
-        lap(Stage::Mask, &mut timings);
+        timer.lap(Stage::Mask);
 
         // Nothing may change: the answer is the reconstruction.
         let empty = mask.clone().max().into_scalar().elem::<f64>() <= 0.0;
         if empty {
             let recon = self.reconstruct(&inversion, source, progress)?;
-            lap(Stage::Optimise, &mut timings);
+            timer.lap(Stage::Optimise);
             let latent = recon.last().clone();
             let decoded = self.decode(latent.clone())?;
             emit(progress, event(Stage::Decode, 1, 1))?;
-            lap(Stage::Decode, &mut timings);
+            timer.lap(Stage::Decode);
             return Ok(EditOutput {
                 image: decoded,
                 latent,
                 mask,
                 inversion,
                 guidance: None,
-                timings,
+                timings: timer.timings,
+                mask_empty: true,
             });
         }
 
@@ -284,7 +283,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         } else {
             None
         };
-        lap(Stage::Guidance, &mut timings);
+        timer.lap(Stage::Guidance);
 
         let result = self.optimise(
             &inversion,
@@ -294,7 +293,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             objective,
             progress,
         )?;
-        lap(Stage::Optimise, &mut timings);
+        timer.lap(Stage::Optimise);
 
         let latent = result.last().clone();
         let mut decoded = self.decode(latent.clone())?;
@@ -302,14 +301,15 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             decoded = paste_back(decoded, image, &mask, self.pipeline.vae_scale());
         }
         emit(progress, event(Stage::Decode, 1, 1))?;
-        lap(Stage::Decode, &mut timings);
+        timer.lap(Stage::Decode);
         Ok(EditOutput {
             image: decoded,
             latent,
             mask,
             inversion,
             guidance,
-            timings,
+            timings: timer.timings,
+            mask_empty: false,
         })
     }
 }

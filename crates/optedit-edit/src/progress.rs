@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use crate::error::{EditError, Result};
 
@@ -57,7 +58,8 @@ pub struct LossValues {
 pub struct ProgressEvent {
     /// The stage.
     pub stage: Stage,
-    /// Steps done in this stage (after this event).
+    /// Steps done in this stage (after this event); for gradient-step events
+    /// (`loss` is set), the 1-based denoising step being optimised.
     pub step: usize,
     /// Steps of this stage.
     pub total: usize,
@@ -95,5 +97,25 @@ pub(crate) fn emit(progress: &mut dyn Progress, event: ProgressEvent) -> Result<
     match progress.report(&event) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(()) => Err(EditError::Cancelled { stage, step }),
+    }
+}
+
+/// Wall time per stage.
+pub(crate) struct Timer {
+    clock: Instant,
+    pub(crate) timings: Vec<(Stage, Duration)>,
+}
+
+impl Timer {
+    pub(crate) fn new() -> Self {
+        Self {
+            clock: Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn lap(&mut self, stage: Stage) {
+        self.timings.push((stage, self.clock.elapsed()));
+        self.clock = Instant::now();
     }
 }

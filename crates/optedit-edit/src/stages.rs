@@ -169,7 +169,7 @@ fn optimise_step<B: AutodiffBackend>(
             progress,
             ProgressEvent {
                 stage,
-                step: j - start,
+                step: j - start + 1,
                 total: n - start,
                 timestep: Some(t),
                 loss: Some(LossValues {

@@ -1,0 +1,356 @@
+//! Command-line arguments: one struct per subcommand, with the `--help` text
+//! of every flag. Numeric edit defaults come from [`EditConfig::default`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use optedit_edit::{EditConfig, OptimizerKind};
+
+/// Size policy shown in the help of every command that takes `--image`.
+pub const SIZE_POLICY: &str =
+    "Images whose sides are not multiples of the VAE factor (8 for SD) are \
+centre-cropped to the largest multiple of 8 (at most 7 pixels lost per dimension, split between \
+both sides), edited, and the edited crop is pasted back into the original, so the output always \
+has the input's size and the lost border keeps its original pixels.";
+
+const EDIT_ABOUT: &str = "Edit an image with a target prompt and any number of ControlNets \
+(optimisation-based editing, arXiv 2311.16882; or the DiffEdit / SDEdit baselines).
+
+ControlNets come in groups: each `--controlnet DIR` starts a group, and the one condition flag \
+(--pose, --scribble, --edges or --layout) and the optional --control-scale that follow it belong \
+to it. Example:
+  optedit edit --model sd15 --image in.png --prompt \"a dancer\" \\
+    --controlnet cn-openpose --pose pose.json --control-scale 0.8 \\
+    --controlnet cn-canny --edges auto -o out.png
+
+Condition images the size of the input are centre-cropped like it; other sizes are resized to \
+the cropped size. Inputs: PNG, JPEG or WebP; the output is always PNG, written atomically \
+(never a partial file), and may not be one of the inputs.";
+
+/// optedit: optimisation-based multi-modal image editing with Stable
+/// Diffusion 1.5 and ControlNet.
+#[derive(Debug, Parser)]
+#[command(name = "optedit", version, about, long_about = None, after_help = SIZE_POLICY)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Edit an image (the whole method, or a baseline with --method).
+    #[command(long_about = EDIT_ABOUT, after_help = SIZE_POLICY)]
+    Edit(EditArgs),
+    /// Write the estimated (DiffEdit) edit mask as a PNG at the image's size.
+    #[command(after_help = SIZE_POLICY)]
+    Mask(MaskArgs),
+    /// Invert an image with DDIM and reconstruct it; prints the PSNR vs the input.
+    #[command(after_help = SIZE_POLICY)]
+    Reconstruct(ReconstructArgs),
+    /// Render an OpenPose JSON file as the skeleton image the OpenPose ControlNet takes.
+    PoseRender(PoseRenderArgs),
+    /// Write the Canny edge map of an image (as the Canny ControlNet annotator).
+    Edges(EdgesArgs),
+}
+
+/// Where the models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// The CPU (burn's Flex backend).
+    Cpu,
+    /// An NVIDIA GPU (burn's CUDA backend; needs a build with `--features cuda`).
+    Cuda,
+}
+
+/// Which editing method to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// The optimisation-based method (arXiv 2311.16882).
+    #[value(alias = "optimize")]
+    Optimise,
+    /// DiffEdit (arXiv 2210.11427): estimated mask, inversion, masked blending.
+    Diffedit,
+    /// SDEdit (arXiv 2108.01073): noise to --strength, denoise (no mask).
+    Sdedit,
+}
+
+/// Which optimiser moves the latent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// Adam (state reset at each timestep).
+    Adam,
+    /// Plain gradient descent.
+    Sgd,
+}
+
+impl OptimizerArg {
+    /// The library's optimiser kind.
+    pub fn kind(self) -> OptimizerKind {
+        match self {
+            Self::Adam => OptimizerKind::Adam,
+            Self::Sgd => OptimizerKind::Sgd,
+        }
+    }
+
+    fn of(kind: OptimizerKind) -> Self {
+        match kind {
+            OptimizerKind::Adam => Self::Adam,
+            OptimizerKind::Sgd => Self::Sgd,
+        }
+    }
+}
+
+/// The Stable Diffusion model and the device.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Stable Diffusion 1.x model: a diffusers folder (unet/, vae/, text_encoder/,
+    /// tokenizer/, scheduler/) with safetensors weights (.bin/.ckpt are refused).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Where the models run (cuda needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+/// Input image, output file and verbosity.
+#[derive(Debug, Clone, Args)]
+pub struct IoArgs {
+    /// Input image (PNG, JPEG or WebP). See the size policy below.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Output PNG file (written atomically; may not be an input file).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No progress bars and no summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Prompts.
+#[derive(Debug, Clone, Args)]
+pub struct PromptArgs {
+    /// Target prompt: what the edited image should show.
+    #[arg(long)]
+    pub prompt: String,
+    /// Prompt describing the input image (the inversion's condition; default empty).
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub source_prompt: String,
+    /// Negative prompt for classifier-free guidance (default: the empty prompt).
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+}
+
+/// ControlNet groups (associated by position, see `optedit edit --help`).
+#[derive(Debug, Clone, Args)]
+pub struct ControlArgs {
+    /// ControlNet folder (diffusers layout, safetensors). Starts a group: the
+    /// condition flag and --control-scale after it belong to it. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub controlnet: Vec<PathBuf>,
+    /// Condition of the current group: OpenPose JSON (pixel coordinates are
+    /// taken relative to the file's canvas_width/height, else to the input image).
+    #[arg(long, value_name = "FILE")]
+    pub pose: Vec<PathBuf>,
+    /// Condition of the current group: a scribble drawing (either polarity).
+    #[arg(long, value_name = "FILE")]
+    pub scribble: Vec<PathBuf>,
+    /// Condition of the current group: `auto` (Canny of the input image with
+    /// --canny-low/--canny-high) or an edge-map image.
+    #[arg(long, value_name = "auto|FILE")]
+    pub edges: Vec<String>,
+    /// Condition of the current group: a segmentation/layout map (resized nearest).
+    #[arg(long, value_name = "FILE")]
+    pub layout: Vec<PathBuf>,
+    /// Conditioning scale of the current group.
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub control_scale: Vec<f64>,
+    /// Low Canny threshold for `--edges auto`.
+    #[arg(long, value_name = "T", default_value_t = 100.0)]
+    pub canny_low: f64,
+    /// High Canny threshold for `--edges auto`.
+    #[arg(long, value_name = "T", default_value_t = 200.0)]
+    pub canny_high: f64,
+}
+
+/// Mask choice and post-processing.
+#[derive(Debug, Clone, Args)]
+pub struct MaskChoiceArgs {
+    /// Edit mask: `auto` (estimated, DiffEdit-style), `none` (the whole image
+    /// may change) or a mask image (white = may change; the input's size is
+    /// cropped like it, other sizes are resized). Not for sdedit. [default: auto]
+    #[arg(long, value_name = "auto|none|FILE")]
+    pub mask: Option<String>,
+    /// Grow the mask by this many latent pixels (8 image pixels each).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_dilate: usize,
+    /// Soften the mask with a box blur of this radius in latent pixels.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_blur: usize,
+}
+
+/// The knobs of [`EditConfig`].
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Editing method.
+    #[arg(long, value_enum, default_value_t = Method::Optimise)]
+    pub method: Method,
+    /// Weight of the preservation loss (1 - lambda weighs the guidance loss), in [0, 1].
+    #[arg(long, default_value_t = EditConfig::default().lambda)]
+    pub lambda: f64,
+    /// Number of DDIM steps of the full schedule.
+    #[arg(long, value_name = "N", default_value_t = EditConfig::default().num_steps)]
+    pub steps: usize,
+    /// Where the edit starts in the schedule, in (0, 1] (1 = from pure noise level).
+    #[arg(long, value_name = "S", default_value_t = EditConfig::default().strength)]
+    pub strength: f64,
+    /// Number of optimised denoising steps, counted from the start.
+    #[arg(long = "t-u", value_name = "N", default_value_t = EditConfig::default().t_u)]
+    pub t_u: usize,
+    /// Gradient steps per optimised timestep.
+    #[arg(long, value_name = "N", default_value_t = EditConfig::default().k)]
+    pub k: usize,
+    /// Step size of the latent optimiser.
+    #[arg(long, value_name = "X", default_value_t = EditConfig::default().lr)]
+    pub lr: f64,
+    /// Latent optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::of(EditConfig::default().optimizer))]
+    pub optimizer: OptimizerArg,
+    /// Classifier-free guidance scale under the edit condition.
+    #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
+    pub guidance: f64,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = EditConfig::default().seed)]
+    pub seed: u64,
+    /// Copy the input's pixels outside the mask back into the result.
+    #[arg(long)]
+    pub paste_back: bool,
+}
+
+impl ConfigArgs {
+    /// The edit configuration (unlisted fields keep their defaults).
+    pub fn edit_config(&self) -> EditConfig {
+        let d = EditConfig::default();
+        EditConfig {
+            lambda: self.lambda,
+            num_steps: self.steps,
+            strength: self.strength,
+            t_u: self.t_u,
+            k: self.k,
+            lr: self.lr,
+            optimizer: self.optimizer.kind(),
+            guidance_scale: self.guidance,
+            seed: self.seed,
+            paste_back: self.paste_back || d.paste_back,
+            ..d
+        }
+    }
+}
+
+/// `optedit edit`.
+#[derive(Debug, Clone, Args)]
+pub struct EditArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    #[command(flatten)]
+    pub prompts: PromptArgs,
+    #[command(flatten)]
+    pub controls: ControlArgs,
+    #[command(flatten)]
+    pub mask: MaskChoiceArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also write mask.png, guidance.png, the condition images and
+    /// side-by-side.png (input | mask | result) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub save_intermediates: Option<PathBuf>,
+}
+
+/// `optedit mask`.
+#[derive(Debug, Clone, Args)]
+pub struct MaskArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    #[command(flatten)]
+    pub prompts: PromptArgs,
+    #[command(flatten)]
+    pub controls: ControlArgs,
+    /// Classifier-free guidance scale of both predictions.
+    #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
+    pub guidance: f64,
+    /// Seed of the noise draws.
+    #[arg(long, default_value_t = EditConfig::default().seed)]
+    pub seed: u64,
+    /// Grow the mask by this many latent pixels (8 image pixels each).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_dilate: usize,
+    /// Soften the mask with a box blur of this radius in latent pixels.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_blur: usize,
+}
+
+/// `optedit reconstruct`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Prompt describing the image (the condition of inversion and reconstruction;
+    /// default empty).
+    #[arg(long, alias = "prompt", default_value = "", hide_default_value = true)]
+    pub source_prompt: String,
+    /// Number of DDIM steps of the full schedule.
+    #[arg(long, value_name = "N", default_value_t = EditConfig::default().num_steps)]
+    pub steps: usize,
+    /// How far into the schedule the inversion goes, in (0, 1].
+    #[arg(long, value_name = "S", default_value_t = EditConfig::default().strength)]
+    pub strength: f64,
+}
+
+/// `optedit pose-render`.
+#[derive(Debug, Clone, Args)]
+pub struct PoseRenderArgs {
+    /// OpenPose JSON file (`{"people": [{"pose_keypoints_2d": [...]}]}`). Pixel
+    /// coordinates are relative to its canvas_width/height when present, else
+    /// to --width x --height; values all in [0, 1] are taken as normalised.
+    #[arg(long, value_name = "FILE")]
+    pub pose: PathBuf,
+    /// Canvas width in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 512)]
+    pub width: u32,
+    /// Canvas height in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 512)]
+    pub height: u32,
+    /// Output PNG file (written atomically).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `optedit edges`.
+#[derive(Debug, Clone, Args)]
+pub struct EdgesArgs {
+    /// Input image (PNG, JPEG or WebP); the edge map has its size.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Low Canny threshold.
+    #[arg(long, value_name = "T", default_value_t = 100.0)]
+    pub canny_low: f64,
+    /// High Canny threshold.
+    #[arg(long, value_name = "T", default_value_t = 200.0)]
+    pub canny_high: f64,
+    /// Output PNG file (written atomically; may not be the input).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,50 @@
+//! `optedit mask`: the estimated (DiffEdit) edit mask as a PNG.
+
+use anyhow::Result;
+use burn::tensor::backend::AutodiffBackend;
+use image::DynamicImage;
+use optedit_edit::{EstimatedMask, MaskContext, MaskSource};
+
+use super::{input_files, mask_options, Session};
+use crate::args::MaskArgs;
+use crate::controls::ControlSpec;
+use crate::io::{self, Output};
+use crate::progress::Reporter;
+
+/// Runs `optedit mask` on backend `B`: white where the edit may change the
+/// image, at the input's size (the cropped-off border is black).
+pub fn run<B: AutodiffBackend>(
+    args: &MaskArgs,
+    specs: &[ControlSpec],
+    device: B::Device,
+) -> Result<()> {
+    let output = Output::prepare(&args.io.output, &input_files(&args.io.image, specs, None))?;
+    let quiet = args.io.quiet;
+    let mut rep = Reporter::new(quiet);
+    let canny = (args.controls.canny_low, args.controls.canny_high);
+    let session = Session::<B>::open(&args.model, &args.io.image, specs, canny, &mut rep, &device)?;
+    session.note_crop(&args.io.image, quiet);
+    let (source, condition) = rep.phase("prompts", || session.condition(&args.prompts, specs))?;
+    let ctx = MaskContext {
+        pipeline: &session.pipeline,
+        image: &session.image,
+        source: &source,
+        target: &condition,
+        guidance_scale: args.guidance,
+        seed: args.seed,
+    };
+    let mut estimator = EstimatedMask {
+        options: mask_options(args.mask_dilate, args.mask_blur),
+        ..EstimatedMask::default()
+    };
+    let mask = rep.phase("mask", || estimator.mask(&ctx))?;
+    let gray = session
+        .crop
+        .embed_gray(&io::mask_to_image(mask, session.pipeline.vae_scale())?);
+    rep.phase("write", || {
+        output.write(&DynamicImage::ImageLuma8(gray.clone()))
+    })?;
+    let (w, h) = gray.dimensions();
+    rep.print_summary(&format!("wrote mask {} ({w}x{h})", output.path().display()));
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! # optedit
+//!
+//! Command-line tool for optimisation-based multi-modal semantic image
+//! editing (arXiv 2311.16882) with Stable Diffusion 1.5 and ControlNet, built
+//! on `optedit-edit`:
+//!
+//! - `optedit edit`: edit an image with a target prompt and any number of
+//!   ControlNet groups (`--controlnet DIR` followed by one of `--pose`,
+//!   `--scribble`, `--edges auto|FILE`, `--layout`, and optionally
+//!   `--control-scale`), by the optimisation method or the DiffEdit / SDEdit
+//!   baselines (`--method`);
+//! - `optedit mask`: the estimated DiffEdit mask;
+//! - `optedit reconstruct`: DDIM inversion round trip, with its PSNR;
+//! - `optedit pose-render`: OpenPose JSON to the skeleton image;
+//! - `optedit edges`: the Canny edge map.
+//!
+//! Images whose sides are not multiples of 8 are centre-cropped to the
+//! largest multiple of 8, edited, and pasted back, so outputs have the
+//! input's size. Outputs are PNG, written atomically, never over an input.
+//! Errors are one line, `error: ...`, naming the file or flag at fault; the
+//! exit status is 2 for usage errors and 1 for the rest.
+#![deny(missing_docs)]
+
+mod args;
+mod commands;
+mod controls;
+mod io;
+mod models;
+mod progress;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+use crate::args::{Cli, Command, DeviceKind};
+
+/// A command-line usage error: exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The autodiff backends the edits run on.
+mod backend {
+    /// CPU.
+    pub type Cpu = burn::backend::Autodiff<burn::backend::Flex>;
+    /// CUDA.
+    #[cfg(feature = "cuda")]
+    pub type Gpu = burn::backend::Autodiff<burn::backend::Cuda>;
+
+    /// The error of `--device cuda` in a build without CUDA.
+    #[cfg(not(feature = "cuda"))]
+    pub fn no_cuda() -> anyhow::Error {
+        anyhow::Error::from(crate::UsageError(
+            "--device cuda: this optedit was built without CUDA support; rebuild with `--features cuda` (cargo build --release -p optedit-cli --features cuda)"
+                .into(),
+        ))
+    }
+}
+
+/// Calls `f::<B>(args..., device)` with the backend of `--device`.
+macro_rules! dispatch {
+    ($device:expr, $($f:ident)::+ ($($arg:expr),*)) => {
+        match $device {
+            DeviceKind::Cpu => $($f)::+::<backend::Cpu>($($arg,)* Default::default()),
+            DeviceKind::Cuda => {
+                #[cfg(feature = "cuda")]
+                {
+                    $($f)::+::<backend::Gpu>($($arg,)* Default::default())
+                }
+                #[cfg(not(feature = "cuda"))]
+                {
+                    Err(backend::no_cuda())
+                }
+            }
+        }
+    };
+}
+
+fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m)
+        .expect("clap requires a subcommand");
+    match &cli.command {
+        Command::Edit(a) => {
+            let specs = controls::parse_groups(sub)?;
+            dispatch!(a.model.device, commands::edit::run(a, &specs))
+        }
+        Command::Mask(a) => {
+            let specs = controls::parse_groups(sub)?;
+            dispatch!(a.model.device, commands::mask::run(a, &specs))
+        }
+        Command::Reconstruct(a) => dispatch!(a.model.device, commands::reconstruct::run(a)),
+        Command::PoseRender(a) => commands::pose_render::run(a),
+        Command::Edges(a) => commands::edges::run(a),
+    }
+}
+
+/// The error and its causes on one line.
+/// The error and its causes on one line (a cause already quoted by the
+/// message before it is not repeated).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(&cli, &matches) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(if e.is::<UsageError>() { 2 } else { 1 })
+        }
+    }
+}
