@@ -4,6 +4,7 @@
 //! Run with `cargo bench -p optedit-benches` (CPU, burn's Flex backend) or
 //! `cargo bench -p optedit-benches --features cuda` (CUDA). The numbers and
 //! the PyTorch baseline measured in the same run are in `docs/benchmarks.md`.
+#![deny(missing_docs)]
 
 use std::path::PathBuf;
 

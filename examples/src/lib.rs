@@ -4,6 +4,7 @@
 //!
 //! With the tiny models (random weights) the images are noise-like: the
 //! examples show the API and every code path, not edit quality.
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@
 //! unchanged on fixture sets made with other shapes and options.
 //!
 //! This crate is not published; it exists for the workspace's tests and benches.
+#![deny(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -66,7 +66,6 @@ pub fn run<B: AutodiffBackend>(
         }),
     };
 
-    let config_lambda = config.lambda;
     let editor = Editor::new(&session.pipeline, config)?;
     let image = session.image.clone();
     rep.start_stages();
@@ -76,7 +75,7 @@ pub fn run<B: AutodiffBackend>(
                 let out =
                     editor.edit(image, &source, &condition, mask_source.as_mut(), &mut rep)?;
                 rep.set_stage_times(&out.timings);
-                if out.guidance.is_none() && config_lambda < 1.0 && !quiet {
+                if out.mask_empty && !quiet {
                     eprintln!("note: the mask is empty, so the result is the plain reconstruction (try --mask none or a mask file)");
                 }
                 (
