@@ -89,7 +89,13 @@ pub fn estimate_mask<B: Backend>(
     if image.dims()[0] != 1 {
         return Err(EditError::input("image", "one image at a time"));
     }
-    let dist = pipeline.vae.encode(image.repeat_dim(0, n))?;
+    // diffusers encodes `n` copies of the image; the copies' moments are
+    // identical, so encode once and repeat them.
+    let one = pipeline.vae.encode(image)?;
+    let dist = optedit_models::DiagonalGaussian {
+        mean: one.mean.repeat_dim(0, n),
+        logvar: one.logvar.repeat_dim(0, n),
+    };
     if draws.vae_noise.dims() != dist.mean.dims() || draws.add_noise.dims() != dist.mean.dims() {
         return Err(EditError::input(
             "draws",

@@ -23,6 +23,7 @@
 //! buffers such as `text_model.embeddings.position_ids`) and every shape
 //! mismatch is an error naming the tensor.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -149,28 +150,69 @@ impl ModuleAdapter for CastSqueezeAdapter {
     }
 }
 
-/// Checks the safetensors header (catches truncated or corrupt files with a
-/// clear message) and the dtypes.
+/// Checks the safetensors header, the dtypes and that the file holds every
+/// byte the header promises (catches truncated or corrupt files with a clear
+/// message). Reads only the header: the tensor data is read once, by the store.
 fn check_file(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    use std::io::Read;
+    let corrupt = |message: String| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        message,
+    };
+    let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    let st =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    for (name, view) in st.tensors() {
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes)
+        .map_err(|_| corrupt("shorter than the 8-byte header length".into()))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(corrupt(format!(
+            "header length {header_len} does not fit a {file_len}-byte file"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let metadata: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| corrupt(format!("invalid header: {e}")))?;
+    let tensors = metadata.tensors();
+    let described = tensors
+        .values()
+        .map(|i| i.data_offsets.1)
+        .max()
+        .unwrap_or(0);
+    let data_len = (file_len - 8 - header_len) as usize;
+    if described != data_len {
+        return Err(corrupt(format!(
+            "the header describes {described} bytes of tensor data, the file holds {data_len} (truncated?)"
+        )));
+    }
+    for (name, info) in tensors {
         use safetensors::Dtype as D;
-        let ok = matches!(view.dtype(), D::F32 | D::F16 | D::BF16 | D::F64)
-            || KNOWN_BUFFERS.contains(&name.as_str());
-        if !ok {
-            return Err(ModelError::UnsupportedDtype {
-                path: path.to_path_buf(),
-                tensor: name,
-                dtype: format!("{:?}", view.dtype()),
-            });
+        let size = match info.dtype {
+            D::F32 => 4,
+            D::F16 | D::BF16 => 2,
+            D::F64 => 8,
+            D::I64 if KNOWN_BUFFERS.contains(&name.as_str()) => 8,
+            other => {
+                return Err(ModelError::UnsupportedDtype {
+                    path: path.to_path_buf(),
+                    tensor: name,
+                    dtype: format!("{other:?}"),
+                })
+            }
+        };
+        let (start, end) = info.data_offsets;
+        let want = info.shape.iter().product::<usize>() * size;
+        if end < start || end - start != want {
+            return Err(corrupt(format!(
+                "tensor `{name}` spans {} bytes, its shape {:?} needs {want}",
+                end.saturating_sub(start),
+                info.shape
+            )));
         }
     }
     Ok(())
@@ -192,7 +234,7 @@ fn diffusers_name(burn_path: &str) -> String {
 
 /// burn's adapter loads a norm's `weight`/`bias` into `gamma`/`beta` through an
 /// alternative-name lookup, which leaves the file's name in the unused list.
-fn loaded_as_norm_param(name: &str, applied: &[String]) -> bool {
+fn loaded_as_norm_param(name: &str, applied: &HashSet<String>) -> bool {
     let alt = if let Some(stem) = name.strip_suffix(".weight") {
         format!("{stem}.gamma")
     } else if let Some(stem) = name.strip_suffix(".bias") {
@@ -200,7 +242,7 @@ fn loaded_as_norm_param(name: &str, applied: &[String]) -> bool {
     } else {
         return false;
     };
-    applied.iter().any(|a| *a == alt)
+    applied.contains(&alt)
 }
 
 /// Loads `path` into `module` with the given key rules, strictly: missing,
@@ -258,11 +300,12 @@ pub(crate) fn load_strict<B: Backend, M: ModuleSnapshot<B>>(
             more: result.missing.len() - 1,
         });
     }
+    let applied: HashSet<String> = result.applied.iter().cloned().collect();
     let unused: Vec<&String> = result
         .unused
         .iter()
         .filter(|u| !KNOWN_BUFFERS.contains(&u.as_str()))
-        .filter(|u| !loaded_as_norm_param(u, &result.applied))
+        .filter(|u| !loaded_as_norm_param(u, &applied))
         .collect();
     if let Some(first) = unused.first() {
         return Err(ModelError::UnusedTensor {
