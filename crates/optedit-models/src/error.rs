@@ -15,6 +15,15 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A required file is not in the folder.
     #[error("missing file {path}: {hint}")]
     MissingFile {

@@ -38,12 +38,14 @@ pub mod config;
 pub mod controlnet;
 pub mod error;
 pub mod loader;
+pub mod saver;
 pub mod unet;
 pub mod vae;
 
 pub use clip::{ClipTextConfig, ClipTextModel, ClipTextOutput};
 pub use controlnet::{ControlNetConfig, ControlNetModel};
 pub use error::{ModelError, Result};
+pub use saver::WeightPrecision;
 pub use unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel};
 pub use vae::{AutoencoderKL, AutoencoderKLConfig, DiagonalGaussian};
 

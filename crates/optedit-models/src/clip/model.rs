@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
@@ -10,6 +10,7 @@ use crate::blocks::attention::multi_head;
 use crate::blocks::linear;
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 use crate::loader::{find_weights, load_strict, CLIP_RULES};
 
 /// Token and position embeddings.
@@ -185,6 +186,20 @@ impl<B: Backend> ClipTextModel<B> {
         let weights = find_weights(dir, "model")?;
         load_strict(&mut model, &weights, CLIP_RULES)?;
         Ok(model)
+    }
+
+    /// Writes the weights as `model.safetensors` in `dir` under their
+    /// diffusers names (the inverse of [`load`](Self::load); `config.json` is
+    /// the caller's). Returns the file written.
+    pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
+        let path = dir.join("model.safetensors");
+        let format = SaveFormat {
+            rules: &[],
+            precision,
+            conv_proj: false,
+        };
+        save_weights(self, &path, format)?;
+        Ok(path)
     }
 
     /// Encodes token ids `[batch, tokens]` (tokens at most

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -10,9 +10,11 @@ use crate::blocks::conv2d;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::unet::blocks::{DownBlock, MidBlock};
-use crate::unet::ControlResiduals;
+use crate::unet::{ControlResiduals, UNet2DConditionModel};
+use burn_store::{ModuleSnapshot, PathFilter};
 
 /// The small convolutional encoder that brings the condition image (8x the
 /// latent size) down to the latent size and `block_out_channels[0]` channels.
@@ -115,6 +117,71 @@ impl<B: Backend> ControlNetModel<B> {
         let weights = find_weights(dir, "diffusion_pytorch_model")?;
         load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
         Ok(model)
+    }
+
+    /// Writes the weights as `diffusion_pytorch_model.safetensors` in `dir` under their
+    /// diffusers names (the inverse of [`load`](Self::load); `config.json` is
+    /// the caller's). Returns the file written.
+    pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
+        let path = dir.join("diffusion_pytorch_model.safetensors");
+        let format = SaveFormat {
+            rules: DIFFUSERS_SAVE_RULES,
+            precision,
+            conv_proj: !self.config.use_linear_projection,
+        };
+        save_weights(self, &path, format)?;
+        Ok(path)
+    }
+
+    /// Builds a ControlNet whose encoder (`conv_in`, `time_embedding`,
+    /// `down_blocks`, `mid_block`) is a copy of `unet`'s and whose output
+    /// convolutions are zero, so that it starts as a no-op: the initialisation
+    /// of Zhang et al. (arXiv 2302.05543, section 3.2). `config` must describe
+    /// the same encoder as the UNet's config (checked tensor by tensor).
+    pub fn from_unet(
+        unet: &UNet2DConditionModel<B>,
+        config: ControlNetConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let mut model = Self::from_config(config, device)?;
+        let filter = PathFilter::new()
+            .with_regex(r"^(conv_in|time_embedding|down_blocks|mid_block)\.");
+        let snapshots = unet.collect(Some(filter), None, false);
+        let expected = snapshots.len();
+        let result = model.apply(snapshots, None, None, false);
+        if let Some(err) = result.errors.first() {
+            return Err(ModelError::InvalidInput {
+                argument: "config".into(),
+                message: format!("the ControlNet encoder does not match the UNet: {err}"),
+            });
+        }
+        if result.applied.len() != expected {
+            return Err(ModelError::InvalidInput {
+                argument: "config".into(),
+                message: format!(
+                    "copied {} of the UNet's {expected} encoder tensors",
+                    result.applied.len()
+                ),
+            });
+        }
+        Ok(model.zero_output_convs())
+    }
+
+    /// Sets every zero convolution (`controlnet_down_blocks.*`,
+    /// `controlnet_mid_block`) to zero weights and biases.
+    pub fn zero_output_convs(mut self) -> Self {
+        fn zero<B: Backend>(conv: Conv2d<B>) -> Conv2d<B> {
+            let weight = conv.weight.map(|w| w.zeros_like());
+            let bias = conv.bias.map(|b| b.map(|t| t.zeros_like()));
+            Conv2d {
+                weight,
+                bias,
+                ..conv
+            }
+        }
+        self.controlnet_down_blocks = self.controlnet_down_blocks.into_iter().map(zero).collect();
+        self.controlnet_mid_block = zero(self.controlnet_mid_block);
+        self
     }
 
     /// Residuals for the UNet, already multiplied by `conditioning_scale`:

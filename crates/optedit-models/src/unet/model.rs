@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -12,6 +12,7 @@ use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::blocks::{conv2d, group_norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 
 /// Residuals a ControlNet adds to the UNet: one per skip tensor of the down
@@ -136,6 +137,20 @@ impl<B: Backend> UNet2DConditionModel<B> {
         let weights = find_weights(dir, "diffusion_pytorch_model")?;
         load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
         Ok(model)
+    }
+
+    /// Writes the weights as `diffusion_pytorch_model.safetensors` in `dir` under their
+    /// diffusers names (the inverse of [`load`](Self::load); `config.json` is
+    /// the caller's). Returns the file written.
+    pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
+        let path = dir.join("diffusion_pytorch_model.safetensors");
+        let format = SaveFormat {
+            rules: DIFFUSERS_SAVE_RULES,
+            precision,
+            conv_proj: !self.config.use_linear_projection,
+        };
+        save_weights(self, &path, format)?;
+        Ok(path)
     }
 
     /// Predicts the noise (or v / x0, per the scheduler's prediction type):

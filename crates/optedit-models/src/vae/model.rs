@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -13,6 +13,7 @@ use crate::blocks::sampling::{Downsample2D, Upsample2D};
 use crate::blocks::{conv2d, group_norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 
 /// The VAE's group-norm epsilon (fixed in diffusers).
@@ -243,6 +244,20 @@ impl<B: Backend> AutoencoderKL<B> {
         let weights = find_weights(dir, "diffusion_pytorch_model")?;
         load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
         Ok(model)
+    }
+
+    /// Writes the weights as `diffusion_pytorch_model.safetensors` in `dir` under their
+    /// diffusers names (the inverse of [`load`](Self::load); `config.json` is
+    /// the caller's). Returns the file written.
+    pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
+        let path = dir.join("diffusion_pytorch_model.safetensors");
+        let format = SaveFormat {
+            rules: DIFFUSERS_SAVE_RULES,
+            precision,
+            conv_proj: false,
+        };
+        save_weights(self, &path, format)?;
+        Ok(path)
     }
 
     /// The latent scale (`z = scaling_factor * sample`).
