@@ -1,0 +1,173 @@
+//! `optedit-train`: trains the demo model stage by stage and exports it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::backend::{Autodiff, Flex};
+use clap::{Parser, Subcommand, ValueEnum};
+use optedit_cond::ClipTokenizer;
+use optedit_train::conditions::ControlKind;
+use optedit_train::export::{export, DemoParts};
+use optedit_train::stages::{classifier, controlnet, latents, text_to_image, vae, StageOptions};
+
+type B = Autodiff<Flex>;
+
+/// Train optedit's demo latent diffusion model on the procedural world.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Run folder: checkpoints, loss logs and the encoded latents go here.
+    #[arg(long, default_value = "target/demo-train")]
+    dir: PathBuf,
+    /// CLIP tokenizer folder (vocab.json, merges.txt).
+    #[arg(long, default_value = "tests/fixtures/tiny-sd/tokenizer")]
+    tokenizer: PathBuf,
+    /// Base seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(subcommand)]
+    stage: Stage,
+}
+
+#[derive(clap::Args, Clone)]
+struct Opts {
+    /// Total optimiser steps (a resumed run continues up to this).
+    #[arg(long)]
+    steps: usize,
+    /// Samples per step.
+    #[arg(long)]
+    batch: usize,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Checkpoint interval in steps.
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Stop this invocation at this step (resume later with the same --steps).
+    #[arg(long)]
+    stop_at: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Pose,
+    Canny,
+}
+
+#[derive(Subcommand)]
+enum Stage {
+    /// Stage 1: the VAE.
+    Vae {
+        #[command(flatten)]
+        opts: Opts,
+        /// Crop side.
+        #[arg(long, default_value_t = 64)]
+        crop: u32,
+    },
+    /// Stage 2: encode training scenes with the trained VAE.
+    Latents {
+        /// Number of scenes.
+        #[arg(long, default_value_t = 6000)]
+        count: usize,
+    },
+    /// Stage 3: UNet + text encoder.
+    Unet {
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Stage 4: a ControlNet.
+    Controlnet {
+        /// Which condition.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Stage 5: the evaluation classifier.
+    Classifier {
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Write the pipeline folder from the last checkpoints.
+    Export {
+        /// Output folder.
+        #[arg(long, default_value = "models/optedit-demo")]
+        out: PathBuf,
+    },
+}
+
+fn stage_options(o: &Opts, seed: u64) -> StageOptions {
+    StageOptions {
+        steps: o.steps,
+        batch: o.batch,
+        lr: o.lr,
+        warmup: o.warmup,
+        seed,
+        checkpoint_every: o.checkpoint_every,
+        stop_at: o.stop_at,
+    }
+}
+
+fn kind(k: Kind) -> ControlKind {
+    match k {
+        Kind::Pose => ControlKind::Pose,
+        Kind::Canny => ControlKind::Canny,
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let device = Default::default();
+    let dir = &cli.dir;
+    let tokenizer = || ClipTokenizer::from_dir(&cli.tokenizer).with_context(|| format!("tokenizer {}", cli.tokenizer.display()));
+    let latent_set = || -> Result<latents::LatentSet> {
+        latents::LatentSet::load(dir).context("no encoded latents: run the `latents` stage first")
+    };
+    match &cli.stage {
+        Stage::Vae { opts, crop } => {
+            let options = vae::VaeOptions { crop: *crop, ..Default::default() };
+            vae::train::<B>(dir, &stage_options(opts, cli.seed), &options, &device)?;
+        }
+        Stage::Latents { count } => {
+            let model = vae::load_trained::<B>(dir, &device)?;
+            let set = latents::encode(dir, &model, *count, cli.seed, &device)?;
+            println!("{} scenes encoded; scaling factor {:.5}", set.len(), set.scaling_factor);
+        }
+        Stage::Unet { opts } => {
+            text_to_image::train::<B>(dir, &latent_set()?, &tokenizer()?, &stage_options(opts, cli.seed), &device)?;
+        }
+        Stage::Controlnet { kind: k, opts } => {
+            let base = text_to_image::load_trained::<B>(dir, &device)?;
+            controlnet::train::<B>(dir, kind(*k), &base, &latent_set()?, &tokenizer()?, &stage_options(opts, cli.seed), &device)?;
+        }
+        Stage::Classifier { opts } => {
+            classifier::train::<B>(dir, &stage_options(opts, cli.seed), &device)?;
+        }
+        Stage::Export { out } => {
+            let vae_model = vae::load_trained::<B>(dir, &device)?;
+            let set = latent_set()?;
+            let t2i = text_to_image::load_trained::<B>(dir, &device)?;
+            let mut nets = Vec::new();
+            for k in [ControlKind::Pose, ControlKind::Canny] {
+                match controlnet::load_trained::<B>(dir, k, &device) {
+                    Ok(n) => nets.push((k, n)),
+                    Err(e) => eprintln!("skipping {}: {e}", k.folder()),
+                }
+            }
+            let cls = classifier::load_trained::<B>(dir, &device).ok();
+            let parts = DemoParts {
+                vae: &vae_model,
+                scaling_factor: set.scaling_factor,
+                text_to_image: &t2i,
+                controlnets: nets.iter().map(|(k, n)| (*k, n)).collect(),
+                classifier: cls.as_ref(),
+            };
+            export(out, &parts, &cli.tokenizer)?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}

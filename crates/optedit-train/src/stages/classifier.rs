@@ -1,0 +1,291 @@
+//! Stage 5: the evaluation classifier. A small CNN reads an image and a
+//! region mask (a fourth input channel) and names the shape and colour of the
+//! object in the region and the pose class of the figure. It judges edits
+//! (the edited object's region) and plain samples (the whole image, for scenes
+//! with one object), and its pooled features are the space of the class-wise
+//! feature distance (the CSFID idea of arXiv 2311.16882, section 5).
+//!
+//! Training regions are jittered (dilated by 0-8 px, or the bounding box) so
+//! the judge does not depend on an exact mask.
+
+use std::path::Path;
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::AvgPool2dConfig;
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn_store::{ModuleStore, SafetensorsStore};
+use image::GrayImage;
+use optedit_world::{Rendered, SceneSpec};
+use rand::Rng;
+
+use super::{check_finite, StageOptions};
+use crate::checkpoint::Checkpointer;
+use crate::data::{images_to_tensor, step_rng, train_scene_seed};
+use crate::error::{Result, TrainError};
+use crate::log::TrainLog;
+
+const STAGE: u64 = 6;
+/// Width of the pooled feature vector.
+pub const FEATURES: usize = 128;
+/// Label meaning "not asked" in a head's targets.
+const IGNORE: i64 = -100;
+
+/// One conv + norm + SiLU layer.
+#[derive(Module, Debug)]
+pub struct ConvBlock<B: Backend> {
+    conv: Conv2d<B>,
+    norm: GroupNorm<B>,
+}
+
+impl<B: Backend> ConvBlock<B> {
+    fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([cin, cout], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            norm: GroupNormConfig::new(8, cout).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        silu(self.norm.forward(self.conv.forward(x)))
+    }
+}
+
+/// The attribute classifier.
+#[derive(Module, Debug)]
+pub struct AttributeClassifier<B: Backend> {
+    blocks: Vec<ConvBlock<B>>,
+    shape: Linear<B>,
+    colour: Linear<B>,
+    pose: Linear<B>,
+}
+
+/// Logits of the three heads and the pooled features.
+#[derive(Debug, Clone)]
+pub struct ClassifierOutput<B: Backend> {
+    /// `[n, shapes]`.
+    pub shape: Tensor<B, 2>,
+    /// `[n, colours]`.
+    pub colour: Tensor<B, 2>,
+    /// `[n, poses]`.
+    pub pose: Tensor<B, 2>,
+    /// `[n, FEATURES]`.
+    pub features: Tensor<B, 2>,
+}
+
+impl<B: Backend> AttributeClassifier<B> {
+    /// A fresh classifier.
+    pub fn new(device: &B::Device) -> Self {
+        let widths = [(4, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, FEATURES, 2)];
+        Self {
+            blocks: widths.iter().map(|&(i, o, s)| ConvBlock::new(i, o, s, device)).collect(),
+            shape: LinearConfig::new(FEATURES, optedit_world::NUM_SHAPES).init(device),
+            colour: LinearConfig::new(FEATURES, optedit_world::NUM_COLOURS).init(device),
+            pose: LinearConfig::new(FEATURES, optedit_world::NUM_POSES).init(device),
+        }
+    }
+
+    /// `image` `[n, 3, 128, 128]` in `[-1, 1]`, `mask` `[n, 1, 128, 128]` in `[0, 1]`.
+    pub fn forward(&self, image: Tensor<B, 4>, mask: Tensor<B, 4>) -> ClassifierOutput<B> {
+        let x = Tensor::cat(vec![image, mask.mul_scalar(2.0).sub_scalar(1.0)], 1);
+        let mut x = AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init().forward(x);
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        let [n, c, _, _] = x.dims();
+        let features = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        ClassifierOutput {
+            shape: self.shape.forward(features.clone()),
+            colour: self.colour.forward(features.clone()),
+            pose: self.pose.forward(features.clone()),
+            features,
+        }
+    }
+
+    /// Writes the weights to `path` (safetensors, burn names).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut store = SafetensorsStore::from_file(path).overwrite(true);
+        store.collect_from(self).map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads weights written by [`save`](Self::save), strictly.
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        let mut model = Self::new(device);
+        let mut store = SafetensorsStore::from_file(path);
+        let fail = |message: String| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        let result = store.apply_to::<B, _>(&mut model).map_err(|e| fail(e.to_string()))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+            return Err(fail(format!(
+                "does not match the classifier: {} errors, missing {:?}, unused {:?}",
+                result.errors.len(),
+                result.missing,
+                result.unused
+            )));
+        }
+        Ok(model)
+    }
+}
+
+/// A region mask as a `[n, 1, h, w]` tensor in `[0, 1]`.
+pub fn masks_to_tensor<B: Backend>(masks: &[GrayImage], device: &B::Device) -> Tensor<B, 4> {
+    let (w, h) = masks[0].dimensions();
+    let data: Vec<f32> = masks
+        .iter()
+        .flat_map(|m| m.as_raw().iter().map(|&v| v as f32 / 255.0))
+        .collect();
+    Tensor::from_data(TensorData::new(data, [masks.len(), 1, h as usize, w as usize]), device)
+}
+
+/// Dilates a binary mask by `r` pixels (square structuring element).
+pub fn dilate(mask: &GrayImage, r: u32) -> GrayImage {
+    if r == 0 {
+        return mask.clone();
+    }
+    let (w, h) = mask.dimensions();
+    let r = r as i64;
+    GrayImage::from_fn(w, h, |x, y| {
+        let (x, y) = (x as i64, y as i64);
+        for yy in (y - r).max(0)..=(y + r).min(h as i64 - 1) {
+            for xx in (x - r).max(0)..=(x + r).min(w as i64 - 1) {
+                if mask.get_pixel(xx as u32, yy as u32)[0] > 127 {
+                    return image::Luma([255]);
+                }
+            }
+        }
+        image::Luma([0])
+    })
+}
+
+/// The bounding box of a mask, filled.
+pub fn bounding_box(mask: &GrayImage) -> GrayImage {
+    let (w, h) = mask.dimensions();
+    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+    for (x, y, p) in mask.enumerate_pixels() {
+        if p[0] > 127 {
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+    }
+    GrayImage::from_fn(w, h, |x, y| image::Luma([if x >= x0 && x <= x1 && y >= y0 && y <= y1 { 255 } else { 0 }]))
+}
+
+/// One training example: region and the labels it asks about.
+struct Example {
+    image: image::RgbImage,
+    mask: GrayImage,
+    shape: i64,
+    colour: i64,
+    pose: i64,
+}
+
+fn jitter(mask: &GrayImage, rng: &mut rand_chacha::ChaCha8Rng) -> GrayImage {
+    if rng.random_bool(0.2) {
+        dilate(&bounding_box(mask), rng.random_range(0..4))
+    } else {
+        dilate(mask, rng.random_range(0..9))
+    }
+}
+
+fn example(rng: &mut rand_chacha::ChaCha8Rng) -> Example {
+    let spec = SceneSpec::sample(train_scene_seed(rng));
+    let r: Rendered = spec.render();
+    let pose = spec.figure.pose.index() as i64;
+    let n = spec.objects.len();
+    let u: f64 = rng.random();
+    if n == 1 && u < 0.3 {
+        let full = GrayImage::from_pixel(r.image.width(), r.image.height(), image::Luma([255]));
+        let o = &spec.objects[0];
+        return Example { image: r.image, mask: full, shape: o.shape.index() as i64, colour: o.colour.index() as i64, pose };
+    }
+    if u < 0.75 {
+        let i = rng.random_range(0..n);
+        let o = &spec.objects[i];
+        let mask = jitter(&r.object_masks[i], rng);
+        Example { image: r.image, mask, shape: o.shape.index() as i64, colour: o.colour.index() as i64, pose: IGNORE }
+    } else {
+        let mask = jitter(&r.figure_mask, rng);
+        Example { image: r.image, mask, shape: IGNORE, colour: IGNORE, pose }
+    }
+}
+
+fn labels<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+/// Cross-entropy over the examples whose label is not [`IGNORE`].
+fn masked_ce<B: Backend>(logits: Tensor<B, 2>, targets: &[i64], device: &B::Device) -> Option<Tensor<B, 1>> {
+    let keep: Vec<i64> = targets.iter().enumerate().filter(|(_, &t)| t != IGNORE).map(|(i, _)| i as i64).collect();
+    if keep.is_empty() {
+        return None;
+    }
+    let t: Vec<i64> = keep.iter().map(|&i| targets[i as usize]).collect();
+    let logits = logits.select(0, labels::<B>(keep, device));
+    Some(CrossEntropyLossConfig::new().init(device).forward(logits, labels::<B>(t, device)))
+}
+
+/// Trains (or resumes) the classifier.
+pub fn train<B: AutodiffBackend>(dir: &Path, options: &StageOptions, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
+    options.validate()?;
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/classifier"))?;
+    // Seeded initialisation: a run is reproducible from its seed.
+    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
+    let model = AttributeClassifier::<B>::new(device);
+    let optim = AdamWConfig::new().with_weight_decay(0.01).init::<B, AttributeClassifier<B>>();
+    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    let mut log = TrainLog::open(ckpt.dir(), "classifier", start, options.steps, &["loss"])?;
+    for step in start..options.end() {
+        let mut rng = step_rng(options.seed, STAGE, step);
+        let ex: Vec<Example> = (0..options.batch).map(|_| example(&mut rng)).collect();
+        let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
+        let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
+        let out = model.forward(images_to_tensor::<B>(&images, device), masks_to_tensor::<B>(&masks, device));
+        let parts = [
+            masked_ce(out.shape, &ex.iter().map(|e| e.shape).collect::<Vec<_>>(), device),
+            masked_ce(out.colour, &ex.iter().map(|e| e.colour).collect::<Vec<_>>(), device),
+            masked_ce(out.pose, &ex.iter().map(|e| e.pose).collect::<Vec<_>>(), device),
+        ];
+        let loss = parts.into_iter().flatten().reduce(|a, b| a + b).expect("every batch asks something");
+        let value = loss.clone().into_scalar().elem::<f32>();
+        check_finite("classifier", step, value)?;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(options.lr_at(step), model, grads);
+        log.step(step, &[value]);
+        if options.checkpoint_after(step) {
+            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
+        }
+    }
+    log.finish();
+    Ok(model.valid())
+}
+
+/// The classifier of the last checkpoint.
+pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/classifier"))?;
+    let model = AttributeClassifier::<B>::new(device);
+    let optim = AdamWConfig::new().init::<B, AttributeClassifier<B>>();
+    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    if step == 0 {
+        return Err(TrainError::InvalidArgument {
+            argument: "dir".into(),
+            message: format!("no classifier checkpoint in {}", ckpt.dir().display()),
+        });
+    }
+    Ok(model.valid())
+}

@@ -1,0 +1,167 @@
+//! Stage 3: the UNet and the text encoder, trained together from scratch on
+//! the encoded scenes with the epsilon-prediction objective of DDPM (Ho et
+//! al., arXiv 2006.11239) under SD 1.5's noise schedule, min-SNR-5 loss
+//! weighting (Hang et al., arXiv 2303.09556) and 10% empty captions for
+//! classifier-free guidance (Ho & Salimans, arXiv 2207.12598).
+
+use std::path::Path;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use optedit_cond::ClipTokenizer;
+use optedit_models::{ClipTextConfig, ClipTextModel, UNet2DConditionConfig, UNet2DConditionModel};
+use optedit_schedule::{NoiseSchedule, SchedulerConfig};
+use rand::Rng;
+
+use super::latents::LatentSet;
+use super::{check_finite, StageOptions};
+use crate::checkpoint::Checkpointer;
+use crate::data::{normal, step_rng};
+use crate::demo;
+use crate::log::TrainLog;
+use crate::Result;
+
+const STAGE: u64 = 3;
+
+/// Probability of training on the empty caption.
+pub const CAPTION_DROPOUT: f64 = 0.1;
+
+/// The UNet and text encoder trained as one module.
+#[derive(Module, Debug)]
+pub struct TextToImage<B: Backend> {
+    /// The denoiser.
+    pub unet: UNet2DConditionModel<B>,
+    /// The CLIP text tower.
+    pub text_encoder: ClipTextModel<B>,
+}
+
+impl<B: Backend> TextToImage<B> {
+    /// A fresh demo model.
+    pub fn new(device: &B::Device) -> Result<Self> {
+        let unet: UNet2DConditionConfig = serde_json::from_value(demo::unet_config()).expect("valid demo config");
+        let text: ClipTextConfig = serde_json::from_value(demo::text_encoder_config()).expect("valid demo config");
+        Ok(Self {
+            unet: UNet2DConditionModel::from_config(unet, device)?,
+            text_encoder: ClipTextModel::from_config(text, device)?,
+        })
+    }
+}
+
+/// The demo schedule's `alphas_cumprod`.
+pub fn alphas_cumprod() -> Result<Vec<f32>> {
+    let config = SchedulerConfig::from_json_str(&demo::scheduler_config().to_string())?;
+    Ok(NoiseSchedule::new(&config).alphas_cumprod().to_vec())
+}
+
+/// Token ids `[n, 77]` of `captions`.
+pub fn token_ids<B: Backend>(tokenizer: &ClipTokenizer, captions: &[String], device: &B::Device) -> Result<Tensor<B, 2, Int>> {
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    Ok(tokenizer.input_ids::<B>(&refs, device)?)
+}
+
+/// A noised batch: `(noisy latents, timesteps, noise, per-sample loss weights)`.
+pub fn noised<B: Backend>(
+    latents: Tensor<B, 4>,
+    acp: &[f32],
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
+    let [n, c, h, w] = latents.dims();
+    let ts: Vec<usize> = (0..n).map(|_| rng.random_range(0..acp.len())).collect();
+    let a: Vec<f32> = ts.iter().map(|&t| acp[t].sqrt()).collect();
+    let s: Vec<f32> = ts.iter().map(|&t| (1.0 - acp[t]).sqrt()).collect();
+    // min-SNR-5 weights for epsilon prediction: min(snr, 5) / snr
+    let weights: Vec<f32> = ts
+        .iter()
+        .map(|&t| {
+            let snr = acp[t] / (1.0 - acp[t]);
+            snr.min(5.0) / snr
+        })
+        .collect();
+    let noise = normal::<B, 4>([n, c, h, w], rng, device);
+    let a = Tensor::<B, 1>::from_data(TensorData::new(a, [n]), device).reshape([n, 1, 1, 1]);
+    let s = Tensor::<B, 1>::from_data(TensorData::new(s, [n]), device).reshape([n, 1, 1, 1]);
+    let t = Tensor::<B, 1>::from_data(TensorData::new(ts.iter().map(|&t| t as f32).collect::<Vec<_>>(), [n]), device);
+    let w = Tensor::<B, 1>::from_data(TensorData::new(weights, [n]), device);
+    (latents * a + noise.clone() * s, t, noise, w)
+}
+
+/// Weighted MSE between prediction and target, `[n, c, h, w]` each.
+pub fn weighted_mse<B: Backend>(pred: Tensor<B, 4>, target: Tensor<B, 4>, weights: Tensor<B, 1>) -> Tensor<B, 1> {
+    let [n, ..] = pred.dims();
+    let per = (pred - target).powi_scalar(2).reshape([n as i32, -1]).mean_dim(1).reshape([n]);
+    (per * weights).mean()
+}
+
+/// Trains (or resumes) the text-to-image model on `set`.
+pub fn train<B: AutodiffBackend>(
+    dir: &Path,
+    set: &LatentSet,
+    tokenizer: &ClipTokenizer,
+    options: &StageOptions,
+    device: &B::Device,
+) -> Result<TextToImage<B::InnerBackend>> {
+    options.validate()?;
+    let acp = alphas_cumprod()?;
+    let captions: Vec<String> = set
+        .seeds
+        .iter()
+        .map(|&s| optedit_world::SceneSpec::sample(s).caption())
+        .collect();
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/text_to_image"))?;
+    // Seeded initialisation: a run is reproducible from its seed.
+    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
+    let model = TextToImage::<B>::new(device)?;
+    let optim = AdamWConfig::new().with_weight_decay(0.01)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
+        .init::<B, TextToImage<B>>();
+    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    let mut log = TrainLog::open(ckpt.dir(), "unet+text", start, options.steps, &["loss"])?;
+    for step in start..options.end() {
+        let mut rng = step_rng(options.seed, STAGE, step);
+        let idx: Vec<usize> = (0..options.batch).map(|_| rng.random_range(0..set.len())).collect();
+        let batch_captions: Vec<String> = idx
+            .iter()
+            .map(|&i| {
+                if rng.random_bool(CAPTION_DROPOUT) {
+                    String::new()
+                } else {
+                    captions[i].clone()
+                }
+            })
+            .collect();
+        let ids = token_ids::<B>(tokenizer, &batch_captions, device)?;
+        let latents = set.batch::<B>(&idx, device);
+        let (noisy, t, noise, w) = noised(latents, &acp, &mut rng, device);
+        let context = model.text_encoder.forward(ids)?.last_hidden_state;
+        let pred = model.unet.forward(noisy, t, context)?;
+        let loss = weighted_mse(pred, noise, w);
+        let value = loss.clone().into_scalar().elem::<f32>();
+        check_finite("unet+text", step, value)?;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(options.lr_at(step), model, grads);
+        log.step(step, &[value]);
+        if options.checkpoint_after(step) {
+            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
+        }
+    }
+    log.finish();
+    Ok(model.valid())
+}
+
+/// The model of the last checkpoint (an error when there is none).
+pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<TextToImage<B::InnerBackend>> {
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/text_to_image"))?;
+    let model = TextToImage::<B>::new(device)?;
+    let optim = AdamWConfig::new().init::<B, TextToImage<B>>();
+    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    if step == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "dir".into(),
+            message: format!("no text-to-image checkpoint in {}; run the `unet` stage first", ckpt.dir().display()),
+        });
+    }
+    Ok(model.valid())
+}

@@ -1,0 +1,115 @@
+//! Stage 1: the autoencoder, trained on random crops of world scenes with an
+//! L1 + L2 reconstruction loss and a small KL term (Rombach et al., arXiv
+//! 2112.10752, section 3, without the adversarial and perceptual terms: the
+//! world has no texture they would help with).
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ElementConversion;
+use optedit_models::{AutoencoderKL, AutoencoderKLConfig};
+
+use super::{check_finite, StageOptions};
+use crate::checkpoint::Checkpointer;
+use crate::data::{images_to_tensor, normal, random_crop, step_rng, train_scene_seed};
+use crate::demo;
+use crate::log::TrainLog;
+use crate::Result;
+
+/// Stage id mixed into the data seeds.
+const STAGE: u64 = 1;
+
+/// Extra options of the VAE stage.
+#[derive(Debug, Clone)]
+pub struct VaeOptions {
+    /// Side of the square training crops (a multiple of 4).
+    pub crop: u32,
+    /// Weight of the KL term (per latent element).
+    pub kl_weight: f64,
+}
+
+impl Default for VaeOptions {
+    fn default() -> Self {
+        Self {
+            crop: 64,
+            kl_weight: 1e-4,
+        }
+    }
+}
+
+/// A fresh demo VAE (scaling factor 1 until [`super::latents`] measures it).
+pub fn new_vae<B: burn::tensor::backend::Backend>(device: &B::Device) -> Result<AutoencoderKL<B>> {
+    let config: AutoencoderKLConfig = serde_json::from_value(demo::vae_config(1.0)).expect("valid demo config");
+    Ok(AutoencoderKL::from_config(config, device)?)
+}
+
+/// Trains (or resumes) the VAE in `dir`; returns it, on the inner backend.
+pub fn train<B: AutodiffBackend>(
+    dir: &Path,
+    options: &StageOptions,
+    vae_options: &VaeOptions,
+    device: &B::Device,
+) -> Result<AutoencoderKL<B::InnerBackend>> {
+    options.validate()?;
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/vae"))?;
+    // Seeded initialisation: a run is reproducible from its seed.
+    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
+    let model = new_vae::<B>(device)?;
+    let optim = AdamWConfig::new().with_weight_decay(0.0).init::<B, AutoencoderKL<B>>();
+    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    let mut log = TrainLog::open(ckpt.dir(), "vae", start, options.steps, &["loss", "l1", "mse", "kl"])?;
+    for step in start..options.end() {
+        let mut rng = step_rng(options.seed, STAGE, step);
+        let crops: Vec<_> = (0..options.batch)
+            .map(|_| {
+                let spec = optedit_world::SceneSpec::sample(train_scene_seed(&mut rng));
+                random_crop(&spec.render().image, vae_options.crop, &mut rng)
+            })
+            .collect();
+        let x = images_to_tensor::<B>(&crops, device);
+        let posterior = model.encode(x.clone())?;
+        let eps = normal::<B, 4>(posterior.mean.dims(), &mut rng, device);
+        let z = posterior.mean.clone() + posterior.logvar.clone().mul_scalar(0.5).exp() * eps;
+        let rec = model.decode(z)?;
+        let diff = rec - x;
+        let l1 = diff.clone().abs().mean();
+        let mse = diff.powi_scalar(2).mean();
+        let kl = (posterior.mean.powi_scalar(2) + posterior.logvar.clone().exp() - posterior.logvar)
+            .sub_scalar(1.0)
+            .mean()
+            .mul_scalar(0.5);
+        let loss = l1.clone() + mse.clone() + kl.clone().mul_scalar(vae_options.kl_weight);
+        let values = [
+            loss.clone().into_scalar().elem::<f32>(),
+            l1.into_scalar().elem::<f32>(),
+            mse.into_scalar().elem::<f32>(),
+            kl.into_scalar().elem::<f32>(),
+        ];
+        check_finite("vae", step, values[0])?;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(options.lr_at(step), model, grads);
+        log.step(step, &values);
+        if options.checkpoint_after(step) {
+            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
+        }
+    }
+    log.finish();
+    Ok(model.valid())
+}
+
+/// The trained VAE from the last checkpoint in `dir`, on `B`.
+pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AutoencoderKL<B::InnerBackend>> {
+    let ckpt = Checkpointer::new(&dir.join("checkpoints/vae"))?;
+    let model = new_vae::<B>(device)?;
+    let optim = AdamWConfig::new().init::<B, AutoencoderKL<B>>();
+    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    if step == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "dir".into(),
+            message: format!("no VAE checkpoint in {}; run the `vae` stage first", ckpt.dir().display()),
+        });
+    }
+    Ok(model.valid())
+}

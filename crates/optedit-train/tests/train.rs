@@ -1,0 +1,145 @@
+//! The training machinery: resumed runs equal uninterrupted ones, the export
+//! is a diffusers folder the normal loaders read, and the conditions are the
+//! conditioning crate's renderings of the scene.
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{Distribution, Tensor};
+use burn_store::ModuleSnapshot;
+use optedit_models::{AutoencoderKL, ClipTextModel, ControlNetModel, UNet2DConditionModel};
+use optedit_train::conditions::{condition_image, ControlKind};
+use optedit_train::export::{export, DemoParts};
+use optedit_train::stages::classifier::{self, AttributeClassifier};
+use optedit_train::stages::text_to_image::TextToImage;
+use optedit_train::stages::{vae, StageOptions};
+
+type A = Autodiff<Flex>;
+
+/// Stages seed the backend's process-wide RNG before initialising a model;
+/// tests that draw from it take turns.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+type B = Flex;
+
+fn options(steps: usize) -> StageOptions {
+    StageOptions {
+        steps,
+        batch: 2,
+        lr: 1e-3,
+        warmup: 2,
+        seed: 7,
+        checkpoint_every: 3,
+        stop_at: None,
+    }
+}
+
+/// Every parameter, by path, as f32 values.
+fn weights(model: &AttributeClassifier<B>) -> Vec<(String, Vec<f32>)> {
+    let mut out: Vec<(String, Vec<f32>)> = model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|s| (s.full_path(), s.to_data().unwrap().to_vec::<f32>().unwrap()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = classifier::train::<A>(&tmp.path().join("a"), &options(4), &device).unwrap();
+    // Same run, stopped after 2 steps and resumed to 4.
+    let b = tmp.path().join("b");
+    let first = StageOptions { stop_at: Some(2), ..options(4) };
+    classifier::train::<A>(&b, &first, &device).unwrap();
+    let resumed = classifier::train::<A>(&b, &options(4), &device).unwrap();
+    let fresh = AttributeClassifier::<B>::new(&device);
+    let w_straight = weights(&straight);
+    assert!(w_straight == weights(&resumed), "resumed weights differ");
+    assert!(w_straight != weights(&fresh), "training changed nothing");
+    // The loss log has one row per step across both runs.
+    let log = std::fs::read_to_string(b.join("checkpoints/classifier/loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 1 + 4);
+}
+
+#[test]
+fn lr_schedule_warms_up_and_decays_to_a_tenth() {
+    let o = StageOptions { steps: 100, warmup: 10, lr: 1.0, ..options(100) };
+    assert!((o.lr_at(0) - 0.1).abs() < 1e-12);
+    assert!((o.lr_at(9) - 1.0).abs() < 1e-12);
+    assert!((o.lr_at(10) - 1.0).abs() < 1e-12);
+    assert!((o.lr_at(100) - 0.1).abs() < 1e-9);
+    for s in 10..99 {
+        assert!(o.lr_at(s + 1) <= o.lr_at(s));
+    }
+    assert!(StageOptions { steps: 0, ..o.clone() }.validate().is_err());
+    assert!(StageOptions { lr: f64::NAN, ..o }.validate().is_err());
+}
+
+#[test]
+fn export_writes_a_folder_the_loaders_read() {
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let vae_model = vae::new_vae::<B>(&device).unwrap();
+    let t2i = TextToImage::<B>::new(&device).unwrap();
+    let pose: ControlNetModel<B> = ControlNetModel::from_unet(
+        &t2i.unet,
+        serde_json::from_value(optedit_train::demo::controlnet_config()).unwrap(),
+        &device,
+    )
+    .unwrap();
+    let cls = AttributeClassifier::<B>::new(&device);
+    let parts = DemoParts {
+        vae: &vae_model,
+        scaling_factor: 0.5,
+        text_to_image: &t2i,
+        controlnets: vec![(ControlKind::Pose, &pose)],
+        classifier: Some(&cls),
+    };
+    let out = tmp.path().join("demo");
+    let tokenizer = optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer");
+    export(&out, &parts, &tokenizer).unwrap();
+
+    let unet = UNet2DConditionModel::<B>::load(&out.join("unet"), &device).unwrap();
+    let vae_back = AutoencoderKL::<B>::load(&out.join("vae"), &device).unwrap();
+    assert_eq!(vae_back.scaling_factor(), 0.5);
+    ClipTextModel::<B>::load(&out.join("text_encoder"), &device).unwrap();
+    ControlNetModel::<B>::load(&out.join("controlnet-pose"), &device).unwrap();
+    AttributeClassifier::<B>::load(&out.join("classifier/model.safetensors"), &device).unwrap();
+    assert!(out.join("tokenizer/vocab.json").exists());
+    assert!(out.join("scheduler/scheduler_config.json").exists());
+
+    // The UNet written in f16 predicts what the f32 model predicts.
+    let x = Tensor::<B, 4>::random([1, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let ctx = Tensor::<B, 3>::random([1, 77, 64], Distribution::Normal(0.0, 1.0), &device);
+    let t = Tensor::<B, 1>::from_floats([400.0], &device);
+    let a = t2i.unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
+    let b = unet.forward(x, t, ctx).unwrap();
+    let err = (a.clone() - b).abs().max().into_scalar();
+    assert!(err < 1e-2 * a.abs().max().into_scalar().max(1.0), "f16 export moved the UNet by {err}");
+}
+
+#[test]
+fn conditions_are_the_pose_rendering_and_the_edges_of_the_scene() {
+    let spec = optedit_world::SceneSpec::sample(3);
+    let r = spec.render();
+    let pose = condition_image(ControlKind::Pose, &r).unwrap();
+    assert_eq!(pose.dimensions(), (128, 128));
+    // Every drawn keypoint is coloured (OpenPose draws a disc on each).
+    for (x, y) in r.keypoints.iter().flatten() {
+        let p = pose.get_pixel(x.round().min(127.0) as u32, y.round().min(127.0) as u32);
+        assert!(p.0.iter().any(|&c| c > 0), "keypoint ({x}, {y}) not drawn");
+    }
+    // Edges lie on the scene's object boundaries: some edge pixel is next to
+    // every object.
+    let edges = condition_image(ControlKind::Canny, &r).unwrap();
+    for mask in &r.object_masks {
+        let near = classifier::dilate(mask, 2);
+        let hit = edges
+            .enumerate_pixels()
+            .any(|(x, y, p)| p[0] > 0 && near.get_pixel(x, y)[0] > 0);
+        assert!(hit, "no edge around an object");
+    }
+}
+
