@@ -15,22 +15,22 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::AvgPool2dConfig;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 use image::GrayImage;
 use optedit_world::{Rendered, SceneSpec};
 use rand::Rng;
 
-use super::{check_finite, StageOptions};
-use crate::checkpoint::Checkpointer;
-use crate::data::{images_to_tensor, step_rng, train_scene_seed};
+use super::{load_checkpoint, Run, StageOptions, StepLoss};
+use crate::data::{images_to_tensor, train_scene_seed};
 use crate::error::{Result, TrainError};
-use crate::log::TrainLog;
 
 const STAGE: u64 = 6;
+/// Checkpoint folder name.
+const NAME: &str = "classifier";
 /// Width of the pooled feature vector.
 pub const FEATURES: usize = 128;
 /// Label meaning "not asked" in a head's targets.
@@ -243,16 +243,10 @@ fn masked_ce<B: Backend>(logits: Tensor<B, 2>, targets: &[i64], device: &B::Devi
 /// Trains (or resumes) the classifier.
 pub fn train<B: AutodiffBackend>(dir: &Path, options: &StageOptions, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
     options.validate()?;
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/classifier"))?;
-    // Seeded initialisation: a run is reproducible from its seed.
-    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
-    let model = AttributeClassifier::<B>::new(device);
-    let optim = AdamWConfig::new().with_weight_decay(0.01).init::<B, AttributeClassifier<B>>();
-    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    let mut log = TrainLog::open(ckpt.dir(), "classifier", start, options.steps, &["loss"])?;
-    for step in start..options.end() {
-        let mut rng = step_rng(options.seed, STAGE, step);
-        let ex: Vec<Example> = (0..options.batch).map(|_| example(&mut rng)).collect();
+    let optim = AdamWConfig::new().with_weight_decay(0.01);
+    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || Ok(AttributeClassifier::new(device)), device)?;
+    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
+        let ex: Vec<Example> = (0..options.batch).map(|_| example(rng)).collect();
         let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
         let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
         let out = model.forward(images_to_tensor::<B>(&images, device), masks_to_tensor::<B>(&masks, device));
@@ -261,31 +255,13 @@ pub fn train<B: AutodiffBackend>(dir: &Path, options: &StageOptions, device: &B:
             masked_ce(out.colour, &ex.iter().map(|e| e.colour).collect::<Vec<_>>(), device),
             masked_ce(out.pose, &ex.iter().map(|e| e.pose).collect::<Vec<_>>(), device),
         ];
-        let loss = parts.into_iter().flatten().reduce(|a, b| a + b).expect("every batch asks something");
-        let value = loss.clone().into_scalar().elem::<f32>();
-        check_finite("classifier", step, value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(options.lr_at(step), model, grads);
-        log.step(step, &[value]);
-        if options.checkpoint_after(step) {
-            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
-        }
-    }
-    log.finish();
+        let loss = parts.into_iter().flatten().reduce(|a, b| a + b).expect("every example asks something");
+        Ok(StepLoss::single(loss))
+    })?;
     Ok(model.valid())
 }
 
 /// The classifier of the last checkpoint.
 pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/classifier"))?;
-    let model = AttributeClassifier::<B>::new(device);
-    let optim = AdamWConfig::new().init::<B, AttributeClassifier<B>>();
-    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    if step == 0 {
-        return Err(TrainError::InvalidArgument {
-            argument: "dir".into(),
-            message: format!("no classifier checkpoint in {}", ckpt.dir().display()),
-        });
-    }
-    Ok(model.valid())
+    load_checkpoint::<B, _>(dir, NAME, AttributeClassifier::new(device), device)
 }

@@ -6,21 +6,20 @@
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::Tensor;
 use optedit_cond::ClipTokenizer;
 use optedit_models::{ControlNetConfig, ControlNetModel, UNet2DConditionModel};
 use rand::Rng;
 
 use super::latents::LatentSet;
 use super::text_to_image::{alphas_cumprod, noised, token_ids, weighted_mse, TextToImage};
-use super::{check_finite, StageOptions};
-use crate::checkpoint::Checkpointer;
+use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::conditions::{condition_image, ControlKind};
-use crate::data::{conditions_to_tensor, step_rng};
+use crate::data::conditions_to_tensor;
 use crate::demo;
-use crate::log::TrainLog;
 use crate::Result;
 
 /// Probability of an empty caption while training a ControlNet.
@@ -45,17 +44,12 @@ pub fn train<B: AutodiffBackend>(
     // The frozen UNet runs on the autodiff backend so gradients reach the
     // ControlNet's residuals; its own parameters take no gradient.
     let unet: UNet2DConditionModel<B> = UNet2DConditionModel::from_inner(base.unet.clone()).no_grad();
-    let ckpt = Checkpointer::new(&dir.join(format!("checkpoints/{}", kind.folder())))?;
-    // Seeded initialisation: a run is reproducible from its seed.
-    B::seed(device, crate::data::mix(&[options.seed, kind.stage() + 100]));
-    let model = ControlNetModel::<B>::from_unet(&unet, config(), device)?;
-    let optim = AdamWConfig::new().with_weight_decay(0.0)
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
-        .init::<B, ControlNetModel<B>>();
-    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    let mut log = TrainLog::open(ckpt.dir(), kind.folder(), start, options.steps, &["loss"])?;
-    for step in start..options.end() {
-        let mut rng = step_rng(options.seed, kind.stage(), step);
+    let optim = AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
+    let init = || Ok(ControlNetModel::<B>::from_unet(&unet, config(), device)?);
+    let run = Run::<B, _>::start(dir, kind.folder(), options.seed, kind.stage(), optim, init, device)?;
+    let model = run.fit(kind.folder(), kind.stage(), &["loss"], options, |model, rng| {
         let idx: Vec<usize> = (0..options.batch).map(|_| rng.random_range(0..set.len())).collect();
         let mut captions = Vec::with_capacity(idx.len());
         let mut conds = Vec::with_capacity(idx.len());
@@ -68,20 +62,11 @@ pub fn train<B: AutodiffBackend>(
         let context = Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);
         let cond = conditions_to_tensor::<B>(&conds, device);
         let latents = set.batch::<B>(&idx, device);
-        let (noisy, t, noise, w) = noised(latents, &acp, &mut rng, device);
+        let (noisy, t, noise, w) = noised(latents, &acp, rng, device);
         let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
         let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
-        let loss = weighted_mse(pred, noise, w);
-        let value = loss.clone().into_scalar().elem::<f32>();
-        check_finite(kind.folder(), step, value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(options.lr_at(step), model, grads);
-        log.step(step, &[value]);
-        if options.checkpoint_after(step) {
-            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
-        }
-    }
-    log.finish();
+        Ok(StepLoss::single(weighted_mse(pred, noise, w)))
+    })?;
     Ok(model.valid())
 }
 
@@ -91,15 +76,5 @@ pub fn load_trained<B: AutodiffBackend>(
     kind: ControlKind,
     device: &B::Device,
 ) -> Result<ControlNetModel<B::InnerBackend>> {
-    let ckpt = Checkpointer::new(&dir.join(format!("checkpoints/{}", kind.folder())))?;
-    let model = ControlNetModel::<B>::from_config(config(), device)?;
-    let optim = AdamWConfig::new().init::<B, ControlNetModel<B>>();
-    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    if step == 0 {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "dir".into(),
-            message: format!("no {} checkpoint in {}", kind.folder(), ckpt.dir().display()),
-        });
-    }
-    Ok(model.valid())
+    load_checkpoint::<B, _>(dir, kind.folder(), ControlNetModel::<B>::from_config(config(), device)?, device)
 }

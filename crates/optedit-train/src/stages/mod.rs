@@ -86,3 +86,118 @@ pub(crate) fn check_finite(stage: &str, step: usize, value: f32) -> crate::Resul
         })
     }
 }
+
+/// What one training step produced: the loss to differentiate and the values
+/// to log (the loss first).
+pub(crate) struct StepLoss<B: burn::tensor::backend::AutodiffBackend> {
+    /// Scalar loss `[1]`.
+    pub loss: burn::tensor::Tensor<B, 1>,
+    /// Logged values, loss first.
+    pub values: Vec<f32>,
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> StepLoss<B> {
+    /// A step that logs only its loss.
+    pub fn single(loss: burn::tensor::Tensor<B, 1>) -> Self {
+        use burn::tensor::ElementConversion;
+        let value = loss.clone().into_scalar().elem::<f32>();
+        Self {
+            loss,
+            values: vec![value],
+        }
+    }
+}
+
+/// A stage's checkpoint folder, model and AdamW optimiser, seeded and resumed.
+pub(crate) struct Run<B, M>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+{
+    ckpt: crate::checkpoint::Checkpointer,
+    model: M,
+    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, M, B>,
+    start: usize,
+}
+
+impl<B, M> Run<B, M>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+{
+    /// Seeds the backend from `(seed, stage)`, builds the model with `init`
+    /// and resumes from `dir/checkpoints/<name>` when a checkpoint is there.
+    pub fn start(
+        dir: &std::path::Path,
+        name: &str,
+        seed: u64,
+        stage: u64,
+        optim: burn::optim::AdamWConfig,
+        init: impl FnOnce() -> crate::Result<M>,
+        device: &B::Device,
+    ) -> crate::Result<Self> {
+        let ckpt = crate::checkpoint::Checkpointer::new(&dir.join("checkpoints").join(name))?;
+        // Seeded initialisation: a run is reproducible from its seed.
+        B::seed(device, crate::data::mix(&[seed, stage + 100]));
+        let model = init()?;
+        let (model, optim, start) = ckpt.resume::<B, _, _>(model, optim.init::<B, M>(), device)?;
+        Ok(Self {
+            ckpt,
+            model,
+            optim,
+            start,
+        })
+    }
+
+    /// Runs the steps left up to `options.end()`: `step` computes the loss of
+    /// one step from the model and that step's RNG; gradients, the optimiser
+    /// step, logging, NaN checks and checkpoints are done here.
+    pub fn fit(
+        mut self,
+        name: &str,
+        stage: u64,
+        columns: &[&str],
+        options: &StageOptions,
+        mut step: impl FnMut(&M, &mut rand_chacha::ChaCha8Rng) -> crate::Result<StepLoss<B>>,
+    ) -> crate::Result<M> {
+        use burn::optim::{GradientsParams, Optimizer};
+        let mut log = crate::log::TrainLog::open(self.ckpt.dir(), name, self.start, options.steps, columns)?;
+        for i in self.start..options.end() {
+            let mut rng = crate::data::step_rng(options.seed, stage, i);
+            let out = step(&self.model, &mut rng)?;
+            check_finite(name, i, out.values[0])?;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+            self.model = self.optim.step(options.lr_at(i), self.model, grads);
+            log.step(i, &out.values);
+            if options.checkpoint_after(i) {
+                self.ckpt.save::<B, _, _>(i + 1, &self.model, &self.optim)?;
+            }
+        }
+        log.finish();
+        Ok(self.model)
+    }
+}
+
+/// The model of the last checkpoint in `dir/checkpoints/<name>` (an error
+/// naming the stage to run when there is none).
+pub(crate) fn load_checkpoint<B, M>(
+    dir: &std::path::Path,
+    name: &str,
+    model: M,
+    device: &B::Device,
+) -> crate::Result<M::InnerModule>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+{
+    let ckpt = crate::checkpoint::Checkpointer::new(&dir.join("checkpoints").join(name))?;
+    let optim = burn::optim::AdamWConfig::new().init::<B, M>();
+    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
+    if step == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "dir".into(),
+            message: format!("no `{name}` checkpoint in {}; run that stage first", ckpt.dir().display()),
+        });
+    }
+    Ok(model.valid())
+}

@@ -7,23 +7,24 @@
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use optedit_cond::ClipTokenizer;
 use optedit_models::{ClipTextConfig, ClipTextModel, UNet2DConditionConfig, UNet2DConditionModel};
 use optedit_schedule::{NoiseSchedule, SchedulerConfig};
 use rand::Rng;
 
 use super::latents::LatentSet;
-use super::{check_finite, StageOptions};
-use crate::checkpoint::Checkpointer;
-use crate::data::{normal, step_rng};
+use super::{load_checkpoint, Run, StageOptions, StepLoss};
+use crate::data::normal;
 use crate::demo;
-use crate::log::TrainLog;
 use crate::Result;
 
 const STAGE: u64 = 3;
+/// Checkpoint folder name.
+const NAME: &str = "text_to_image";
 
 /// Probability of training on the empty caption.
 pub const CAPTION_DROPOUT: f64 = 0.1;
@@ -110,58 +111,27 @@ pub fn train<B: AutodiffBackend>(
         .iter()
         .map(|&s| optedit_world::SceneSpec::sample(s).caption())
         .collect();
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/text_to_image"))?;
-    // Seeded initialisation: a run is reproducible from its seed.
-    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
-    let model = TextToImage::<B>::new(device)?;
-    let optim = AdamWConfig::new().with_weight_decay(0.01)
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
-        .init::<B, TextToImage<B>>();
-    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    let mut log = TrainLog::open(ckpt.dir(), "unet+text", start, options.steps, &["loss"])?;
-    for step in start..options.end() {
-        let mut rng = step_rng(options.seed, STAGE, step);
+    let optim = AdamWConfig::new()
+        .with_weight_decay(0.01)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
+    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || TextToImage::new(device), device)?;
+    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
         let idx: Vec<usize> = (0..options.batch).map(|_| rng.random_range(0..set.len())).collect();
         let batch_captions: Vec<String> = idx
             .iter()
-            .map(|&i| {
-                if rng.random_bool(CAPTION_DROPOUT) {
-                    String::new()
-                } else {
-                    captions[i].clone()
-                }
-            })
+            .map(|&i| if rng.random_bool(CAPTION_DROPOUT) { String::new() } else { captions[i].clone() })
             .collect();
         let ids = token_ids::<B>(tokenizer, &batch_captions, device)?;
         let latents = set.batch::<B>(&idx, device);
-        let (noisy, t, noise, w) = noised(latents, &acp, &mut rng, device);
+        let (noisy, t, noise, w) = noised(latents, &acp, rng, device);
         let context = model.text_encoder.forward(ids)?.last_hidden_state;
         let pred = model.unet.forward(noisy, t, context)?;
-        let loss = weighted_mse(pred, noise, w);
-        let value = loss.clone().into_scalar().elem::<f32>();
-        check_finite("unet+text", step, value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(options.lr_at(step), model, grads);
-        log.step(step, &[value]);
-        if options.checkpoint_after(step) {
-            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
-        }
-    }
-    log.finish();
+        Ok(StepLoss::single(weighted_mse(pred, noise, w)))
+    })?;
     Ok(model.valid())
 }
 
 /// The model of the last checkpoint (an error when there is none).
 pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<TextToImage<B::InnerBackend>> {
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/text_to_image"))?;
-    let model = TextToImage::<B>::new(device)?;
-    let optim = AdamWConfig::new().init::<B, TextToImage<B>>();
-    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    if step == 0 {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "dir".into(),
-            message: format!("no text-to-image checkpoint in {}; run the `unet` stage first", ckpt.dir().display()),
-        });
-    }
-    Ok(model.valid())
+    load_checkpoint::<B, _>(dir, NAME, TextToImage::new(device)?, device)
 }

@@ -6,20 +6,20 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 use optedit_models::{AutoencoderKL, AutoencoderKLConfig};
 
-use super::{check_finite, StageOptions};
-use crate::checkpoint::Checkpointer;
-use crate::data::{images_to_tensor, normal, random_crop, step_rng, train_scene_seed};
+use super::{load_checkpoint, Run, StageOptions, StepLoss};
+use crate::data::{images_to_tensor, normal, random_crop, train_scene_seed};
 use crate::demo;
-use crate::log::TrainLog;
 use crate::Result;
 
 /// Stage id mixed into the data seeds.
 const STAGE: u64 = 1;
+/// Checkpoint folder name.
+const NAME: &str = "vae";
 
 /// Extra options of the VAE stage.
 #[derive(Debug, Clone)]
@@ -53,24 +53,18 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<AutoencoderKL<B::InnerBackend>> {
     options.validate()?;
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/vae"))?;
-    // Seeded initialisation: a run is reproducible from its seed.
-    B::seed(device, crate::data::mix(&[options.seed, STAGE + 100]));
-    let model = new_vae::<B>(device)?;
-    let optim = AdamWConfig::new().with_weight_decay(0.0).init::<B, AutoencoderKL<B>>();
-    let (mut model, mut optim, start) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    let mut log = TrainLog::open(ckpt.dir(), "vae", start, options.steps, &["loss", "l1", "mse", "kl"])?;
-    for step in start..options.end() {
-        let mut rng = step_rng(options.seed, STAGE, step);
+    let optim = AdamWConfig::new().with_weight_decay(0.0);
+    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || new_vae::<B>(device), device)?;
+    let model = run.fit(NAME, STAGE, &["loss", "l1", "mse", "kl"], options, |model, rng| {
         let crops: Vec<_> = (0..options.batch)
             .map(|_| {
-                let spec = optedit_world::SceneSpec::sample(train_scene_seed(&mut rng));
-                random_crop(&spec.render().image, vae_options.crop, &mut rng)
+                let spec = optedit_world::SceneSpec::sample(train_scene_seed(rng));
+                random_crop(&spec.render().image, vae_options.crop, rng)
             })
             .collect();
         let x = images_to_tensor::<B>(&crops, device);
         let posterior = model.encode(x.clone())?;
-        let eps = normal::<B, 4>(posterior.mean.dims(), &mut rng, device);
+        let eps = normal::<B, 4>(posterior.mean.dims(), rng, device);
         let z = posterior.mean.clone() + posterior.logvar.clone().mul_scalar(0.5).exp() * eps;
         let rec = model.decode(z)?;
         let diff = rec - x;
@@ -81,35 +75,16 @@ pub fn train<B: AutodiffBackend>(
             .mean()
             .mul_scalar(0.5);
         let loss = l1.clone() + mse.clone() + kl.clone().mul_scalar(vae_options.kl_weight);
-        let values = [
-            loss.clone().into_scalar().elem::<f32>(),
-            l1.into_scalar().elem::<f32>(),
-            mse.into_scalar().elem::<f32>(),
-            kl.into_scalar().elem::<f32>(),
-        ];
-        check_finite("vae", step, values[0])?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(options.lr_at(step), model, grads);
-        log.step(step, &values);
-        if options.checkpoint_after(step) {
-            ckpt.save::<B, _, _>(step + 1, &model, &optim)?;
-        }
-    }
-    log.finish();
+        let values = [loss.clone(), l1, mse, kl]
+            .into_iter()
+            .map(|t| t.into_scalar().elem::<f32>())
+            .collect();
+        Ok(StepLoss { loss, values })
+    })?;
     Ok(model.valid())
 }
 
 /// The trained VAE from the last checkpoint in `dir`, on `B`.
 pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AutoencoderKL<B::InnerBackend>> {
-    let ckpt = Checkpointer::new(&dir.join("checkpoints/vae"))?;
-    let model = new_vae::<B>(device)?;
-    let optim = AdamWConfig::new().init::<B, AutoencoderKL<B>>();
-    let (model, _, step) = ckpt.resume::<B, _, _>(model, optim, device)?;
-    if step == 0 {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "dir".into(),
-            message: format!("no VAE checkpoint in {}; run the `vae` stage first", ckpt.dir().display()),
-        });
-    }
-    Ok(model.valid())
+    load_checkpoint::<B, _>(dir, NAME, new_vae::<B>(device)?, device)
 }
