@@ -8,10 +8,10 @@ use optedit_edit::{EditConfig, OptimizerKind};
 
 /// Size policy shown in the help of every command that takes `--image`.
 pub const SIZE_POLICY: &str =
-    "Images whose sides are not multiples of the VAE factor (8 for SD) are \
-centre-cropped to the largest multiple of 8 (at most 7 pixels lost per dimension, split between \
-both sides), edited, and the edited crop is pasted back into the original, so the output always \
-has the input's size and the lost border keeps its original pixels.";
+    "Images whose sides are not multiples of the VAE factor (8 for SD 1.5, 4 for the demo model) \
+are centre-cropped to the largest multiple of it (at most factor - 1 pixels lost per dimension, \
+split between both sides), edited, and the edited crop is pasted back into the original, so the \
+output always has the input's size and the lost border keeps its original pixels.";
 
 const EDIT_ABOUT: &str = "Edit an image with a target prompt and any number of ControlNets \
 (optimisation-based editing, arXiv 2311.16882; or the DiffEdit / SDEdit baselines).
@@ -53,6 +53,10 @@ pub enum Command {
     PoseRender(PoseRenderArgs),
     /// Write the Canny edge map of an image (as the Canny ControlNet annotator).
     Edges(EdgesArgs),
+    /// Evaluate editing methods on the procedural world (make cases, run a
+    /// method over them, measure the model's own quality).
+    #[command(subcommand, long_about = EVAL_ABOUT)]
+    Eval(EvalCommand),
 }
 
 /// Where the models run.
@@ -182,7 +186,8 @@ pub struct MaskChoiceArgs {
     /// cropped like it, other sizes are resized). Not for sdedit. [default: auto]
     #[arg(long, value_name = "auto|none|FILE")]
     pub mask: Option<String>,
-    /// Grow the mask by this many latent pixels (8 image pixels each).
+    /// Grow the mask by this many latent pixels (VAE-factor image pixels
+    /// each: 8 for SD, 4 for the demo model).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub mask_dilate: usize,
     /// Soften the mask with a box blur of this radius in latent pixels.
@@ -286,7 +291,7 @@ pub struct MaskArgs {
     /// Seed of the noise draws.
     #[arg(long, default_value_t = EditConfig::default().seed)]
     pub seed: u64,
-    /// Grow the mask by this many latent pixels (8 image pixels each).
+    /// Grow the mask by this many latent pixels (VAE-factor image pixels each).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub mask_dilate: usize,
     /// Soften the mask with a box blur of this radius in latent pixels.
@@ -351,6 +356,135 @@ pub struct EdgesArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// No summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+const EVAL_ABOUT: &str = "Evaluate editing methods on the procedural world of the demo model \
+(issue 7; the comparison of arXiv 2311.16882 in miniature).
+
+  optedit eval make-cases --out cases.jsonl --count 200 --kinds text,pose,text+pose
+  optedit eval run --model models/optedit-demo --cases cases.jsonl --method optimise --out results/optimise
+  optedit eval quality --model models/optedit-demo --count 100
+
+The model folder is a demo pipeline: the Stable Diffusion parts, controlnet-pose/, \
+controlnet-canny/ and classifier/model.safetensors.";
+
+/// `optedit eval` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Write a JSONL file of edit cases on held-out world scenes (deterministic in --seed).
+    MakeCases(MakeCasesArgs),
+    /// Run a method over a case file: per-case records, summary, markdown row, grid.
+    Run(EvalRunArgs),
+    /// The model's own quality: attribute accuracy of plain samples, inversion PSNR.
+    Quality(QualityArgs),
+}
+
+/// `optedit eval make-cases`.
+#[derive(Debug, Clone, Args)]
+pub struct MakeCasesArgs {
+    /// Output JSONL file (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Number of cases.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub count: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Case kinds, cycled in order: comma-separated `text` (colour or shape of
+    /// one object), `pose` (the figure's pose, with the pose ControlNet),
+    /// `text+pose` (both).
+    #[arg(long, value_name = "LIST", default_value = "text,pose,text+pose")]
+    pub kinds: String,
+    /// Mask of every case: true, dilate:N, erode:N, box, estimated or full.
+    #[arg(long, value_name = "SPEC", default_value = "true")]
+    pub mask: String,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// No summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `optedit eval run`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalRunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The JSONL case file.
+    #[arg(long, value_name = "FILE")]
+    pub cases: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Give every case this mask instead of its own: true, dilate:N, erode:N,
+    /// box, estimated or full.
+    #[arg(long, value_name = "SPEC")]
+    pub mask_override: Option<String>,
+    /// Conditioning scale of the ControlNets.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub control_scale: f64,
+    /// Negative prompt for classifier-free guidance (default: empty).
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Run only the first N cases.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Results folder [default: target/eval/<cases>-<method>[-l<lambda>][-<mask>]].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue a results folder: cases already in its cases.jsonl are skipped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Cases in grid.png (input | mask | result | target render); 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub grid: usize,
+    /// Real renders per class for the class-wise feature distance.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub reference_count: usize,
+    /// Reference-feature cache file [default: DIR/references.json].
+    #[arg(long, value_name = "FILE")]
+    pub references: Option<PathBuf>,
+    /// Classifier weights [default: MODEL/classifier/model.safetensors].
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `optedit eval quality`.
+#[derive(Debug, Clone, Args)]
+pub struct QualityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Samples generated, and images reconstructed.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: usize,
+    /// DDIM steps.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub steps: usize,
+    /// Classifier-free guidance scale of the samples.
+    #[arg(long, value_name = "W", default_value_t = 7.5)]
+    pub guidance: f64,
+    /// Inversion depth of the reconstruction, in (0, 1] (1 = from the noisiest step).
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    pub strength: f64,
+    /// Seed of the samples' noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Results folder (quality.json, quality.md, samples.png, reconstructions.png).
+    #[arg(long, value_name = "DIR", default_value = "target/eval/quality")]
+    pub out: PathBuf,
+    /// Rows in the picture grids; 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub grid: usize,
+    /// Classifier weights [default: MODEL/classifier/model.safetensors].
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    /// No progress bar and no summary.
     #[arg(short, long)]
     pub quiet: bool,
 }

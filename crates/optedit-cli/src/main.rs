@@ -12,11 +12,13 @@
 //! - `optedit mask`: the estimated DiffEdit mask;
 //! - `optedit reconstruct`: DDIM inversion round trip, with its PSNR;
 //! - `optedit pose-render`: OpenPose JSON to the skeleton image;
-//! - `optedit edges`: the Canny edge map.
+//! - `optedit edges`: the Canny edge map;
+//! - `optedit eval make-cases|run|quality`: the evaluation harness of the
+//!   demo model (`optedit-eval`).
 //!
-//! Images whose sides are not multiples of 8 are centre-cropped to the
-//! largest multiple of 8, edited, and pasted back, so outputs have the
-//! input's size. Outputs are PNG, written atomically, never over an input.
+//! Images whose sides are not multiples of the VAE factor (8 for SD) are
+//! centre-cropped to the largest multiple of it, edited, and pasted back, so
+//! outputs have the input's size. Outputs are PNG, written atomically, never over an input.
 //! Errors are one line, `error: ...`, naming the file or flag at fault; the
 //! exit status is 2 for usage errors and 1 for the rest.
 #![deny(missing_docs)]
@@ -34,7 +36,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::args::{Cli, Command, DeviceKind};
+use crate::args::{Cli, Command, DeviceKind, EvalCommand};
 
 /// A command-line usage error: exit status 2.
 #[derive(Debug)]
@@ -102,6 +104,11 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
         Command::Reconstruct(a) => dispatch!(a.model.device, commands::reconstruct::run(a)),
         Command::PoseRender(a) => commands::pose_render::run(a),
         Command::Edges(a) => commands::edges::run(a),
+        Command::Eval(EvalCommand::MakeCases(a)) => commands::eval::make(a),
+        Command::Eval(EvalCommand::Run(a)) => dispatch!(a.model.device, commands::eval::run(a)),
+        Command::Eval(EvalCommand::Quality(a)) => {
+            dispatch!(a.model.device, commands::eval::quality(a))
+        }
     }
 }
 

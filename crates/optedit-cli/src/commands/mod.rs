@@ -3,6 +3,7 @@
 
 pub mod edges;
 pub mod edit;
+pub mod eval;
 mod intermediates;
 pub mod mask;
 pub mod pose_render;

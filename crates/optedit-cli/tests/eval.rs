@@ -1,0 +1,305 @@
+//! End-to-end tests of `optedit eval` on the tiny fixture models with a
+//! randomly initialised classifier (numbers only have to be well formed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn optedit<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_optedit"))
+        .args(args)
+        .output()
+        .expect("run optedit")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "optedit failed ({:?}): {}",
+        out.status.code(),
+        stderr(out)
+    );
+}
+
+fn assert_failure(out: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in {err:?}"));
+    for n in needles {
+        assert!(line.contains(n), "{n:?} not in {line:?}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The demo layout on the tiny models: SD, both ControlNets, a random classifier.
+fn demo_model(root: &Path) -> PathBuf {
+    let fixtures = optedit_fixtures::fixtures_dir();
+    let dir = root.join("model");
+    copy_dir(&fixtures.join("tiny-sd"), &dir);
+    for name in ["controlnet-pose", "controlnet-canny"] {
+        copy_dir(&fixtures.join("tiny-controlnet"), &dir.join(name));
+    }
+    std::fs::create_dir_all(dir.join("classifier")).unwrap();
+    optedit_eval::AttributeClassifier::<burn::backend::Flex>::new(&Default::default())
+        .save(&dir.join("classifier/model.safetensors"))
+        .unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn number(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+#[test]
+fn eval_make_cases_is_deterministic_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    for out in [&a, &b] {
+        assert_success(&optedit([
+            "eval",
+            "make-cases",
+            "--out",
+            &s(out),
+            "--count",
+            "6",
+            "--seed",
+            "3",
+            "--quiet",
+        ]));
+    }
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap());
+    assert_eq!(text.lines().count(), 6);
+    assert!(
+        text.lines().next().unwrap().contains(r#""id":"text-0001""#),
+        "{text}"
+    );
+    assert!(text.contains(r#""id":"text+pose-0003""#) && text.contains(r#""controls":["pose"]"#));
+
+    // Never over an existing file without --force.
+    assert_failure(
+        &optedit(["eval", "make-cases", "--out", &s(&a), "--count", "2"]),
+        2,
+        &["exists", "--force"],
+    );
+    assert_success(&optedit([
+        "eval",
+        "make-cases",
+        "--out",
+        &s(&a),
+        "--count",
+        "2",
+        "--force",
+        "--quiet",
+    ]));
+    assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 2);
+    assert_failure(
+        &optedit([
+            "eval",
+            "make-cases",
+            "--out",
+            &s(&b),
+            "--force",
+            "--kinds",
+            "text,scribble",
+        ]),
+        2,
+        &["scribble", "text, pose, text+pose"],
+    );
+    assert_failure(
+        &optedit([
+            "eval",
+            "make-cases",
+            "--out",
+            &s(&b),
+            "--force",
+            "--mask",
+            "blob",
+        ]),
+        2,
+        &["--mask", "dilate:N"],
+    );
+}
+
+#[test]
+fn eval_run_reports_bad_case_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    std::fs::write(
+        &cases,
+        "{\"id\":\"a\",\"seed\":5,\"edit\":{\"pose\":\"with raised arms\"}}\n{\"id\":\"b\",\"seed\":5,\"edit\":{\"object\":0,\"colour\":\"teal\"}}\n",
+    )
+    .unwrap();
+    let out = optedit([
+        "eval",
+        "run",
+        "--model",
+        "no-such-model",
+        "--cases",
+        &s(&cases),
+        "--quiet",
+    ]);
+    assert_failure(
+        &out,
+        1,
+        &[
+            "--cases",
+            "line 2",
+            "edit.colour",
+            "teal",
+            "red, green, blue, yellow, purple",
+        ],
+    );
+    let out = optedit([
+        "eval",
+        "run",
+        "--model",
+        "x",
+        "--cases",
+        &s(&cases),
+        "--mask-override",
+        "erode:y",
+    ]);
+    assert_failure(&out, 2, &["--mask-override"]);
+}
+
+#[test]
+fn eval_run_and_quality_end_to_end() {
+    let root = tempfile::tempdir().unwrap();
+    let model = demo_model(root.path());
+    let cases = root.path().join("cases.jsonl");
+    assert_success(&optedit([
+        "eval",
+        "make-cases",
+        "--out",
+        &s(&cases),
+        "--count",
+        "3",
+        "--seed",
+        "1",
+        "--quiet",
+    ]));
+    let out = root.path().join("results");
+    let run = |limit: &str, extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "eval",
+            "run",
+            "--model",
+            &s(&model),
+            "--cases",
+            &s(&cases),
+            "--out",
+            &s(&out),
+            "--steps",
+            "2",
+            "--t-u",
+            "1",
+            "--k",
+            "1",
+            "--reference-count",
+            "2",
+            "--grid",
+            "2",
+            "--limit",
+            limit,
+            "--quiet",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        args.extend(extra.iter().map(|x| x.to_string()));
+        optedit(args)
+    };
+    let first = run("2", &[]);
+    assert_success(&first);
+    let row = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(row.contains("| optimise | 0.6 | per case | 2 |"), "{row}");
+
+    let records = std::fs::read_to_string(out.join("cases.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 2);
+    for line in records.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let psnr = number(&r, "psnr_bg");
+        assert!(psnr.is_finite() && (0.0..=100.0).contains(&psnr), "{psnr}");
+        assert!((0.0..=255.0).contains(&number(&r, "mae_bg")));
+        assert!(number(&r, "seconds") > 0.0);
+        assert!(r["regions"][0]["features"].as_array().unwrap().len() == 128);
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["cases"], 2);
+    assert!((0.0..=1.0).contains(&number(&summary, "edit_accuracy")));
+    assert!(number(&summary, "csfid").is_finite() && number(&summary, "csfid") >= 0.0);
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("| method | lambda |"));
+    let grid = image::open(out.join("grid.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (4 * 128 + 6, 2 * 128 + 2));
+
+    // The folder holds results: refused without --resume; resumed, the third case is added.
+    assert_failure(&run("2", &[]), 2, &["--out", "--resume"]);
+    let more = run("3", &["--resume"]);
+    assert_success(&more);
+    assert_eq!(
+        std::fs::read_to_string(out.join("cases.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert_failure(
+        &run("3", &["--resume", "--lambda", "0.2"]),
+        1,
+        &["resume", "other settings"],
+    );
+
+    let q = root.path().join("quality");
+    let quality = optedit([
+        "eval",
+        "quality",
+        "--model",
+        &s(&model),
+        "--count",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        &s(&q),
+        "--quiet",
+    ]);
+    assert_success(&quality);
+    assert!(String::from_utf8_lossy(&quality.stdout).contains("inversion + reconstruction PSNR"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(q.join("quality.json")).unwrap()).unwrap();
+    assert!((0.0..=1.0).contains(&number(&report["samples"], "mean")));
+    assert!(number(&report["reconstruction"], "psnr_mean").is_finite());
+    assert!(q.join("samples.png").is_file() && q.join("reconstructions.png").is_file());
+}

@@ -1,0 +1,441 @@
+//! Running one case: the models of a demo pipeline folder, the method
+//! (optimisation, DiffEdit or SDEdit through `optedit-edit`), and the
+//! per-case measures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use image::{GrayImage, RgbImage};
+use optedit_cond::image::rgb_to_tensor;
+use optedit_edit::{
+    ControlCondition, EditCondition, EditConfig, EditError, Editor, EstimatedMask, FullMask,
+    MaskSource, Progress, SdPipeline, Stage, UserMask,
+};
+use optedit_models::ControlNetModel;
+use optedit_train::conditions::{edge_image, pose_image};
+use optedit_train::data::images_to_tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::cases::{Case, ControlName, MaskSpec};
+use crate::error::{EvalError, Result};
+use crate::features::{fingerprint, ClassKey, Judge};
+use crate::grid::{mask_to_image, tensor_to_image};
+use crate::metrics::{coverage, iou, mae_outside, psnr_outside};
+use crate::scenes::{value_name, Attribute, CaseScenes};
+
+/// The editing method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// The optimisation-based method (arXiv 2311.16882).
+    Optimise,
+    /// DiffEdit (arXiv 2210.11427) with the case's mask.
+    Diffedit,
+    /// SDEdit (arXiv 2108.01073): no mask.
+    Sdedit,
+}
+
+impl Method {
+    /// Its name: `optimise`, `diffedit`, `sdedit`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Method::Optimise => "optimise",
+            Method::Diffedit => "diffedit",
+            Method::Sdedit => "sdedit",
+        }
+    }
+}
+
+/// Where the parts of a demo pipeline live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPaths {
+    /// The Stable Diffusion folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+    pub pipeline: PathBuf,
+    /// The classifier's weights.
+    pub classifier: PathBuf,
+    /// The pose ControlNet folder.
+    pub pose: PathBuf,
+    /// The Canny ControlNet folder.
+    pub canny: PathBuf,
+}
+
+impl ModelPaths {
+    /// The layout `optedit-train` exports: `dir/{controlnet-pose,
+    /// controlnet-canny}/` and `dir/classifier/model.safetensors`.
+    pub fn demo(dir: &Path) -> Self {
+        Self {
+            pipeline: dir.to_path_buf(),
+            classifier: dir.join("classifier/model.safetensors"),
+            pose: dir.join(ControlName::Pose.kind().folder()),
+            canny: dir.join(ControlName::Canny.kind().folder()),
+        }
+    }
+
+    /// The folder of a ControlNet.
+    pub fn controlnet(&self, name: ControlName) -> &Path {
+        match name {
+            ControlName::Pose => &self.pose,
+            ControlName::Canny => &self.canny,
+        }
+    }
+}
+
+/// The models an evaluation uses (parameters frozen).
+#[derive(Debug)]
+pub struct EvalModels<B: AutodiffBackend> {
+    /// Stable Diffusion.
+    pub pipeline: SdPipeline<B>,
+    /// The classifier that judges results.
+    pub judge: Judge<B::InnerBackend>,
+    /// Fingerprint of the classifier's weights (keys cached references).
+    pub classifier_fingerprint: String,
+    /// The ControlNets loaded.
+    pub controlnets: BTreeMap<ControlName, ControlNetModel<B>>,
+}
+
+impl<B: AutodiffBackend> EvalModels<B> {
+    /// Loads the pipeline, the classifier and the ControlNets in `controls`.
+    pub fn load(paths: &ModelPaths, controls: &[ControlName], device: &B::Device) -> Result<Self> {
+        let pipeline = SdPipeline::load(&paths.pipeline, device)?;
+        let judge = Judge::load(&paths.classifier, device)?;
+        let mut controlnets = BTreeMap::new();
+        for &c in controls {
+            let dir = paths.controlnet(c);
+            if !dir.is_dir() {
+                return Err(EvalError::argument(
+                    format!("controlnet-{}", c.word()),
+                    format!(
+                        "{}: no such folder, and a case conditions on the {} ControlNet",
+                        dir.display(),
+                        c.word()
+                    ),
+                ));
+            }
+            controlnets.insert(c, ControlNetModel::load(dir, device)?.no_grad());
+        }
+        Ok(Self {
+            pipeline,
+            judge,
+            classifier_fingerprint: fingerprint(&paths.classifier)?,
+            controlnets,
+        })
+    }
+}
+
+/// How cases are run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// The method.
+    pub method: Method,
+    /// Its configuration (steps, strength, lambda, optimiser, seed...).
+    pub config: EditConfig,
+    /// A mask for every case instead of each case's own.
+    pub mask_override: Option<MaskSpec>,
+    /// Conditioning scale of every ControlNet.
+    pub control_scale: f64,
+    /// Negative prompt of the target condition (default: empty).
+    pub negative_prompt: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            method: Method::Optimise,
+            config: EditConfig::default(),
+            mask_override: None,
+            control_scale: 1.0,
+            negative_prompt: None,
+        }
+    }
+}
+
+/// The judge's verdict on one attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeResult {
+    /// The attribute.
+    pub attribute: Attribute,
+    /// The value it should have.
+    pub target: String,
+    /// The value the judge sees.
+    pub predicted: String,
+    /// Whether they agree.
+    pub correct: bool,
+}
+
+/// Classifier features of one judged region of a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionFeatures {
+    /// The region's target class.
+    pub class: ClassKey,
+    /// The features.
+    pub features: Vec<f32>,
+}
+
+/// The measures of one case (a line of `cases.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    /// The case.
+    pub id: String,
+    /// `text`, `pose` or `text+pose`.
+    pub kind: String,
+    /// The method.
+    pub method: String,
+    /// The mask given (`none` for SDEdit).
+    pub mask: String,
+    /// The source prompt used.
+    pub source_prompt: String,
+    /// The target prompt used.
+    pub prompt: String,
+    /// Whether every edited attribute is judged to have its target value.
+    pub correct: bool,
+    /// The edited attributes.
+    pub edited: Vec<AttributeResult>,
+    /// The kept attributes of the edited object (e.g. its shape in a colour edit).
+    pub kept: Vec<AttributeResult>,
+    /// PSNR (dB) vs the input outside the true edit region dilated by 2 px.
+    pub psnr_bg: Option<f64>,
+    /// Mean absolute error (0-255) vs the input there.
+    pub mae_bg: Option<f64>,
+    /// Share of the image the method's mask covers (at pixel resolution).
+    pub mask_coverage: f64,
+    /// IoU of the method's mask with the true edit region.
+    pub mask_iou: Option<f64>,
+    /// The mask was empty, so the result is the plain reconstruction.
+    pub mask_empty: bool,
+    /// Features of the judged regions.
+    pub regions: Vec<RegionFeatures>,
+    /// The edit failed (diverged); no measures but `correct = false`.
+    pub error: Option<String>,
+    /// Wall time of the whole case, seconds.
+    pub seconds: f64,
+    /// Wall time of each editor stage, seconds.
+    pub stages: BTreeMap<String, f64>,
+}
+
+/// The pictures of one case.
+#[derive(Debug, Clone)]
+pub struct CaseImages {
+    /// The source render.
+    pub input: RgbImage,
+    /// The mask the method used (white = may change).
+    pub mask: GrayImage,
+    /// The result.
+    pub result: RgbImage,
+    /// The target render.
+    pub target: RgbImage,
+}
+
+/// A case's record and pictures.
+#[derive(Debug, Clone)]
+pub struct CaseOutcome {
+    /// The measures.
+    pub record: CaseRecord,
+    /// The pictures (`result` is the input when the edit failed).
+    pub images: CaseImages,
+}
+
+/// The result image, the latent mask used and the stage timings.
+type MethodOutput<B> = (
+    Tensor<B, 4>,
+    Option<Tensor<B, 4>>,
+    Vec<(Stage, std::time::Duration)>,
+    bool,
+);
+
+fn apply_method<B: AutodiffBackend>(
+    models: &EvalModels<B>,
+    case: &Case,
+    scenes: &CaseScenes,
+    options: &RunOptions,
+    mask_spec: MaskSpec,
+    progress: &mut dyn Progress,
+) -> Result<std::result::Result<MethodOutput<B>, EditError>> {
+    let p = &models.pipeline;
+    let source_prompt = case
+        .source_prompt
+        .clone()
+        .unwrap_or_else(|| scenes.source.caption());
+    let target_prompt = case
+        .prompt
+        .clone()
+        .unwrap_or_else(|| scenes.target.caption());
+    let source = p.encode_prompt(&source_prompt, None)?;
+    let target = p.encode_prompt(&target_prompt, options.negative_prompt.as_deref())?;
+    let mut controls = Vec::new();
+    for &c in &case.controls {
+        let net = models.controlnets.get(&c).ok_or_else(|| {
+            EvalError::argument(
+                "controls",
+                format!(
+                    "case {} needs the {} ControlNet, which is not loaded",
+                    case.id,
+                    c.word()
+                ),
+            )
+        })?;
+        let image = match c {
+            ControlName::Pose => pose_image(&scenes.target_render.keypoints)?,
+            ControlName::Canny => edge_image(scenes.input())?,
+        };
+        controls.push(
+            ControlCondition::new(net, rgb_to_tensor::<B>(&image, &p.device))
+                .with_scale(options.control_scale),
+        );
+    }
+    let condition = EditCondition {
+        prompt: target,
+        controls,
+    };
+    let image = images_to_tensor::<B>(std::slice::from_ref(scenes.input()), &p.device);
+    let editor = Editor::new(p, options.config.clone())?;
+    let mut mask_source: Box<dyn MaskSource<B>> = match (mask_spec, scenes.pixel_mask(mask_spec)) {
+        (MaskSpec::Full, _) => Box::new(FullMask),
+        (_, Some(m)) => {
+            let (w, h) = m.dimensions();
+            let pixels = m.pixels().map(|v| f32::from(v[0]) / 255.0).collect();
+            Box::new(UserMask::new(pixels, w as usize, h as usize)?)
+        }
+        (_, None) => Box::new(EstimatedMask::default()),
+    };
+    let out = match options.method {
+        Method::Optimise => editor
+            .edit(image, &source, &condition, mask_source.as_mut(), progress)
+            .map(|o| (o.image, Some(o.mask), o.timings, o.mask_empty)),
+        Method::Diffedit => editor
+            .diffedit(image, &source, &condition, mask_source.as_mut(), progress)
+            .map(|o| (o.image, o.mask, o.timings, false)),
+        Method::Sdedit => editor
+            .sdedit(image, &condition, progress)
+            .map(|o| (o.image, None, o.timings, false)),
+    };
+    match out {
+        Ok(o) => Ok(Ok(o)),
+        // A diverged edit is an outcome of the method, measured as a failure.
+        Err(e @ EditError::Diverged { .. }) => Ok(Err(e)),
+        Err(source) => Err(EvalError::Edit {
+            id: case.id.clone(),
+            source,
+        }),
+    }
+}
+
+/// Runs `case` with `options` and measures the result: edit accuracy by the
+/// judge on the target regions, background PSNR / MAE outside the true edit
+/// region dilated by 2 px, the mask's coverage and IoU, the regions' features.
+pub fn run_case<B: AutodiffBackend>(
+    models: &EvalModels<B>,
+    case: &Case,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<CaseOutcome> {
+    let clock = Instant::now();
+    let scenes = CaseScenes::of(case)?;
+    let input = scenes.input().clone();
+    let (w, h) = input.dimensions();
+    let f = models.pipeline.vae_scale() as u32;
+    if w % f != 0 || h % f != 0 {
+        return Err(EvalError::argument(
+            "model",
+            format!("{w}x{h} scenes are not a multiple of the VAE factor {f}"),
+        ));
+    }
+    let mask_spec = options.mask_override.unwrap_or(case.mask);
+    let outcome = apply_method(models, case, &scenes, options, mask_spec, progress)?;
+    let mut record = CaseRecord {
+        id: case.id.clone(),
+        kind: case.kind().word().to_string(),
+        method: options.method.word().to_string(),
+        mask: if options.method == Method::Sdedit {
+            "none".into()
+        } else {
+            mask_spec.to_string()
+        },
+        source_prompt: case
+            .source_prompt
+            .clone()
+            .unwrap_or_else(|| scenes.source.caption()),
+        prompt: case
+            .prompt
+            .clone()
+            .unwrap_or_else(|| scenes.target.caption()),
+        correct: false,
+        edited: Vec::new(),
+        kept: Vec::new(),
+        psnr_bg: None,
+        mae_bg: None,
+        mask_coverage: 1.0,
+        mask_iou: None,
+        mask_empty: false,
+        regions: Vec::new(),
+        error: None,
+        seconds: 0.0,
+        stages: BTreeMap::new(),
+    };
+    let truth = scenes.true_region();
+    let (result, mask) = match outcome {
+        Err(e) => {
+            record.error = Some(e.to_string());
+            (input.clone(), GrayImage::new(w, h))
+        }
+        Ok((image, latent_mask, timings, empty)) => {
+            let result = tensor_to_image(image);
+            let mask = match latent_mask {
+                Some(m) => mask_to_image(m, f as usize),
+                None => GrayImage::from_pixel(w, h, image::Luma([255])),
+            };
+            record.mask_empty = empty;
+            record.mask_coverage = coverage(&mask);
+            record.mask_iou = iou(&mask, &truth);
+            let exclusion = scenes.background_exclusion();
+            record.psnr_bg = psnr_outside(&result, &input, &exclusion);
+            record.mae_bg = mae_outside(&result, &input, &exclusion);
+            for (stage, d) in timings {
+                *record.stages.entry(stage.to_string()).or_default() += d.as_secs_f64();
+            }
+            judge_result(models, case, &scenes, &result, &mut record);
+            (result, mask)
+        }
+    };
+    record.seconds = clock.elapsed().as_secs_f64();
+    Ok(CaseOutcome {
+        record,
+        images: CaseImages {
+            input,
+            mask,
+            result,
+            target: scenes.target_render.image.clone(),
+        },
+    })
+}
+
+fn judge_result<B: AutodiffBackend>(
+    models: &EvalModels<B>,
+    case: &Case,
+    scenes: &CaseScenes,
+    result: &RgbImage,
+    record: &mut CaseRecord,
+) {
+    let regions = scenes.judged_regions(case);
+    let images: Vec<&RgbImage> = regions.iter().map(|_| result).collect();
+    let masks: Vec<&GrayImage> = regions.iter().map(|r| &r.mask).collect();
+    let verdicts = models.judge.judge(&images, &masks);
+    let check =
+        |j: &crate::features::Judgement, &(a, target): &(Attribute, usize)| AttributeResult {
+            attribute: a,
+            target: value_name(a, target),
+            predicted: value_name(a, j.predicted(a)),
+            correct: j.predicted(a) == target,
+        };
+    for (r, j) in regions.iter().zip(verdicts) {
+        record.edited.extend(r.edited.iter().map(|a| check(&j, a)));
+        record.kept.extend(r.kept.iter().map(|a| check(&j, a)));
+        record.regions.push(RegionFeatures {
+            class: r.class,
+            features: j.features,
+        });
+    }
+    record.correct = record.edited.iter().all(|a| a.correct);
+}

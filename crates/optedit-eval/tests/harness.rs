@@ -1,0 +1,344 @@
+//! The harness end to end on the tiny fixture models (random weights, so
+//! the numbers only have to be well formed) with a randomly initialised
+//! classifier.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use optedit_edit::EditConfig;
+use optedit_eval::{
+    evaluate, make_cases, quality, AttributeClassifier, CaseKind, ControlName, EvalError,
+    EvalModels, MakeOptions, MaskSpec, Method, ModelPaths, QualityOptions, Quiet, RunEvent,
+    RunOptions, RunPlan,
+};
+
+type B = Autodiff<Flex>;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A demo-layout folder: the tiny SD model, the tiny ControlNet as both
+/// ControlNets, and a random classifier.
+fn demo_dir() -> tempfile::TempDir {
+    let fixtures = optedit_fixtures::fixtures_dir();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures.join("tiny-sd"), dir.path());
+    for name in ["controlnet-pose", "controlnet-canny"] {
+        copy_dir(&fixtures.join("tiny-controlnet"), &dir.path().join(name));
+    }
+    std::fs::create_dir_all(dir.path().join("classifier")).unwrap();
+    AttributeClassifier::<Flex>::new(&Default::default())
+        .save(&dir.path().join("classifier/model.safetensors"))
+        .unwrap();
+    dir
+}
+
+fn fast() -> EditConfig {
+    EditConfig {
+        num_steps: 2,
+        t_u: 1,
+        k: 1,
+        ..EditConfig::default()
+    }
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+fn in_range(v: Option<f64>, lo: f64, hi: f64) -> bool {
+    v.is_some_and(|v| v.is_finite() && (lo..=hi).contains(&v))
+}
+
+#[test]
+fn evaluate_writes_records_summary_and_grid_and_resumes() {
+    let model = demo_dir();
+    let out_root = tempfile::tempdir().unwrap();
+    let mut cases = make_cases(&MakeOptions {
+        count: 3,
+        seed: 1,
+        ..MakeOptions::default()
+    })
+    .unwrap();
+    cases[0].controls.push(ControlName::Canny);
+    let device = Default::default();
+    let models =
+        EvalModels::<B>::load(&ModelPaths::demo(model.path()), &ControlName::ALL, &device).unwrap();
+    let options = RunOptions {
+        config: fast(),
+        ..RunOptions::default()
+    };
+    let out = out_root.path().join("optimise");
+    let mut plan = RunPlan::new(options.clone(), out.clone());
+    plan.grid = 2;
+    plan.references_per_class = 2;
+
+    let mut items = 0;
+    let mut steps = 0;
+    let summary = evaluate(&models, &cases, &plan, &mut |e: RunEvent<'_>| {
+        match e {
+            RunEvent::Item { .. } => items += 1,
+            RunEvent::Step(_) => steps += 1,
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!((items, summary.cases, summary.failed), (3, 3, 0));
+    assert!(steps > 0);
+    assert!(in_range(summary.edit_accuracy, 0.0, 1.0));
+    assert!(
+        in_range(summary.psnr_bg, 0.0, 100.0),
+        "{:?}",
+        summary.psnr_bg
+    );
+    assert!(in_range(summary.mae_bg, 0.0, 255.0));
+    assert!(in_range(summary.csfid, 0.0, f64::MAX));
+    assert!(in_range(summary.mask_iou, 0.0, 1.0));
+    assert_eq!(summary.by_kind.len(), 3);
+    assert_eq!(lines(&out.join("cases.jsonl")), 3);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| optimise | 0.6 | per case | 3 |"), "{md}");
+    let grid = image::open(out.join("grid.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (4 * 128 + 3 * 2, 2 * 128 + 2)
+    );
+    assert!(out.join("references.json").is_file());
+
+    // Resume: nothing left to do, the same summary.
+    plan.resume = true;
+    let mut again = 0;
+    let resumed = evaluate(&models, &cases, &plan, &mut |e: RunEvent<'_>| {
+        again += usize::from(matches!(e, RunEvent::Item { .. }));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(resumed.edit_accuracy, summary.edit_accuracy);
+    // Equal up to JSON's float parsing of the cached references.
+    let (a, b) = (resumed.csfid.unwrap(), summary.csfid.unwrap());
+    assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
+
+    // Not without resume, nor with other settings.
+    plan.resume = false;
+    assert!(matches!(
+        evaluate(&models, &cases, &plan, &mut Quiet),
+        Err(EvalError::InvalidArgument { .. })
+    ));
+    let mut other = plan.clone();
+    other.resume = true;
+    other.options.config.lambda = 0.2;
+    assert!(matches!(
+        evaluate(&models, &cases, &other, &mut Quiet),
+        Err(EvalError::Resume { .. })
+    ));
+    // Never over an input.
+    let mut clash = RunPlan::new(options, out_root.path().join("clash"));
+    std::fs::create_dir_all(&clash.out).unwrap();
+    std::fs::write(clash.out.join("summary.md"), "mine").unwrap();
+    clash.inputs = vec![clash.out.join("summary.md")];
+    assert!(evaluate(&models, &cases, &clash, &mut Quiet).is_err());
+    assert_eq!(
+        std::fs::read_to_string(clash.out.join("summary.md")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn baselines_and_mask_variants_run() {
+    let model = demo_dir();
+    let out_root = tempfile::tempdir().unwrap();
+    let cases = make_cases(&MakeOptions {
+        count: 1,
+        seed: 2,
+        kinds: vec![CaseKind::Pose],
+        ..MakeOptions::default()
+    })
+    .unwrap();
+    let models = EvalModels::<B>::load(
+        &ModelPaths::demo(model.path()),
+        &[ControlName::Pose],
+        &Default::default(),
+    )
+    .unwrap();
+    for (method, mask) in [
+        (Method::Diffedit, Some(MaskSpec::Estimated)),
+        (Method::Sdedit, None),
+        (Method::Optimise, Some(MaskSpec::Erode(64))),
+        (Method::Optimise, Some(MaskSpec::Box)),
+    ] {
+        let options = RunOptions {
+            method,
+            config: fast(),
+            mask_override: mask,
+            ..RunOptions::default()
+        };
+        let out: PathBuf = out_root.path().join(format!(
+            "{}-{}",
+            method.word(),
+            mask.map_or("none".into(), |m| m.to_string().replace(':', "-"))
+        ));
+        let mut plan = RunPlan::new(options, out.clone());
+        plan.references_per_class = 1;
+        plan.grid = 0;
+        let s = evaluate(&models, &cases, &plan, &mut Quiet).unwrap();
+        assert_eq!(s.cases, 1);
+        assert!(!out.join("grid.png").exists());
+        let record: optedit_eval::CaseRecord = serde_json::from_str(
+            std::fs::read_to_string(out.join("cases.jsonl"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+        assert_eq!(record.method, method.word());
+        match (method, mask) {
+            (Method::Sdedit, _) => {
+                assert_eq!((record.mask.as_str(), record.mask_coverage), ("none", 1.0))
+            }
+            (_, Some(MaskSpec::Erode(64))) => {
+                assert!(record.mask_empty && record.mask_coverage == 0.0)
+            }
+            _ => assert!(record.mask_coverage > 0.0),
+        }
+        assert!(record.psnr_bg.is_some_and(f64::is_finite));
+    }
+    // A case asking for a ControlNet that is not loaded.
+    let mut canny = cases.clone();
+    canny[0].controls = vec![ControlName::Canny];
+    let plan = RunPlan::new(
+        RunOptions {
+            config: fast(),
+            ..RunOptions::default()
+        },
+        out_root.path().join("x"),
+    );
+    let e = evaluate(&models, &canny, &plan, &mut Quiet).unwrap_err();
+    assert!(e.to_string().contains("canny"), "{e}");
+}
+
+#[test]
+fn quality_measures_are_well_formed() {
+    let model = demo_dir();
+    let out = tempfile::tempdir().unwrap();
+    let paths = ModelPaths::demo(model.path());
+    let models = EvalModels::<B>::load(&paths, &[], &Default::default()).unwrap();
+    let options = QualityOptions {
+        count: 2,
+        steps: 2,
+        grid: 1,
+        ..QualityOptions::default()
+    };
+    let report = quality(
+        &models.pipeline,
+        &models.judge,
+        &options,
+        Some(out.path()),
+        &mut Quiet,
+    )
+    .unwrap();
+    let s = &report.samples;
+    assert_eq!(s.count, 2);
+    for v in [s.shape, s.colour, s.pose, s.mean, s.all] {
+        assert!((0.0..=1.0).contains(&v), "{v}");
+    }
+    let r = &report.reconstruction;
+    assert!(r.psnr_mean.is_finite() && r.psnr_min <= r.psnr_mean && r.vae_psnr_mean.is_finite());
+    for name in [
+        "quality.json",
+        "quality.md",
+        "samples.png",
+        "reconstructions.png",
+    ] {
+        assert!(out.path().join(name).is_file(), "{name}");
+    }
+    let samples = image::open(out.path().join("samples.png")).unwrap();
+    assert_eq!((samples.width(), samples.height()), (2 * 128 + 2, 128));
+}
+
+/// A randomly initialised pipeline of the demo architecture (VAE factor 4,
+/// ControlNets taking 128x128 conditions for 32x32 latents), exported by
+/// `optedit-train` as the trained one will be.
+fn random_demo_dir() -> tempfile::TempDir {
+    use optedit_models::ControlNetModel;
+    use optedit_train::conditions::ControlKind;
+    use optedit_train::export::{export, DemoParts};
+    use optedit_train::stages::text_to_image::TextToImage;
+
+    let device = Default::default();
+    let vae = optedit_train::stages::vae::new_vae::<Flex>(&device).unwrap();
+    let t2i = TextToImage::<Flex>::new(&device).unwrap();
+    let net = || {
+        let config = serde_json::from_value(optedit_train::demo::controlnet_config()).unwrap();
+        ControlNetModel::from_unet(&t2i.unet, config, &device).unwrap()
+    };
+    let (pose, canny) = (net(), net());
+    let classifier = AttributeClassifier::<Flex>::new(&device);
+    let parts = DemoParts {
+        vae: &vae,
+        scaling_factor: 0.5,
+        text_to_image: &t2i,
+        controlnets: vec![(ControlKind::Pose, &pose), (ControlKind::Canny, &canny)],
+        classifier: Some(&classifier),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer");
+    export(dir.path(), &parts, &tokenizer).unwrap();
+    dir
+}
+
+#[test]
+fn the_demo_architecture_with_vae_factor_four_runs() {
+    let model = random_demo_dir();
+    let out = tempfile::tempdir().unwrap();
+    let mut cases = make_cases(&MakeOptions {
+        count: 2,
+        seed: 4,
+        kinds: vec![CaseKind::TextPose],
+        ..MakeOptions::default()
+    })
+    .unwrap();
+    cases[1].controls.push(ControlName::Canny);
+    cases[1].mask = MaskSpec::Estimated;
+    let models = EvalModels::<B>::load(
+        &ModelPaths::demo(model.path()),
+        &ControlName::ALL,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(models.pipeline.vae_scale(), 4);
+    let mut plan = RunPlan::new(
+        RunOptions {
+            config: fast(),
+            ..RunOptions::default()
+        },
+        out.path().join("run"),
+    );
+    plan.references_per_class = 1;
+    let s = evaluate(&models, &cases, &plan, &mut Quiet).unwrap();
+    assert_eq!((s.cases, s.failed), (2, 0));
+    assert!(in_range(s.psnr_bg, 0.0, 100.0) && in_range(s.mask_iou, 0.0, 1.0));
+    let options = QualityOptions {
+        count: 1,
+        steps: 2,
+        grid: 0,
+        ..QualityOptions::default()
+    };
+    let q = quality(&models.pipeline, &models.judge, &options, None, &mut Quiet).unwrap();
+    assert!(q.reconstruction.psnr_mean.is_finite());
+}
