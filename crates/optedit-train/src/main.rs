@@ -144,7 +144,9 @@ fn main() -> Result<()> {
             controlnet::train::<B>(dir, kind(*k), &base, &latent_set()?, &tokenizer()?, &stage_options(opts, cli.seed), &device)?;
         }
         Stage::Classifier { opts } => {
-            classifier::train::<B>(dir, &stage_options(opts, cli.seed), &device)?;
+            let model = classifier::train::<B>(dir, &stage_options(opts, cli.seed), &device)?;
+            let acc = classifier::held_out_accuracy(&model, 512, cli.seed, &device);
+            println!("held-out accuracy: {}", serde_json::to_string(&acc)?);
         }
         Stage::Export { out } => {
             let vae_model = vae::load_trained::<B>(dir, &device)?;

@@ -5,7 +5,8 @@
 //! with one object), and its pooled features are the space of the class-wise
 //! feature distance (the CSFID idea of arXiv 2311.16882, section 5).
 //!
-//! Training regions are jittered (dilated by 0-8 px, or the bounding box) so
+//! Features are averaged over the region (mask-weighted pooling), so the
+//! judgement is about the region, not the whole scene. Training regions are jittered (dilated by 0-8 px, or the bounding box) so
 //! the judge does not depend on an exact mask.
 
 use std::path::Path;
@@ -95,13 +96,18 @@ impl<B: Backend> AttributeClassifier<B> {
 
     /// `image` `[n, 3, 128, 128]` in `[-1, 1]`, `mask` `[n, 1, 128, 128]` in `[0, 1]`.
     pub fn forward(&self, image: Tensor<B, 4>, mask: Tensor<B, 4>) -> ClassifierOutput<B> {
-        let x = Tensor::cat(vec![image, mask.mul_scalar(2.0).sub_scalar(1.0)], 1);
+        let x = Tensor::cat(vec![image, mask.clone().mul_scalar(2.0).sub_scalar(1.0)], 1);
         let mut x = AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init().forward(x);
         for b in &self.blocks {
             x = b.forward(x);
         }
-        let [n, c, _, _] = x.dims();
-        let features = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        let [n, c, h, w] = x.dims();
+        // Mask-weighted average pooling: the features describe the region.
+        let [_, _, mh, mw] = mask.dims();
+        let (fh, fw) = (mh / h, mw / w);
+        let m = AvgPool2dConfig::new([fh, fw]).with_strides([fh, fw]).init().forward(mask);
+        let weight = m.clone().sum_dim(3).sum_dim(2).add_scalar(1e-3);
+        let features = (x * m).sum_dim(3).sum_dim(2).div(weight).reshape([n, c]);
         ClassifierOutput {
             shape: self.shape.forward(features.clone()),
             colour: self.colour.forward(features.clone()),
@@ -203,7 +209,10 @@ fn jitter(mask: &GrayImage, rng: &mut rand_chacha::ChaCha8Rng) -> GrayImage {
 }
 
 fn example(rng: &mut rand_chacha::ChaCha8Rng) -> Example {
-    let spec = SceneSpec::sample(train_scene_seed(rng));
+    example_from(SceneSpec::sample(train_scene_seed(rng)), rng)
+}
+
+fn example_from(spec: SceneSpec, rng: &mut rand_chacha::ChaCha8Rng) -> Example {
     let r: Rendered = spec.render();
     let pose = spec.figure.pose.index() as i64;
     let n = spec.objects.len();
@@ -264,4 +273,62 @@ pub fn train<B: AutodiffBackend>(dir: &Path, options: &StageOptions, device: &B:
 /// The classifier of the last checkpoint.
 pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
     load_checkpoint::<B, _>(dir, NAME, AttributeClassifier::new(device), device)
+}
+
+/// Accuracy of each head on held-out scenes, regions jittered as in training.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct HeldOutAccuracy {
+    /// Shape head (object regions and whole single-object scenes).
+    pub shape: f64,
+    /// Colour head.
+    pub colour: f64,
+    /// Pose head (figure regions and whole single-object scenes).
+    pub pose: f64,
+    /// Examples drawn.
+    pub examples: usize,
+}
+
+/// Measures `model` on `count` examples from held-out scenes (seeded).
+pub fn held_out_accuracy<B: Backend>(
+    model: &AttributeClassifier<B>,
+    count: usize,
+    seed: u64,
+    device: &B::Device,
+) -> HeldOutAccuracy {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, STAGE, 1]));
+    let mut hits = [0usize; 3];
+    let mut asked = [0usize; 3];
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(32);
+        let ex: Vec<Example> = (0..n)
+            .map(|_| {
+                let index = rng.random::<u32>() as u64;
+                example_from(SceneSpec::sample(optedit_world::scene_seed(optedit_world::Split::HeldOut, index)), &mut rng)
+            })
+            .collect();
+        let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
+        let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
+        let out = model.forward(images_to_tensor::<B>(&images, device), masks_to_tensor::<B>(&masks, device));
+        let heads = [out.shape, out.colour, out.pose];
+        for (h, logits) in heads.into_iter().enumerate() {
+            let pred: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().into_vec::<i64>().expect("int data");
+            for (e, p) in ex.iter().zip(pred) {
+                let target = [e.shape, e.colour, e.pose][h];
+                if target != IGNORE {
+                    asked[h] += 1;
+                    hits[h] += usize::from(target == p);
+                }
+            }
+        }
+        done += n;
+    }
+    let rate = |h: usize| hits[h] as f64 / asked[h].max(1) as f64;
+    HeldOutAccuracy {
+        shape: rate(0),
+        colour: rate(1),
+        pose: rate(2),
+        examples: count,
+    }
 }
