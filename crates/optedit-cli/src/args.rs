@@ -432,7 +432,7 @@ pub struct EvalRunArgs {
     /// Run only the first N cases.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Results folder [default: target/eval/<cases>-<method>[-l<lambda>][-<mask>]].
+    /// Results folder (default: `target/eval/<cases>-<method>[-l<lambda>][-<mask>]`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue a results folder: cases already in its cases.jsonl are skipped.

@@ -28,7 +28,7 @@
 //!     ([`features::References`]); per class a Fréchet distance with
 //!     diagonal covariances ([`metrics::frechet_diagonal`] says why),
 //!     averaged over the classes present.
-//! - **Model quality** ([`quality`]): attribute accuracy of plain samples
+//! - **Model quality** ([`quality()`]): attribute accuracy of plain samples
 //!   of held-out captions, and DDIM inversion + reconstruction PSNR.
 //!
 //! The `optedit eval` subcommands of `optedit-cli` drive all of it.
