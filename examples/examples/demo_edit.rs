@@ -23,13 +23,20 @@ type B = Autodiff<Flex>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let index: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let index: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(3);
     let spec = SceneSpec::sample(scene_seed(Split::HeldOut, index));
     let object = spec.left_to_right()[0];
     let from = spec.objects[object].colour;
     let to = match std::env::args().nth(2) {
         Some(word) => Colour::from_word(&word)?,
-        None => *Colour::ALL.iter().find(|c| **c != from && !spec.objects.iter().any(|o| o.colour == **c)).ok_or("no free colour")?,
+        None => *Colour::ALL
+            .iter()
+            .find(|c| **c != from && !spec.objects.iter().any(|o| o.colour == **c))
+            .ok_or("no free colour")?,
     };
     let target = spec.with_object_colour(object, to)?;
     let (source_render, target_render) = (spec.render(), target.render());
@@ -41,7 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let editor = Editor::new(&pipeline, EditConfig::default())?;
     let source = pipeline.encode_prompt(&spec.caption(), None)?;
     let condition = EditCondition::text(pipeline.encode_prompt(&target.caption(), None)?);
-    let pixels: Vec<f32> = mask_image.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let pixels: Vec<f32> = mask_image
+        .as_raw()
+        .iter()
+        .map(|&v| v as f32 / 255.0)
+        .collect();
     let mut mask = UserMask::new(pixels, 128, 128)?;
     let image = rgb_to_tensor::<B>(&source_render.image, &device);
     let out = editor.edit(image, &source, &condition, &mut mask, &mut print_progress)?;
@@ -49,13 +60,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = tensor_to_rgb(&out.image)?;
     let mask_rgb = image::DynamicImage::ImageLuma8(mask_image).to_rgb8();
     let mut sheet = RgbImage::new(4 * 128, 128);
-    for (i, panel) in [&source_render.image, &mask_rgb, &result, &target_render.image].into_iter().enumerate() {
+    for (i, panel) in [
+        &source_render.image,
+        &mask_rgb,
+        &result,
+        &target_render.image,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         sheet.copy_from(panel, 128 * i as u32, 0)?;
     }
     let dir = std::path::Path::new("target/optedit-demo");
     std::fs::create_dir_all(dir)?;
     let path = dir.join("edit.png");
     sheet.save(&path)?;
-    println!("wrote {} (input | mask | result | target) in {:.1?}", path.display(), start.elapsed());
+    println!(
+        "wrote {} (input | mask | result | target) in {:.1?}",
+        path.display(),
+        start.elapsed()
+    );
     Ok(())
 }

@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         size as u32,
         size as u32,
     )?;
-    let rgb = to_rgb(&image);
+    let rgb = optedit_examples::tensor_to_rgb(&image)?;
     let edges = canny_condition(&image::DynamicImage::ImageRgb8(rgb), 100.0, 200.0, None)?;
 
     let source = pipeline.encode_prompt("a photo", None)?;
@@ -82,22 +82,4 @@ fn serde_json_rows(rows: &[[f64; 3]]) -> String {
         .map(|r| format!("[{}, {}, {}]", r[0], r[1], r[2]))
         .collect();
     format!("[{}]", inner.join(", "))
-}
-
-fn to_rgb(image: &burn::tensor::Tensor<B, 4>) -> image::RgbImage {
-    let [_, _, h, w] = image.dims();
-    let v: Vec<u8> = image
-        .clone()
-        .add_scalar(1.0)
-        .mul_scalar(127.5)
-        .clamp(0.0, 255.0)
-        .permute([0, 2, 3, 1])
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("f32")
-        .into_iter()
-        .map(|x| x as u8)
-        .collect();
-    image::RgbImage::from_raw(w as u32, h as u32, v).expect("buffer")
 }

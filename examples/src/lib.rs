@@ -84,24 +84,7 @@ pub fn save_png<B: Backend>(
     image: &Tensor<B, 4>,
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let [_, _, h, w] = image.dims();
-    let data = image
-        .clone()
-        .add_scalar(1.0)
-        .mul_scalar(127.5)
-        .clamp(0.0, 255.0)
-        .permute([0, 2, 3, 1]);
-    let bytes: Vec<u8> = data
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?
-        .into_iter()
-        .map(|v| v.round() as u8)
-        .collect();
-    image::RgbImage::from_raw(w as u32, h as u32, bytes)
-        .ok_or("bad image buffer")?
-        .save(path)?;
+    tensor_to_rgb(image)?.save(path)?;
     Ok(())
 }
 
@@ -139,7 +122,9 @@ pub fn rgb_to_tensor<B: Backend>(image: &image::RgbImage, device: &B::Device) ->
 }
 
 /// A `[1, 3, h, w]` tensor in `[-1, 1]` as an RGB image.
-pub fn tensor_to_rgb<B: Backend>(image: &Tensor<B, 4>) -> Result<image::RgbImage, Box<dyn std::error::Error>> {
+pub fn tensor_to_rgb<B: Backend>(
+    image: &Tensor<B, 4>,
+) -> Result<image::RgbImage, Box<dyn std::error::Error>> {
     let [_, _, h, w] = image.dims();
     let values = image
         .clone()

@@ -155,12 +155,11 @@ pub(crate) fn save_weights<B: Backend, M: ModuleSnapshot<B>>(
     path: &Path,
     format: SaveFormat<'_>,
 ) -> Result<()> {
-    let bytes = to_safetensors_bytes(module, format).map_err(|message| {
-        ModelError::Safetensors {
+    let bytes =
+        to_safetensors_bytes(module, format).map_err(|message| ModelError::Safetensors {
             path: path.to_path_buf(),
             message,
-        }
-    })?;
+        })?;
     write_atomic(path, &bytes)
 }
 

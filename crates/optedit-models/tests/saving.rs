@@ -49,7 +49,10 @@ fn assert_same_file(original: &Path, saved: &Path, tol: f32) {
         .filter(|k| !b.contains_key(*k) && !k.ends_with("position_ids"))
         .collect();
     assert!(extra.is_empty(), "saved but not in the original: {extra:?}");
-    assert!(missing.is_empty(), "in the original but not saved: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in the original but not saved: {missing:?}"
+    );
     for (name, (shape, values)) in &b {
         let (oshape, ovalues) = &a[name];
         assert_eq!(shape, oshape, "{name}: shape");
@@ -69,23 +72,38 @@ fn unet_round_trips_bit_exact_and_in_f16() {
     let unet = UNet2DConditionModel::<B>::load(&dir, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
     let saved = unet.save_weights(out.path(), WeightPrecision::F32).unwrap();
-    assert_same_file(&dir.join("diffusion_pytorch_model.safetensors"), &saved, 0.0);
+    assert_same_file(
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        &saved,
+        0.0,
+    );
 
     let half_dir = out.path().join("half");
     let saved16 = unet.save_weights(&half_dir, WeightPrecision::F16).unwrap();
     assert!(std::fs::metadata(&saved16).unwrap().len() < std::fs::metadata(&saved).unwrap().len());
-    assert_same_file(&dir.join("diffusion_pytorch_model.safetensors"), &saved16, 1e-3);
+    assert_same_file(
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        &saved16,
+        1e-3,
+    );
     std::fs::copy(dir.join("config.json"), half_dir.join("config.json")).unwrap();
     let back = UNet2DConditionModel::<B>::load(&half_dir, &device).unwrap();
     let [b, c, h, w] = [1, unet.config.in_channels, 8, 8];
     let x = Tensor::<B, 4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let ctx = Tensor::<B, 3>::random([1, 77, unet.config.cross_attention_dim], Distribution::Normal(0.0, 1.0), &device);
+    let ctx = Tensor::<B, 3>::random(
+        [1, 77, unet.config.cross_attention_dim],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let t = Tensor::<B, 1>::from_floats([500.0], &device);
     let y0 = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
     let y1 = back.forward(x, t, ctx).unwrap();
     let err = (y0.clone() - y1).abs().max().into_scalar();
     let scale = y0.abs().max().into_scalar();
-    assert!(err <= 2e-2 * scale, "f16 round trip moved the output by {err} (scale {scale})");
+    assert!(
+        err <= 2e-2 * scale,
+        "f16 round trip moved the output by {err} (scale {scale})"
+    );
 }
 
 #[test]
@@ -95,20 +113,37 @@ fn vae_clip_controlnet_round_trip_bit_exact() {
     let out = tempfile::tempdir().unwrap();
 
     let vae = AutoencoderKL::<B>::load(&root.join("tiny-sd/vae"), &device).unwrap();
-    let saved = vae.save_weights(&out.path().join("vae"), WeightPrecision::F32).unwrap();
-    assert_same_file(&root.join("tiny-sd/vae/diffusion_pytorch_model.safetensors"), &saved, 0.0);
+    let saved = vae
+        .save_weights(&out.path().join("vae"), WeightPrecision::F32)
+        .unwrap();
+    assert_same_file(
+        &root.join("tiny-sd/vae/diffusion_pytorch_model.safetensors"),
+        &saved,
+        0.0,
+    );
 
     let clip = ClipTextModel::<B>::load(&root.join("tiny-sd/text_encoder"), &device).unwrap();
-    let saved = clip.save_weights(&out.path().join("te"), WeightPrecision::F32).unwrap();
+    let saved = clip
+        .save_weights(&out.path().join("te"), WeightPrecision::F32)
+        .unwrap();
     // transformers 5 writes the tensors without the `text_model.` prefix; we
     // write the layout of released SD 1.5 folders, which both load.
     let with_prefix: BTreeMap<_, _> = tensors(&root.join("tiny-sd/text_encoder/model.safetensors"))
         .into_iter()
-        .map(|(k, v)| if k.starts_with("text_model.") { (k, v) } else { (format!("text_model.{k}"), v) })
+        .map(|(k, v)| {
+            if k.starts_with("text_model.") {
+                (k, v)
+            } else {
+                (format!("text_model.{k}"), v)
+            }
+        })
         .collect();
     let ours = tensors(&saved);
     assert_eq!(
-        with_prefix.keys().filter(|k| !k.ends_with("position_ids")).collect::<Vec<_>>(),
+        with_prefix
+            .keys()
+            .filter(|k| !k.ends_with("position_ids"))
+            .collect::<Vec<_>>(),
         ours.keys().collect::<Vec<_>>()
     );
     for (k, v) in &ours {
@@ -117,8 +152,14 @@ fn vae_clip_controlnet_round_trip_bit_exact() {
 
     let cn_dir = root.join("tiny-controlnet");
     let cn = ControlNetModel::<B>::load(&cn_dir, &device).unwrap();
-    let saved = cn.save_weights(&out.path().join("cn"), WeightPrecision::F32).unwrap();
-    assert_same_file(&cn_dir.join("diffusion_pytorch_model.safetensors"), &saved, 0.0);
+    let saved = cn
+        .save_weights(&out.path().join("cn"), WeightPrecision::F32)
+        .unwrap();
+    assert_same_file(
+        &cn_dir.join("diffusion_pytorch_model.safetensors"),
+        &saved,
+        0.0,
+    );
 }
 
 #[test]
@@ -130,20 +171,33 @@ fn controlnet_from_unet_copies_the_encoder_and_starts_at_zero() {
     let config: ControlNetConfig = serde_json::from_str(&text).unwrap();
     let cn = ControlNetModel::<B>::from_unet(&unet, config, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let u = tensors(&unet.save_weights(&out.path().join("u"), WeightPrecision::F32).unwrap());
-    let c = tensors(&cn.save_weights(&out.path().join("c"), WeightPrecision::F32).unwrap());
+    let u = tensors(
+        &unet
+            .save_weights(&out.path().join("u"), WeightPrecision::F32)
+            .unwrap(),
+    );
+    let c = tensors(
+        &cn.save_weights(&out.path().join("c"), WeightPrecision::F32)
+            .unwrap(),
+    );
     let mut copied = 0;
     for (name, value) in &c {
         if let Some(orig) = u.get(name) {
             assert_eq!(value, orig, "{name} was not copied");
             copied += 1;
-        } else if name.starts_with("controlnet_down_blocks") || name.starts_with("controlnet_mid_block") {
+        } else if name.starts_with("controlnet_down_blocks")
+            || name.starts_with("controlnet_mid_block")
+        {
             assert!(value.1.iter().all(|v| *v == 0.0), "{name} is not zero");
         }
     }
     let encoder = u
         .keys()
-        .filter(|k| ["conv_in", "time_embedding", "down_blocks", "mid_block"].iter().any(|p| k.starts_with(p)))
+        .filter(|k| {
+            ["conv_in", "time_embedding", "down_blocks", "mid_block"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
         .count();
     assert_eq!(copied, encoder);
 

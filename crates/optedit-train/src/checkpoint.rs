@@ -73,9 +73,11 @@ impl Checkpointer {
         let previous = self.state()?;
         let model_name = format!("model-{step:07}");
         let optim_name = format!("optim-{step:07}");
-        let err = |path: PathBuf| move |e: burn::record::RecorderError| TrainError::Checkpoint {
-            path,
-            message: e.to_string(),
+        let err = |path: PathBuf| {
+            move |e: burn::record::RecorderError| TrainError::Checkpoint {
+                path,
+                message: e.to_string(),
+            }
         };
         let model_path = self.dir.join(&model_name);
         model
@@ -123,12 +125,11 @@ impl Checkpointer {
                 message: e.to_string(),
             })?;
         let optim_path = self.dir.join(&state.optimizer);
-        let record = Recorder::<B>::load(&recorder(), optim_path.with_extension(""), device).map_err(|e| {
-            TrainError::Checkpoint {
+        let record = Recorder::<B>::load(&recorder(), optim_path.with_extension(""), device)
+            .map_err(|e| TrainError::Checkpoint {
                 path: optim_path.clone(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok((model, optim.load_record(record), state.step))
     }
 }

@@ -55,7 +55,11 @@ pub fn body_pose(keypoints: &[Option<(f32, f32)>; 18]) -> Result<BodyPose> {
 /// The OpenPose condition image of a figure.
 pub fn pose_image(keypoints: &[Option<(f32, f32)>; 18]) -> Result<RgbImage> {
     let pose = body_pose(keypoints)?;
-    Ok(render_body_poses(&[pose], IMAGE_SIZE as u32, IMAGE_SIZE as u32)?)
+    Ok(render_body_poses(
+        &[pose],
+        IMAGE_SIZE as u32,
+        IMAGE_SIZE as u32,
+    )?)
 }
 
 /// The Canny condition image of a scene.

@@ -12,7 +12,10 @@ use rand_chacha::ChaCha8Rng;
 pub fn mix(words: &[u64]) -> u64 {
     let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
     for &w in words {
-        h ^= w.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        h ^= w
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
         let mut z = h;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -47,7 +50,9 @@ pub fn images_to_tensor<B: Backend>(images: &[RgbImage], device: &B::Device) -> 
 
 /// Condition images as a `[n, 3, h, w]` tensor in `[0, 1]` (ControlNet input).
 pub fn conditions_to_tensor<B: Backend>(images: &[RgbImage], device: &B::Device) -> Tensor<B, 4> {
-    images_to_tensor::<B>(images, device).add_scalar(1.0).div_scalar(2.0)
+    images_to_tensor::<B>(images, device)
+        .add_scalar(1.0)
+        .div_scalar(2.0)
 }
 
 /// A `size` x `size` crop at a random position.
@@ -60,7 +65,11 @@ pub fn random_crop(image: &RgbImage, size: u32, rng: &mut ChaCha8Rng) -> RgbImag
 
 /// Standard normal noise from `rng` as a tensor (backend-independent, so a
 /// run is reproducible on any backend).
-pub fn normal<B: Backend, const D: usize>(shape: [usize; D], rng: &mut ChaCha8Rng, device: &B::Device) -> Tensor<B, D> {
+pub fn normal<B: Backend, const D: usize>(
+    shape: [usize; D],
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Tensor<B, D> {
     let n: usize = shape.iter().product();
     let dist = rand_distr_normal();
     let data: Vec<f32> = (0..n).map(|_| dist(rng)).collect();

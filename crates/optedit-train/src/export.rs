@@ -26,7 +26,12 @@ use crate::stages::classifier::AttributeClassifier;
 use crate::stages::text_to_image::TextToImage;
 
 /// Files of a CLIP tokenizer folder.
-pub const TOKENIZER_FILES: [&str; 4] = ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+];
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -52,10 +57,17 @@ pub struct DemoParts<'a, B: Backend> {
 
 /// Writes the pipeline folder `out` (f16 weights: half the size, and the
 /// loader casts them back to f32).
-pub fn export<B: Backend>(out: &Path, parts: &DemoParts<'_, B>, tokenizer_dir: &Path) -> Result<()> {
+pub fn export<B: Backend>(
+    out: &Path,
+    parts: &DemoParts<'_, B>,
+    tokenizer_dir: &Path,
+) -> Result<()> {
     let p = WeightPrecision::F16;
     write_json(&out.join("model_index.json"), &demo::model_index())?;
-    write_json(&out.join("scheduler/scheduler_config.json"), &demo::scheduler_config())?;
+    write_json(
+        &out.join("scheduler/scheduler_config.json"),
+        &demo::scheduler_config(),
+    )?;
     let tok = out.join("tokenizer");
     std::fs::create_dir_all(&tok).map_err(io(&tok))?;
     for name in TOKENIZER_FILES {
@@ -64,12 +76,26 @@ pub fn export<B: Backend>(out: &Path, parts: &DemoParts<'_, B>, tokenizer_dir: &
             std::fs::copy(&src, tok.join(name)).map_err(io(&src))?;
         }
     }
-    write_json(&out.join("text_encoder/config.json"), &demo::text_encoder_config())?;
-    parts.text_to_image.text_encoder.save_weights(&out.join("text_encoder"), p)?;
+    write_json(
+        &out.join("text_encoder/config.json"),
+        &demo::text_encoder_config(),
+    )?;
+    parts
+        .text_to_image
+        .text_encoder
+        .save_weights(&out.join("text_encoder"), p)?;
     write_json(&out.join("unet/config.json"), &demo::unet_config())?;
-    parts.text_to_image.unet.save_weights(&out.join("unet"), p)?;
-    write_json(&out.join("vae/config.json"), &demo::vae_config(parts.scaling_factor))?;
-    parts.vae.save_weights(&out.join("vae"), WeightPrecision::F32)?;
+    parts
+        .text_to_image
+        .unet
+        .save_weights(&out.join("unet"), p)?;
+    write_json(
+        &out.join("vae/config.json"),
+        &demo::vae_config(parts.scaling_factor),
+    )?;
+    parts
+        .vae
+        .save_weights(&out.join("vae"), WeightPrecision::F32)?;
     for (kind, net) in &parts.controlnets {
         let dir = out.join(kind.folder());
         write_json(&dir.join("config.json"), &demo::controlnet_config())?;

@@ -21,10 +21,20 @@ pub struct TrainLog {
 impl TrainLog {
     /// Opens the log of a stage that runs from `start_step` to `total`
     /// steps; `columns` names the logged values.
-    pub fn open(dir: &Path, stage: &str, start_step: usize, total: usize, columns: &[&str]) -> Result<Self> {
+    pub fn open(
+        dir: &Path,
+        stage: &str,
+        start_step: usize,
+        total: usize,
+        columns: &[&str],
+    ) -> Result<Self> {
         let path = dir.join("loss.csv");
         let new = !path.exists();
-        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
         if new {
             writeln!(file, "step,{},seconds", columns.join(",")).map_err(io(&path))?;
         }

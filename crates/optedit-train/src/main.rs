@@ -122,26 +122,50 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let device = Default::default();
     let dir = &cli.dir;
-    let tokenizer = || ClipTokenizer::from_dir(&cli.tokenizer).with_context(|| format!("tokenizer {}", cli.tokenizer.display()));
+    let tokenizer = || {
+        ClipTokenizer::from_dir(&cli.tokenizer)
+            .with_context(|| format!("tokenizer {}", cli.tokenizer.display()))
+    };
     let latent_set = || -> Result<latents::LatentSet> {
         latents::LatentSet::load(dir).context("no encoded latents: run the `latents` stage first")
     };
     match &cli.stage {
         Stage::Vae { opts, crop } => {
-            let options = vae::VaeOptions { crop: *crop, ..Default::default() };
+            let options = vae::VaeOptions {
+                crop: *crop,
+                ..Default::default()
+            };
             vae::train::<B>(dir, &stage_options(opts, cli.seed), &options, &device)?;
         }
         Stage::Latents { count } => {
             let model = vae::load_trained::<B>(dir, &device)?;
             let set = latents::encode(dir, &model, *count, cli.seed, &device)?;
-            println!("{} scenes encoded; scaling factor {:.5}", set.len(), set.scaling_factor);
+            println!(
+                "{} scenes encoded; scaling factor {:.5}",
+                set.len(),
+                set.scaling_factor
+            );
         }
         Stage::Unet { opts } => {
-            text_to_image::train::<B>(dir, &latent_set()?, &tokenizer()?, &stage_options(opts, cli.seed), &device)?;
+            text_to_image::train::<B>(
+                dir,
+                &latent_set()?,
+                &tokenizer()?,
+                &stage_options(opts, cli.seed),
+                &device,
+            )?;
         }
         Stage::Controlnet { kind: k, opts } => {
             let base = text_to_image::load_trained::<B>(dir, &device)?;
-            controlnet::train::<B>(dir, kind(*k), &base, &latent_set()?, &tokenizer()?, &stage_options(opts, cli.seed), &device)?;
+            controlnet::train::<B>(
+                dir,
+                kind(*k),
+                &base,
+                &latent_set()?,
+                &tokenizer()?,
+                &stage_options(opts, cli.seed),
+                &device,
+            )?;
         }
         Stage::Classifier { opts } => {
             let model = classifier::train::<B>(dir, &stage_options(opts, cli.seed), &device)?;

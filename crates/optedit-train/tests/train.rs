@@ -50,7 +50,10 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     let straight = classifier::train::<A>(&tmp.path().join("a"), &options(4), &device).unwrap();
     // Same run, stopped after 2 steps and resumed to 4.
     let b = tmp.path().join("b");
-    let first = StageOptions { stop_at: Some(2), ..options(4) };
+    let first = StageOptions {
+        stop_at: Some(2),
+        ..options(4)
+    };
     classifier::train::<A>(&b, &first, &device).unwrap();
     let resumed = classifier::train::<A>(&b, &options(4), &device).unwrap();
     let fresh = AttributeClassifier::<B>::new(&device);
@@ -64,7 +67,12 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 
 #[test]
 fn lr_schedule_warms_up_and_decays_to_a_tenth() {
-    let o = StageOptions { steps: 100, warmup: 10, lr: 1.0, ..options(100) };
+    let o = StageOptions {
+        steps: 100,
+        warmup: 10,
+        lr: 1.0,
+        ..options(100)
+    };
     assert!((o.lr_at(0) - 0.1).abs() < 1e-12);
     assert!((o.lr_at(9) - 1.0).abs() < 1e-12);
     assert!((o.lr_at(10) - 1.0).abs() < 1e-12);
@@ -72,7 +80,12 @@ fn lr_schedule_warms_up_and_decays_to_a_tenth() {
     for s in 10..99 {
         assert!(o.lr_at(s + 1) <= o.lr_at(s));
     }
-    assert!(StageOptions { steps: 0, ..o.clone() }.validate().is_err());
+    assert!(StageOptions {
+        steps: 0,
+        ..o.clone()
+    }
+    .validate()
+    .is_err());
     assert!(StageOptions { lr: f64::NAN, ..o }.validate().is_err());
 }
 
@@ -117,7 +130,10 @@ fn export_writes_a_folder_the_loaders_read() {
     let a = t2i.unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
     let b = unet.forward(x, t, ctx).unwrap();
     let err = (a.clone() - b).abs().max().into_scalar();
-    assert!(err < 1e-2 * a.abs().max().into_scalar().max(1.0), "f16 export moved the UNet by {err}");
+    assert!(
+        err < 1e-2 * a.abs().max().into_scalar().max(1.0),
+        "f16 export moved the UNet by {err}"
+    );
 }
 
 #[test]
@@ -142,4 +158,3 @@ fn conditions_are_the_pose_rendering_and_the_edges_of_the_scene() {
         assert!(hit, "no edge around an object");
     }
 }
-

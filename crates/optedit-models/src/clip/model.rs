@@ -10,8 +10,8 @@ use crate::blocks::attention::multi_head;
 use crate::blocks::linear;
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 use crate::loader::{find_weights, load_strict, CLIP_RULES};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 
 /// Token and position embeddings.
 #[derive(Module, Debug)]

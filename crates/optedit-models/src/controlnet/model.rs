@@ -10,8 +10,8 @@ use crate::blocks::conv2d;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::unet::blocks::{DownBlock, MidBlock};
 use crate::unet::{ControlResiduals, UNet2DConditionModel};
 use burn_store::{ModuleSnapshot, PathFilter};
@@ -144,8 +144,8 @@ impl<B: Backend> ControlNetModel<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let mut model = Self::from_config(config, device)?;
-        let filter = PathFilter::new()
-            .with_regex(r"^(conv_in|time_embedding|down_blocks|mid_block)\.");
+        let filter =
+            PathFilter::new().with_regex(r"^(conv_in|time_embedding|down_blocks|mid_block)\.");
         let snapshots = unet.collect(Some(filter), None, false);
         let expected = snapshots.len();
         let result = model.apply(snapshots, None, None, false);

@@ -12,8 +12,8 @@ use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::blocks::{conv2d, group_norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
 /// Residuals a ControlNet adds to the UNet: one per skip tensor of the down
 /// path (`down_block_additional_residuals`) and one for the mid block output

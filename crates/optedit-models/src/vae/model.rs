@@ -13,8 +13,8 @@ use crate::blocks::sampling::{Downsample2D, Upsample2D};
 use crate::blocks::{conv2d, group_norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
+use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
 /// The VAE's group-norm epsilon (fixed in diffusers).
 const EPS: f64 = 1e-6;

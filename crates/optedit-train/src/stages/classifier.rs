@@ -85,9 +85,19 @@ pub struct ClassifierOutput<B: Backend> {
 impl<B: Backend> AttributeClassifier<B> {
     /// A fresh classifier.
     pub fn new(device: &B::Device) -> Self {
-        let widths = [(4, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, FEATURES, 2)];
+        let widths = [
+            (4, 32, 1),
+            (32, 64, 2),
+            (64, 64, 1),
+            (64, 128, 2),
+            (128, 128, 1),
+            (128, FEATURES, 2),
+        ];
         Self {
-            blocks: widths.iter().map(|&(i, o, s)| ConvBlock::new(i, o, s, device)).collect(),
+            blocks: widths
+                .iter()
+                .map(|&(i, o, s)| ConvBlock::new(i, o, s, device))
+                .collect(),
             shape: LinearConfig::new(FEATURES, optedit_world::NUM_SHAPES).init(device),
             colour: LinearConfig::new(FEATURES, optedit_world::NUM_COLOURS).init(device),
             pose: LinearConfig::new(FEATURES, optedit_world::NUM_POSES).init(device),
@@ -97,7 +107,10 @@ impl<B: Backend> AttributeClassifier<B> {
     /// `image` `[n, 3, 128, 128]` in `[-1, 1]`, `mask` `[n, 1, 128, 128]` in `[0, 1]`.
     pub fn forward(&self, image: Tensor<B, 4>, mask: Tensor<B, 4>) -> ClassifierOutput<B> {
         let x = Tensor::cat(vec![image, mask.clone().mul_scalar(2.0).sub_scalar(1.0)], 1);
-        let mut x = AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init().forward(x);
+        let mut x = AvgPool2dConfig::new([2, 2])
+            .with_strides([2, 2])
+            .init()
+            .forward(x);
         for b in &self.blocks {
             x = b.forward(x);
         }
@@ -105,7 +118,10 @@ impl<B: Backend> AttributeClassifier<B> {
         // Mask-weighted average pooling: the features describe the region.
         let [_, _, mh, mw] = mask.dims();
         let (fh, fw) = (mh / h, mw / w);
-        let m = AvgPool2dConfig::new([fh, fw]).with_strides([fh, fw]).init().forward(mask);
+        let m = AvgPool2dConfig::new([fh, fw])
+            .with_strides([fh, fw])
+            .init()
+            .forward(mask);
         let weight = m.clone().sum_dim(3).sum_dim(2).add_scalar(1e-3);
         let features = (x * m).sum_dim(3).sum_dim(2).div(weight).reshape([n, c]);
         ClassifierOutput {
@@ -119,10 +135,12 @@ impl<B: Backend> AttributeClassifier<B> {
     /// Writes the weights to `path` (safetensors, burn names).
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut store = SafetensorsStore::from_file(path).overwrite(true);
-        store.collect_from(self).map_err(|e| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        store
+            .collect_from(self)
+            .map_err(|e| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
     }
 
     /// Reads weights written by [`save`](Self::save), strictly.
@@ -133,7 +151,9 @@ impl<B: Backend> AttributeClassifier<B> {
             path: path.to_path_buf(),
             message,
         };
-        let result = store.apply_to::<B, _>(&mut model).map_err(|e| fail(e.to_string()))?;
+        let result = store
+            .apply_to::<B, _>(&mut model)
+            .map_err(|e| fail(e.to_string()))?;
         if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
             return Err(fail(format!(
                 "does not match the classifier: {} errors, missing {:?}, unused {:?}",
@@ -153,7 +173,10 @@ pub fn masks_to_tensor<B: Backend>(masks: &[GrayImage], device: &B::Device) -> T
         .iter()
         .flat_map(|m| m.as_raw().iter().map(|&v| v as f32 / 255.0))
         .collect();
-    Tensor::from_data(TensorData::new(data, [masks.len(), 1, h as usize, w as usize]), device)
+    Tensor::from_data(
+        TensorData::new(data, [masks.len(), 1, h as usize, w as usize]),
+        device,
+    )
 }
 
 /// Dilates a binary mask by `r` pixels (square structuring element).
@@ -188,7 +211,13 @@ pub fn bounding_box(mask: &GrayImage) -> GrayImage {
             y1 = y1.max(y);
         }
     }
-    GrayImage::from_fn(w, h, |x, y| image::Luma([if x >= x0 && x <= x1 && y >= y0 && y <= y1 { 255 } else { 0 }]))
+    GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([if x >= x0 && x <= x1 && y >= y0 && y <= y1 {
+            255
+        } else {
+            0
+        }])
+    })
 }
 
 /// One training example: region and the labels it asks about.
@@ -220,16 +249,34 @@ fn example_from(spec: SceneSpec, rng: &mut rand_chacha::ChaCha8Rng) -> Example {
     if n == 1 && u < 0.3 {
         let full = GrayImage::from_pixel(r.image.width(), r.image.height(), image::Luma([255]));
         let o = &spec.objects[0];
-        return Example { image: r.image, mask: full, shape: o.shape.index() as i64, colour: o.colour.index() as i64, pose };
+        return Example {
+            image: r.image,
+            mask: full,
+            shape: o.shape.index() as i64,
+            colour: o.colour.index() as i64,
+            pose,
+        };
     }
     if u < 0.75 {
         let i = rng.random_range(0..n);
         let o = &spec.objects[i];
         let mask = jitter(&r.object_masks[i], rng);
-        Example { image: r.image, mask, shape: o.shape.index() as i64, colour: o.colour.index() as i64, pose: IGNORE }
+        Example {
+            image: r.image,
+            mask,
+            shape: o.shape.index() as i64,
+            colour: o.colour.index() as i64,
+            pose: IGNORE,
+        }
     } else {
         let mask = jitter(&r.figure_mask, rng);
-        Example { image: r.image, mask, shape: IGNORE, colour: IGNORE, pose }
+        Example {
+            image: r.image,
+            mask,
+            shape: IGNORE,
+            colour: IGNORE,
+            pose,
+        }
     }
 }
 
@@ -239,39 +286,86 @@ fn labels<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
 }
 
 /// Cross-entropy over the examples whose label is not [`IGNORE`].
-fn masked_ce<B: Backend>(logits: Tensor<B, 2>, targets: &[i64], device: &B::Device) -> Option<Tensor<B, 1>> {
-    let keep: Vec<i64> = targets.iter().enumerate().filter(|(_, &t)| t != IGNORE).map(|(i, _)| i as i64).collect();
+fn masked_ce<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: &[i64],
+    device: &B::Device,
+) -> Option<Tensor<B, 1>> {
+    let keep: Vec<i64> = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t != IGNORE)
+        .map(|(i, _)| i as i64)
+        .collect();
     if keep.is_empty() {
         return None;
     }
     let t: Vec<i64> = keep.iter().map(|&i| targets[i as usize]).collect();
     let logits = logits.select(0, labels::<B>(keep, device));
-    Some(CrossEntropyLossConfig::new().init(device).forward(logits, labels::<B>(t, device)))
+    Some(
+        CrossEntropyLossConfig::new()
+            .init(device)
+            .forward(logits, labels::<B>(t, device)),
+    )
 }
 
 /// Trains (or resumes) the classifier.
-pub fn train<B: AutodiffBackend>(dir: &Path, options: &StageOptions, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
+pub fn train<B: AutodiffBackend>(
+    dir: &Path,
+    options: &StageOptions,
+    device: &B::Device,
+) -> Result<AttributeClassifier<B::InnerBackend>> {
     options.validate()?;
     let optim = AdamWConfig::new().with_weight_decay(0.01);
-    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || Ok(AttributeClassifier::new(device)), device)?;
+    let run = Run::<B, _>::start(
+        dir,
+        NAME,
+        options.seed,
+        STAGE,
+        optim,
+        || Ok(AttributeClassifier::new(device)),
+        device,
+    )?;
     let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
         let ex: Vec<Example> = (0..options.batch).map(|_| example(rng)).collect();
         let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
         let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
-        let out = model.forward(images_to_tensor::<B>(&images, device), masks_to_tensor::<B>(&masks, device));
+        let out = model.forward(
+            images_to_tensor::<B>(&images, device),
+            masks_to_tensor::<B>(&masks, device),
+        );
         let parts = [
-            masked_ce(out.shape, &ex.iter().map(|e| e.shape).collect::<Vec<_>>(), device),
-            masked_ce(out.colour, &ex.iter().map(|e| e.colour).collect::<Vec<_>>(), device),
-            masked_ce(out.pose, &ex.iter().map(|e| e.pose).collect::<Vec<_>>(), device),
+            masked_ce(
+                out.shape,
+                &ex.iter().map(|e| e.shape).collect::<Vec<_>>(),
+                device,
+            ),
+            masked_ce(
+                out.colour,
+                &ex.iter().map(|e| e.colour).collect::<Vec<_>>(),
+                device,
+            ),
+            masked_ce(
+                out.pose,
+                &ex.iter().map(|e| e.pose).collect::<Vec<_>>(),
+                device,
+            ),
         ];
-        let loss = parts.into_iter().flatten().reduce(|a, b| a + b).expect("every example asks something");
+        let loss = parts
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| a + b)
+            .expect("every example asks something");
         Ok(StepLoss::single(loss))
     })?;
     Ok(model.valid())
 }
 
 /// The classifier of the last checkpoint.
-pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AttributeClassifier<B::InnerBackend>> {
+pub fn load_trained<B: AutodiffBackend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<AttributeClassifier<B::InnerBackend>> {
     load_checkpoint::<B, _>(dir, NAME, AttributeClassifier::new(device), device)
 }
 
@@ -305,15 +399,29 @@ pub fn held_out_accuracy<B: Backend>(
         let ex: Vec<Example> = (0..n)
             .map(|_| {
                 let index = rng.random::<u32>() as u64;
-                example_from(SceneSpec::sample(optedit_world::scene_seed(optedit_world::Split::HeldOut, index)), &mut rng)
+                example_from(
+                    SceneSpec::sample(optedit_world::scene_seed(
+                        optedit_world::Split::HeldOut,
+                        index,
+                    )),
+                    &mut rng,
+                )
             })
             .collect();
         let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
         let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
-        let out = model.forward(images_to_tensor::<B>(&images, device), masks_to_tensor::<B>(&masks, device));
+        let out = model.forward(
+            images_to_tensor::<B>(&images, device),
+            masks_to_tensor::<B>(&masks, device),
+        );
         let heads = [out.shape, out.colour, out.pose];
         for (h, logits) in heads.into_iter().enumerate() {
-            let pred: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().into_vec::<i64>().expect("int data");
+            let pred: Vec<i64> = logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .into_vec::<i64>()
+                .expect("int data");
             for (e, p) in ex.iter().zip(pred) {
                 let target = [e.shape, e.colour, e.pose][h];
                 if target != IGNORE {

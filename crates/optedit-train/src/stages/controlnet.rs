@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use burn::module::{AutodiffModule, Module};
 use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
@@ -43,30 +43,52 @@ pub fn train<B: AutodiffBackend>(
     let acp = alphas_cumprod()?;
     // The frozen UNet runs on the autodiff backend so gradients reach the
     // ControlNet's residuals; its own parameters take no gradient.
-    let unet: UNet2DConditionModel<B> = UNet2DConditionModel::from_inner(base.unet.clone()).no_grad();
+    let unet: UNet2DConditionModel<B> =
+        UNet2DConditionModel::from_inner(base.unet.clone()).no_grad();
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
     let init = || Ok(ControlNetModel::<B>::from_unet(&unet, config(), device)?);
-    let run = Run::<B, _>::start(dir, kind.folder(), options.seed, kind.stage(), optim, init, device)?;
-    let model = run.fit(kind.folder(), kind.stage(), &["loss"], options, |model, rng| {
-        let idx: Vec<usize> = (0..options.batch).map(|_| rng.random_range(0..set.len())).collect();
-        let mut captions = Vec::with_capacity(idx.len());
-        let mut conds = Vec::with_capacity(idx.len());
-        for &i in &idx {
-            let spec = optedit_world::SceneSpec::sample(set.seeds[i]);
-            conds.push(condition_image(kind, &spec.render())?);
-            captions.push(if rng.random_bool(CAPTION_DROPOUT) { String::new() } else { spec.caption() });
-        }
-        let ids = token_ids::<B::InnerBackend>(tokenizer, &captions, device)?;
-        let context = Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);
-        let cond = conditions_to_tensor::<B>(&conds, device);
-        let latents = set.batch::<B>(&idx, device);
-        let (noisy, t, noise, w) = noised(latents, &acp, rng, device);
-        let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
-        let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
-        Ok(StepLoss::single(weighted_mse(pred, noise, w)))
-    })?;
+    let run = Run::<B, _>::start(
+        dir,
+        kind.folder(),
+        options.seed,
+        kind.stage(),
+        optim,
+        init,
+        device,
+    )?;
+    let model = run.fit(
+        kind.folder(),
+        kind.stage(),
+        &["loss"],
+        options,
+        |model, rng| {
+            let idx: Vec<usize> = (0..options.batch)
+                .map(|_| rng.random_range(0..set.len()))
+                .collect();
+            let mut captions = Vec::with_capacity(idx.len());
+            let mut conds = Vec::with_capacity(idx.len());
+            for &i in &idx {
+                let spec = optedit_world::SceneSpec::sample(set.seeds[i]);
+                conds.push(condition_image(kind, &spec.render())?);
+                captions.push(if rng.random_bool(CAPTION_DROPOUT) {
+                    String::new()
+                } else {
+                    spec.caption()
+                });
+            }
+            let ids = token_ids::<B::InnerBackend>(tokenizer, &captions, device)?;
+            let context =
+                Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);
+            let cond = conditions_to_tensor::<B>(&conds, device);
+            let latents = set.batch::<B>(&idx, device);
+            let (noisy, t, noise, w) = noised(latents, &acp, rng, device);
+            let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
+            let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
+            Ok(StepLoss::single(weighted_mse(pred, noise, w)))
+        },
+    )?;
     Ok(model.valid())
 }
 
@@ -76,5 +98,10 @@ pub fn load_trained<B: AutodiffBackend>(
     kind: ControlKind,
     device: &B::Device,
 ) -> Result<ControlNetModel<B::InnerBackend>> {
-    load_checkpoint::<B, _>(dir, kind.folder(), ControlNetModel::<B>::from_config(config(), device)?, device)
+    load_checkpoint::<B, _>(
+        dir,
+        kind.folder(),
+        ControlNetModel::<B>::from_config(config(), device)?,
+        device,
+    )
 }

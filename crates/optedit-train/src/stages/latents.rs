@@ -101,7 +101,11 @@ impl LatentSet {
             seeds: self.seeds.clone(),
             scaling_factor: self.scaling_factor,
         };
-        std::fs::write(&meta_path, serde_json::to_string(&meta).expect("serialisable")).map_err(io(&meta_path))
+        std::fs::write(
+            &meta_path,
+            serde_json::to_string(&meta).expect("serialisable"),
+        )
+        .map_err(io(&meta_path))
     }
 }
 
@@ -122,7 +126,12 @@ pub fn encode<B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(mix(&[seed, 2]));
     let seeds: Vec<u64> = (0..count).map(|_| train_scene_seed(&mut rng)).collect();
     let bar = ProgressBar::new(count as u64);
-    bar.set_style(ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta})").expect("valid"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta})",
+        )
+        .expect("valid"),
+    );
     bar.set_prefix("latents");
     let mut latents = Vec::with_capacity(count * PER);
     for chunk in seeds.chunks(32) {
@@ -131,13 +140,22 @@ pub fn encode<B: Backend>(
             .map(|&s| optedit_world::SceneSpec::sample(s).render().image)
             .collect();
         let mean = vae.encode(images_to_tensor::<B>(&images, device))?.mean;
-        latents.extend(mean.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data"));
+        latents.extend(
+            mean.into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32 data"),
+        );
         bar.inc(chunk.len() as u64);
     }
     bar.finish();
     let n = latents.len() as f64;
     let mean = latents.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = latents.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = latents
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let scaling_factor = 1.0 / var.sqrt().max(1e-6);
     for v in &mut latents {
         *v *= scaling_factor as f32;

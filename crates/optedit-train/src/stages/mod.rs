@@ -161,7 +161,8 @@ where
         mut step: impl FnMut(&M, &mut rand_chacha::ChaCha8Rng) -> crate::Result<StepLoss<B>>,
     ) -> crate::Result<M> {
         use burn::optim::{GradientsParams, Optimizer};
-        let mut log = crate::log::TrainLog::open(self.ckpt.dir(), name, self.start, options.steps, columns)?;
+        let mut log =
+            crate::log::TrainLog::open(self.ckpt.dir(), name, self.start, options.steps, columns)?;
         for i in self.start..options.end() {
             let mut rng = crate::data::step_rng(options.seed, stage, i);
             let out = step(&self.model, &mut rng)?;
@@ -196,7 +197,10 @@ where
     if step == 0 {
         return Err(crate::TrainError::InvalidArgument {
             argument: "dir".into(),
-            message: format!("no `{name}` checkpoint in {}; run that stage first", ckpt.dir().display()),
+            message: format!(
+                "no `{name}` checkpoint in {}; run that stage first",
+                ckpt.dir().display()
+            ),
         });
     }
     Ok(model.valid())

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use burn::module::{AutodiffModule, Module};
 use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -41,8 +41,10 @@ pub struct TextToImage<B: Backend> {
 impl<B: Backend> TextToImage<B> {
     /// A fresh demo model.
     pub fn new(device: &B::Device) -> Result<Self> {
-        let unet: UNet2DConditionConfig = serde_json::from_value(demo::unet_config()).expect("valid demo config");
-        let text: ClipTextConfig = serde_json::from_value(demo::text_encoder_config()).expect("valid demo config");
+        let unet: UNet2DConditionConfig =
+            serde_json::from_value(demo::unet_config()).expect("valid demo config");
+        let text: ClipTextConfig =
+            serde_json::from_value(demo::text_encoder_config()).expect("valid demo config");
         Ok(Self {
             unet: UNet2DConditionModel::from_config(unet, device)?,
             text_encoder: ClipTextModel::from_config(text, device)?,
@@ -57,7 +59,11 @@ pub fn alphas_cumprod() -> Result<Vec<f32>> {
 }
 
 /// Token ids `[n, 77]` of `captions`.
-pub fn token_ids<B: Backend>(tokenizer: &ClipTokenizer, captions: &[String], device: &B::Device) -> Result<Tensor<B, 2, Int>> {
+pub fn token_ids<B: Backend>(
+    tokenizer: &ClipTokenizer,
+    captions: &[String],
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>> {
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     Ok(tokenizer.input_ids::<B>(&refs, device)?)
 }
@@ -84,15 +90,26 @@ pub fn noised<B: Backend>(
     let noise = normal::<B, 4>([n, c, h, w], rng, device);
     let a = Tensor::<B, 1>::from_data(TensorData::new(a, [n]), device).reshape([n, 1, 1, 1]);
     let s = Tensor::<B, 1>::from_data(TensorData::new(s, [n]), device).reshape([n, 1, 1, 1]);
-    let t = Tensor::<B, 1>::from_data(TensorData::new(ts.iter().map(|&t| t as f32).collect::<Vec<_>>(), [n]), device);
+    let t = Tensor::<B, 1>::from_data(
+        TensorData::new(ts.iter().map(|&t| t as f32).collect::<Vec<_>>(), [n]),
+        device,
+    );
     let w = Tensor::<B, 1>::from_data(TensorData::new(weights, [n]), device);
     (latents * a + noise.clone() * s, t, noise, w)
 }
 
 /// Weighted MSE between prediction and target, `[n, c, h, w]` each.
-pub fn weighted_mse<B: Backend>(pred: Tensor<B, 4>, target: Tensor<B, 4>, weights: Tensor<B, 1>) -> Tensor<B, 1> {
+pub fn weighted_mse<B: Backend>(
+    pred: Tensor<B, 4>,
+    target: Tensor<B, 4>,
+    weights: Tensor<B, 1>,
+) -> Tensor<B, 1> {
     let [n, ..] = pred.dims();
-    let per = (pred - target).powi_scalar(2).reshape([n as i32, -1]).mean_dim(1).reshape([n]);
+    let per = (pred - target)
+        .powi_scalar(2)
+        .reshape([n as i32, -1])
+        .mean_dim(1)
+        .reshape([n]);
     (per * weights).mean()
 }
 
@@ -114,12 +131,28 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(0.01)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
-    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || TextToImage::new(device), device)?;
+    let run = Run::<B, _>::start(
+        dir,
+        NAME,
+        options.seed,
+        STAGE,
+        optim,
+        || TextToImage::new(device),
+        device,
+    )?;
     let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
-        let idx: Vec<usize> = (0..options.batch).map(|_| rng.random_range(0..set.len())).collect();
+        let idx: Vec<usize> = (0..options.batch)
+            .map(|_| rng.random_range(0..set.len()))
+            .collect();
         let batch_captions: Vec<String> = idx
             .iter()
-            .map(|&i| if rng.random_bool(CAPTION_DROPOUT) { String::new() } else { captions[i].clone() })
+            .map(|&i| {
+                if rng.random_bool(CAPTION_DROPOUT) {
+                    String::new()
+                } else {
+                    captions[i].clone()
+                }
+            })
             .collect();
         let ids = token_ids::<B>(tokenizer, &batch_captions, device)?;
         let latents = set.batch::<B>(&idx, device);
@@ -132,6 +165,9 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// The model of the last checkpoint (an error when there is none).
-pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<TextToImage<B::InnerBackend>> {
+pub fn load_trained<B: AutodiffBackend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<TextToImage<B::InnerBackend>> {
     load_checkpoint::<B, _>(dir, NAME, TextToImage::new(device)?, device)
 }

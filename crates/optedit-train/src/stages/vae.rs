@@ -41,7 +41,8 @@ impl Default for VaeOptions {
 
 /// A fresh demo VAE (scaling factor 1 until [`super::latents`] measures it).
 pub fn new_vae<B: burn::tensor::backend::Backend>(device: &B::Device) -> Result<AutoencoderKL<B>> {
-    let config: AutoencoderKLConfig = serde_json::from_value(demo::vae_config(1.0)).expect("valid demo config");
+    let config: AutoencoderKLConfig =
+        serde_json::from_value(demo::vae_config(1.0)).expect("valid demo config");
     Ok(AutoencoderKL::from_config(config, device)?)
 }
 
@@ -54,37 +55,55 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<AutoencoderKL<B::InnerBackend>> {
     options.validate()?;
     let optim = AdamWConfig::new().with_weight_decay(0.0);
-    let run = Run::<B, _>::start(dir, NAME, options.seed, STAGE, optim, || new_vae::<B>(device), device)?;
-    let model = run.fit(NAME, STAGE, &["loss", "l1", "mse", "kl"], options, |model, rng| {
-        let crops: Vec<_> = (0..options.batch)
-            .map(|_| {
-                let spec = optedit_world::SceneSpec::sample(train_scene_seed(rng));
-                random_crop(&spec.render().image, vae_options.crop, rng)
-            })
-            .collect();
-        let x = images_to_tensor::<B>(&crops, device);
-        let posterior = model.encode(x.clone())?;
-        let eps = normal::<B, 4>(posterior.mean.dims(), rng, device);
-        let z = posterior.mean.clone() + posterior.logvar.clone().mul_scalar(0.5).exp() * eps;
-        let rec = model.decode(z)?;
-        let diff = rec - x;
-        let l1 = diff.clone().abs().mean();
-        let mse = diff.powi_scalar(2).mean();
-        let kl = (posterior.mean.powi_scalar(2) + posterior.logvar.clone().exp() - posterior.logvar)
-            .sub_scalar(1.0)
-            .mean()
-            .mul_scalar(0.5);
-        let loss = l1.clone() + mse.clone() + kl.clone().mul_scalar(vae_options.kl_weight);
-        let values = [loss.clone(), l1, mse, kl]
-            .into_iter()
-            .map(|t| t.into_scalar().elem::<f32>())
-            .collect();
-        Ok(StepLoss { loss, values })
-    })?;
+    let run = Run::<B, _>::start(
+        dir,
+        NAME,
+        options.seed,
+        STAGE,
+        optim,
+        || new_vae::<B>(device),
+        device,
+    )?;
+    let model = run.fit(
+        NAME,
+        STAGE,
+        &["loss", "l1", "mse", "kl"],
+        options,
+        |model, rng| {
+            let crops: Vec<_> = (0..options.batch)
+                .map(|_| {
+                    let spec = optedit_world::SceneSpec::sample(train_scene_seed(rng));
+                    random_crop(&spec.render().image, vae_options.crop, rng)
+                })
+                .collect();
+            let x = images_to_tensor::<B>(&crops, device);
+            let posterior = model.encode(x.clone())?;
+            let eps = normal::<B, 4>(posterior.mean.dims(), rng, device);
+            let z = posterior.mean.clone() + posterior.logvar.clone().mul_scalar(0.5).exp() * eps;
+            let rec = model.decode(z)?;
+            let diff = rec - x;
+            let l1 = diff.clone().abs().mean();
+            let mse = diff.powi_scalar(2).mean();
+            let kl = (posterior.mean.powi_scalar(2) + posterior.logvar.clone().exp()
+                - posterior.logvar)
+                .sub_scalar(1.0)
+                .mean()
+                .mul_scalar(0.5);
+            let loss = l1.clone() + mse.clone() + kl.clone().mul_scalar(vae_options.kl_weight);
+            let values = [loss.clone(), l1, mse, kl]
+                .into_iter()
+                .map(|t| t.into_scalar().elem::<f32>())
+                .collect();
+            Ok(StepLoss { loss, values })
+        },
+    )?;
     Ok(model.valid())
 }
 
 /// The trained VAE from the last checkpoint in `dir`, on `B`.
-pub fn load_trained<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<AutoencoderKL<B::InnerBackend>> {
+pub fn load_trained<B: AutodiffBackend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<AutoencoderKL<B::InnerBackend>> {
     load_checkpoint::<B, _>(dir, NAME, new_vae::<B>(device)?, device)
 }
