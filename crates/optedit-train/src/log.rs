@@ -74,9 +74,14 @@ impl TrainLog {
         self.bar.set_position(step as u64 + 1);
     }
 
-    /// Prints a line above the bar.
+    /// Prints a line above the bar (to stderr when the bar is hidden, as it
+    /// is when stderr is not a terminal).
     pub fn println(&self, line: impl AsRef<str>) {
-        self.bar.println(line.as_ref());
+        if self.bar.is_hidden() {
+            eprintln!("{}", line.as_ref());
+        } else {
+            self.bar.println(line.as_ref());
+        }
     }
 
     /// Ends the bar.

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 use optedit_cond::ClipTokenizer;
 use optedit_train::conditions::ControlKind;
 use optedit_train::export::{export, DemoParts};
 use optedit_train::stages::{classifier, controlnet, latents, text_to_image, vae, StageOptions};
-
-type B = Autodiff<Flex>;
 
 /// Train optedit's demo latent diffusion model on the procedural world.
 #[derive(Parser)]
@@ -25,6 +24,9 @@ struct Cli {
     /// Base seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
     #[command(subcommand)]
     stage: Stage,
 }
@@ -49,6 +51,19 @@ struct Opts {
     /// Stop this invocation at this step (resume later with the same --steps).
     #[arg(long)]
     stop_at: Option<usize>,
+    /// Wall-clock budget in seconds for a fresh run: the warm-up is timed
+    /// and --steps lowered to what fits (the chosen total is printed).
+    #[arg(long, value_name = "SECONDS")]
+    time_budget: Option<u64>,
+}
+
+/// The backend to train on.
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceKind {
+    /// The CPU (burn's Flex backend).
+    Cpu,
+    /// An NVIDIA GPU (burn's CUDA backend; needs a build with `--features cuda`).
+    Cuda,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -72,11 +87,19 @@ enum Stage {
         /// Number of scenes.
         #[arg(long, default_value_t = 6000)]
         count: usize,
+        /// Take the VAE from this pipeline folder (DIR/vae) instead of the
+        /// run's checkpoint.
+        #[arg(long, value_name = "DIR")]
+        vae_from: Option<PathBuf>,
     },
     /// Stage 3: UNet + text encoder.
     Unet {
         #[command(flatten)]
         opts: Opts,
+        /// Start a fresh run from the UNet and text encoder of this pipeline
+        /// folder (an earlier export) instead of a random initialisation.
+        #[arg(long, value_name = "DIR")]
+        init_from: Option<PathBuf>,
     },
     /// Stage 4: a ControlNet.
     Controlnet {
@@ -96,6 +119,10 @@ enum Stage {
         /// Output folder.
         #[arg(long, default_value = "models/optedit-demo")]
         out: PathBuf,
+        /// Take the VAE from this pipeline folder (DIR/vae) instead of the
+        /// run's checkpoint.
+        #[arg(long, value_name = "DIR")]
+        vae_from: Option<PathBuf>,
     },
 }
 
@@ -108,6 +135,7 @@ fn stage_options(o: &Opts, seed: u64) -> StageOptions {
         seed,
         checkpoint_every: o.checkpoint_every,
         stop_at: o.stop_at,
+        time_budget: o.time_budget.map(std::time::Duration::from_secs),
     }
 }
 
@@ -120,7 +148,32 @@ fn kind(k: Kind) -> ControlKind {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let device = Default::default();
+    match cli.device {
+        DeviceKind::Cpu => run::<Autodiff<Flex>>(&cli, Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => run::<Autodiff<burn::backend::Cuda>>(&cli, Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        DeviceKind::Cuda => anyhow::bail!(
+            "--device cuda: this optedit-train was built without CUDA support; rebuild with `cargo build --release -p optedit-train --features cuda`"
+        ),
+    }
+}
+
+/// The VAE of the pipeline folder `from`, else of the run's checkpoint.
+fn load_vae<B: AutodiffBackend>(
+    dir: &std::path::Path,
+    from: Option<&std::path::Path>,
+    device: &B::Device,
+) -> Result<optedit_models::AutoencoderKL<B::InnerBackend>> {
+    Ok(match from {
+        Some(p) => optedit_models::AutoencoderKL::load(&p.join("vae"), device)
+            .with_context(|| format!("VAE of {}", p.display()))?,
+        None => vae::load_trained::<B>(dir, device)?,
+    })
+}
+
+/// Runs the stage of `cli` on backend `B`.
+fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
     let dir = &cli.dir;
     let tokenizer = || {
         ClipTokenizer::from_dir(&cli.tokenizer)
@@ -137,8 +190,8 @@ fn main() -> Result<()> {
             };
             vae::train::<B>(dir, &stage_options(opts, cli.seed), &options, &device)?;
         }
-        Stage::Latents { count } => {
-            let model = vae::load_trained::<B>(dir, &device)?;
+        Stage::Latents { count, vae_from } => {
+            let model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;
             let set = latents::encode(dir, &model, *count, cli.seed, &device)?;
             println!(
                 "{} scenes encoded; scaling factor {:.5}",
@@ -146,12 +199,13 @@ fn main() -> Result<()> {
                 set.scaling_factor
             );
         }
-        Stage::Unet { opts } => {
+        Stage::Unet { opts, init_from } => {
             text_to_image::train::<B>(
                 dir,
                 &latent_set()?,
                 &tokenizer()?,
                 &stage_options(opts, cli.seed),
+                init_from.as_deref(),
                 &device,
             )?;
         }
@@ -172,8 +226,8 @@ fn main() -> Result<()> {
             let acc = classifier::held_out_accuracy(&model, 512, cli.seed, &device);
             println!("held-out accuracy: {}", serde_json::to_string(&acc)?);
         }
-        Stage::Export { out } => {
-            let vae_model = vae::load_trained::<B>(dir, &device)?;
+        Stage::Export { out, vae_from } => {
+            let vae_model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;
             let set = latent_set()?;
             let t2i = text_to_image::load_trained::<B>(dir, &device)?;
             let mut nets = Vec::new();

@@ -28,6 +28,7 @@ fn options(steps: usize) -> StageOptions {
         seed: 7,
         checkpoint_every: 3,
         stop_at: None,
+        time_budget: None,
     }
 }
 
@@ -63,6 +64,40 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     // The loss log has one row per step across both runs.
     let log = std::fs::read_to_string(b.join("checkpoints/classifier/loss.csv")).unwrap();
     assert_eq!(log.lines().count(), 1 + 4);
+}
+
+#[test]
+fn a_time_budget_lowers_the_total_at_the_end_of_the_warm_up() {
+    use std::time::Duration;
+    let o = StageOptions {
+        warmup: 20,
+        time_budget: Some(Duration::from_secs(60)),
+        ..options(1000)
+    };
+    o.validate().unwrap();
+    let s = Duration::from_secs;
+    // 10 s spent, 50 s left at 0.1 s/step: 500 more steps.
+    assert_eq!(
+        o.steps_within(s(60), s(10), Duration::from_millis(100)),
+        520
+    );
+    // Never more than asked for, never fewer than the warm-up plus one.
+    assert_eq!(o.steps_within(s(60), s(10), Duration::from_millis(1)), 1000);
+    assert_eq!(o.steps_within(s(60), s(70), Duration::from_millis(100)), 21);
+    // Too short a warm-up to time is refused.
+    assert!(StageOptions { warmup: 5, ..o }.validate().is_err());
+
+    // A real run whose budget is already spent stops right after its warm-up.
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let spent = StageOptions {
+        time_budget: Some(Duration::ZERO),
+        checkpoint_every: 100,
+        ..o
+    };
+    classifier::train::<A>(tmp.path(), &spent, &Default::default()).unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("checkpoints/classifier/loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 1 + 21);
 }
 
 #[test]
@@ -127,6 +162,7 @@ fn export_writes_a_folder_the_loaders_read() {
     let x = Tensor::<B, 4>::random([1, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let ctx = Tensor::<B, 3>::random([1, 77, 64], Distribution::Normal(0.0, 1.0), &device);
     let t = Tensor::<B, 1>::from_floats([400.0], &device);
+    let (x2, t2, ctx2) = (x.clone(), t.clone(), ctx.clone());
     let a = t2i.unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
     let b = unet.forward(x, t, ctx).unwrap();
     let err = (a.clone() - b).abs().max().into_scalar();
@@ -134,6 +170,15 @@ fn export_writes_a_folder_the_loaders_read() {
         err < 1e-2 * a.abs().max().into_scalar().max(1.0),
         "f16 export moved the UNet by {err}"
     );
+
+    // A run can start from the exported folder: the same UNet comes back.
+    let again = TextToImage::<B>::from_pipeline(&out, &device).unwrap();
+    let c = again
+        .unet
+        .forward(x2.clone(), t2.clone(), ctx2.clone())
+        .unwrap();
+    let d = unet.forward(x2, t2, ctx2).unwrap();
+    assert_eq!(c.into_data(), d.into_data());
 }
 
 #[test]

@@ -23,7 +23,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 use image::GrayImage;
 use optedit_world::{Rendered, SceneSpec};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::data::{images_to_tensor, train_scene_seed};
@@ -327,7 +328,12 @@ pub fn train<B: AutodiffBackend>(
         device,
     )?;
     let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
-        let ex: Vec<Example> = (0..options.batch).map(|_| example(rng)).collect();
+        // One seed per example, drawn in order, then rendered over the cores.
+        let seeds: Vec<u64> = (0..options.batch).map(|_| rng.random()).collect();
+        let ex: Vec<Example> = seeds
+            .par_iter()
+            .map(|&s| example(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s)))
+            .collect();
         let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
         let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
         let out = model.forward(

@@ -13,6 +13,7 @@ use burn::tensor::Tensor;
 use optedit_cond::ClipTokenizer;
 use optedit_models::{ControlNetConfig, ControlNetModel, UNet2DConditionModel};
 use rand::Rng;
+use rayon::prelude::*;
 
 use super::latents::LatentSet;
 use super::text_to_image::{alphas_cumprod, noised, token_ids, weighted_mse, TextToImage};
@@ -67,17 +68,26 @@ pub fn train<B: AutodiffBackend>(
             let idx: Vec<usize> = (0..options.batch)
                 .map(|_| rng.random_range(0..set.len()))
                 .collect();
-            let mut captions = Vec::with_capacity(idx.len());
-            let mut conds = Vec::with_capacity(idx.len());
-            for &i in &idx {
-                let spec = optedit_world::SceneSpec::sample(set.seeds[i]);
-                conds.push(condition_image(kind, &spec.render())?);
-                captions.push(if rng.random_bool(CAPTION_DROPOUT) {
-                    String::new()
-                } else {
-                    spec.caption()
-                });
-            }
+            let specs: Vec<_> = idx
+                .iter()
+                .map(|&i| optedit_world::SceneSpec::sample(set.seeds[i]))
+                .collect();
+            let captions: Vec<String> = specs
+                .iter()
+                .map(|spec| {
+                    if rng.random_bool(CAPTION_DROPOUT) {
+                        String::new()
+                    } else {
+                        spec.caption()
+                    }
+                })
+                .collect();
+            // Rendering and edge detection are the CPU's share of a step: spread
+            // them over the cores (the result does not depend on the order).
+            let conds = specs
+                .par_iter()
+                .map(|spec| condition_image(kind, &spec.render()))
+                .collect::<Result<Vec<_>>>()?;
             let ids = token_ids::<B::InnerBackend>(tokenizer, &captions, device)?;
             let context =
                 Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use optedit_models::AutoencoderKL;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{images_to_tensor, mix, train_scene_seed};
@@ -136,7 +137,7 @@ pub fn encode<B: Backend>(
     let mut latents = Vec::with_capacity(count * PER);
     for chunk in seeds.chunks(32) {
         let images: Vec<_> = chunk
-            .iter()
+            .par_iter()
             .map(|&s| optedit_world::SceneSpec::sample(s).render().image)
             .collect();
         let mean = vae.encode(images_to_tensor::<B>(&images, device))?.mean;

@@ -24,7 +24,16 @@ pub struct StageOptions {
     /// Stop this invocation after this step (checkpointed), leaving the rest
     /// of `steps` to a resumed run; the schedule still spans `steps`.
     pub stop_at: Option<usize>,
+    /// Wall-clock budget of a fresh run: the steps of the warm-up are timed
+    /// and `steps` is lowered (never raised) so the run ends within the
+    /// budget; the cosine decay then spans the lowered total, which is
+    /// printed (resume such a run with `--steps` set to it).
+    pub time_budget: Option<std::time::Duration>,
 }
+
+/// Steps at the start of a run that are not timed for the time budget (a
+/// GPU backend compiles and autotunes its kernels during them).
+const UNTIMED_STEPS: usize = 5;
 
 impl StageOptions {
     /// Learning rate at `step`.
@@ -57,6 +66,12 @@ impl StageOptions {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "must be positive");
         }
+        if self.time_budget.is_some() && self.warmup < UNTIMED_STEPS + 10 {
+            return bad(
+                "time_budget",
+                "needs at least 15 warm-up steps to time (the total is fixed before the decay starts)",
+            );
+        }
         Ok(())
     }
 }
@@ -65,6 +80,20 @@ impl StageOptions {
     /// The step this invocation runs up to.
     pub fn end(&self) -> usize {
         self.stop_at.map_or(self.steps, |s| s.min(self.steps))
+    }
+
+    /// The total steps that fit into `budget` when the run started
+    /// `elapsed` ago and its timed steps took `per_step` each: never more
+    /// than `steps`, never fewer than the warm-up plus one.
+    pub fn steps_within(
+        &self,
+        budget: std::time::Duration,
+        elapsed: std::time::Duration,
+        per_step: std::time::Duration,
+    ) -> usize {
+        let left = budget.saturating_sub(elapsed).as_secs_f64();
+        let more = (left / per_step.as_secs_f64().max(1e-9)).floor() as usize;
+        (self.warmup + more).clamp(self.warmup + 1, self.steps.max(self.warmup + 1))
     }
 
     /// Whether to checkpoint after finishing `step` (0-based).
@@ -161,18 +190,47 @@ where
         mut step: impl FnMut(&M, &mut rand_chacha::ChaCha8Rng) -> crate::Result<StepLoss<B>>,
     ) -> crate::Result<M> {
         use burn::optim::{GradientsParams, Optimizer};
+        let mut options = options.clone();
+        if options.time_budget.is_some() && self.start + UNTIMED_STEPS + 10 > options.warmup {
+            return Err(crate::TrainError::InvalidArgument {
+                argument: "time_budget".into(),
+                message: format!(
+                    "`{name}` resumes at step {}, too late in its warm-up to time it; the budget fixes the total during the warm-up, so resume with `--steps` instead",
+                    self.start
+                ),
+            });
+        }
         let mut log =
             crate::log::TrainLog::open(self.ckpt.dir(), name, self.start, options.steps, columns)?;
-        for i in self.start..options.end() {
+        let started = std::time::Instant::now();
+        let mut timed_from = None;
+        let mut i = self.start;
+        while i < options.end() {
+            if i == self.start + UNTIMED_STEPS {
+                timed_from = Some((i, std::time::Instant::now()));
+            }
             let mut rng = crate::data::step_rng(options.seed, stage, i);
             let out = step(&self.model, &mut rng)?;
             check_finite(name, i, out.values[0])?;
             let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
             self.model = self.optim.step(options.lr_at(i), self.model, grads);
             log.step(i, &out.values);
+            if let (Some(budget), Some((from, at))) = (options.time_budget, timed_from) {
+                if i + 1 == options.warmup {
+                    let per_step = at.elapsed() / (i + 1 - from) as u32;
+                    options.steps = options.steps_within(budget, started.elapsed(), per_step);
+                    log.println(format!(
+                        "{name}: {:.3} s/step, so {} steps fit the {} s budget",
+                        per_step.as_secs_f64(),
+                        options.steps,
+                        budget.as_secs()
+                    ));
+                }
+            }
             if options.checkpoint_after(i) {
                 self.ckpt.save::<B, _, _>(i + 1, &self.model, &self.optim)?;
             }
+            i += 1;
         }
         log.finish();
         Ok(self.model)

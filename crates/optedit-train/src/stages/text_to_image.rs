@@ -50,6 +50,16 @@ impl<B: Backend> TextToImage<B> {
             text_encoder: ClipTextModel::from_config(text, device)?,
         })
     }
+
+    /// The UNet and text encoder of a pipeline folder written by
+    /// [`crate::export::export`] (`DIR/unet`, `DIR/text_encoder`; f16
+    /// weights are cast to f32): training continues from them.
+    pub fn from_pipeline(dir: &Path, device: &B::Device) -> Result<Self> {
+        Ok(Self {
+            unet: UNet2DConditionModel::load(&dir.join("unet"), device)?,
+            text_encoder: ClipTextModel::load(&dir.join("text_encoder"), device)?,
+        })
+    }
 }
 
 /// The demo schedule's `alphas_cumprod`.
@@ -113,12 +123,15 @@ pub fn weighted_mse<B: Backend>(
     (per * weights).mean()
 }
 
-/// Trains (or resumes) the text-to-image model on `set`.
+/// Trains (or resumes) the text-to-image model on `set`; a fresh run starts
+/// from the weights of the pipeline folder `init_from` when given (a
+/// checkpoint in `dir` takes precedence).
 pub fn train<B: AutodiffBackend>(
     dir: &Path,
     set: &LatentSet,
     tokenizer: &ClipTokenizer,
     options: &StageOptions,
+    init_from: Option<&Path>,
     device: &B::Device,
 ) -> Result<TextToImage<B::InnerBackend>> {
     options.validate()?;
@@ -137,7 +150,10 @@ pub fn train<B: AutodiffBackend>(
         options.seed,
         STAGE,
         optim,
-        || TextToImage::new(device),
+        || match init_from {
+            Some(folder) => TextToImage::from_pipeline(folder, device),
+            None => TextToImage::new(device),
+        },
         device,
     )?;
     let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Trains the demo model on one CUDA GPU within a fixed wall-clock budget
+# (about 9 minutes; each stage's share is set below and can be overridden)
+# and packs the exported pipeline folder, the loss logs and the latent
+# metadata into OUT/pack.tar.xz.NN (15 MiB parts).
+#
+#   cargo build --release -p optedit-train -p optedit-cli \
+#       --features optedit-train/cuda,optedit-cli/cuda
+#   BIN=target/release VAE=run/checkpoints/vae OUT=out crates/optedit-train/gpu-train.sh
+#
+# BIN holds `optedit-train` and `optedit` built with CUDA; VAE is the VAE
+# checkpoint folder of an earlier run (the VAE trains well on a CPU); OUT
+# receives the results. Run from the repository root (the tokenizer is read
+# from tests/fixtures; DEV=cpu with small COUNT, batches, warm-ups (*_W) and
+# budgets is a dry run without a GPU). docs/demo-model.md records what one H200 did with it.
+set -u
+T0=$(date +%s)
+R=${R:-/tmp/optedit-gpu-run}
+mkdir -p "$R" "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+# Seconds a stage may take: its own cap, or what is left of the 540 s
+# budget after 30 s kept for export and packing.
+cap() { local left=$(( 510 - ($(date +%s) - T0) )); [ $left -lt $1 ] && echo $left || echo $1; }
+el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+pack() {
+  el "packing"
+  for s in text_to_image controlnet-pose controlnet-canny classifier; do
+    [ -f "$R/checkpoints/$s/loss.csv" ] && cp "$R/checkpoints/$s/loss.csv" "$R/loss-$s.csv"
+  done
+  (cd "$R" && tar cf - optedit-demo quality loss-*.csv latents.json 2>/dev/null) | xz -T0 -6 > "$R.tar.xz"
+  split -b 15M -d "$R.tar.xz" "$OUT/pack.tar.xz."
+  ls -la "$OUT"
+}
+trap pack EXIT
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+mkdir -p "$R/checkpoints" && cp -r "$VAE" "$R/checkpoints/vae"
+TR="$BIN/optedit-train --dir $R --device ${DEV:-cuda} --tokenizer tests/fixtures/tiny-sd/tokenizer"
+el "latents"
+timeout 90 $TR latents --count ${COUNT:-16000} || exit 1
+el "unet"
+timeout $((${UNET_S:-230} + 40)) $TR unet --steps 30000 --batch ${UNET_BATCH:-64} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-200} --checkpoint-every 500 --time-budget ${UNET_S:-230} || exit 1
+for kind in pose canny; do
+  el "controlnet $kind"
+  timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-32} --lr 2e-4 --warmup ${CN_W:-60} --checkpoint-every 500 --time-budget ${CN_S:-55}
+done
+el "classifier"
+timeout $(cap 60) $TR classifier --steps 4000 --batch ${CLS_BATCH:-64} --lr 1e-3 --warmup ${CLS_W:-50} --checkpoint-every 1000 --time-budget ${CLS_S:-30}
+el "export"
+$TR export --out "$R/optedit-demo" || exit 1
+el "quality"
+timeout $(cap ${Q_S:-60}) "$BIN/optedit" eval quality --model "$R/optedit-demo" --device ${DEV:-cuda} --count ${Q_N:-48} --steps 25 --out "$R/quality"
+el "done"
