@@ -8,7 +8,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{group_norm, linear};
+use super::{group_norm, linear, norm};
 
 /// Multi-head attention with diffusers' parameter names.
 #[derive(Module, Debug)]
@@ -99,7 +99,7 @@ impl<B: Backend> Attention<B> {
     pub fn forward_spatial(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
         let normed = match &self.group_norm {
-            Some(n) => n.forward(x.clone()),
+            Some(n) => norm::group_norm(n, x.clone()),
             None => x.clone(),
         };
         let tokens = normed.reshape([b, c, h * w]).swap_dims(1, 2);

@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod embeddings;
+pub mod norm;
 pub mod resnet;
 pub mod sampling;
 pub mod transformer;

@@ -7,7 +7,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::attention::{Attention, AttentionSpec};
-use super::{group_norm, linear};
+use super::{group_norm, linear, norm};
 
 /// GEGLU feed-forward: `proj_out(h * gelu(gate))` with `[h, gate] = geglu(x)`.
 #[derive(Module, Debug)]
@@ -133,9 +133,7 @@ impl<B: Backend> Transformer2DModel<B> {
     /// `x`: `[batch, c, h, w]`; `context`: `[batch, m, cross_dim]`.
     pub fn forward(&self, x: Tensor<B, 4>, context: &Tensor<B, 3>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = norm::group_norm(&self.norm, x.clone())
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let mut t = self.proj_in.forward(tokens);

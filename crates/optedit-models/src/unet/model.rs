@@ -9,7 +9,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
 use super::config::UNet2DConditionConfig;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
-use crate::blocks::{conv2d, group_norm};
+use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
@@ -225,7 +225,9 @@ impl<B: Backend> UNet2DConditionModel<B> {
             });
             x = block.forward(x, &mut skips, &temb, &context, size);
         }
-        Ok(self.conv_out.forward(silu(self.conv_norm_out.forward(x))))
+        Ok(self
+            .conv_out
+            .forward(silu(norm::group_norm(&self.conv_norm_out, x))))
     }
 
     fn check_inputs(

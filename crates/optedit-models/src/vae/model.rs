@@ -10,7 +10,7 @@ use super::config::AutoencoderKLConfig;
 use crate::blocks::attention::{Attention, AttentionSpec};
 use crate::blocks::resnet::{ResnetBlock2D, ResnetSpec};
 use crate::blocks::sampling::{Downsample2D, Upsample2D};
-use crate::blocks::{conv2d, group_norm};
+use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
@@ -291,7 +291,9 @@ impl<B: Backend> AutoencoderKL<B> {
             }
         }
         x = e.mid_block.forward(x);
-        x = e.conv_out.forward(silu(e.conv_norm_out.forward(x)));
+        x = e
+            .conv_out
+            .forward(silu(norm::group_norm(&e.conv_norm_out, x)));
         if let Some(q) = &self.quant_conv {
             x = q.forward(x);
         }
@@ -330,6 +332,7 @@ impl<B: Backend> AutoencoderKL<B> {
                 x = u.forward(x, None);
             }
         }
-        Ok(d.conv_out.forward(silu(d.conv_norm_out.forward(x))))
+        Ok(d.conv_out
+            .forward(silu(norm::group_norm(&d.conv_norm_out, x))))
     }
 }
