@@ -7,10 +7,12 @@
 #   cargo build --release -p optedit-train -p optedit-cli \
 #       --features optedit-train/cuda,optedit-cli/cuda
 #   BIN=target/release VAE=run/checkpoints/vae OUT=out crates/optedit-train/gpu-train.sh
+#   BIN=target/release INIT=models/optedit-demo OUT=out crates/optedit-train/gpu-train.sh
 #
 # BIN holds `optedit-train` and `optedit` built with CUDA; VAE is the VAE
-# checkpoint folder of an earlier run (the VAE trains well on a CPU); OUT
-# receives the results. Run from the repository root (the tokenizer is read
+# checkpoint folder of an earlier run (the VAE trains well on a CPU), or INIT
+# an exported pipeline folder whose VAE, UNet and text encoder the run starts
+# from; OUT receives the results. Run from the repository root (the tokenizer is read
 # from tests/fixtures; DEV=cpu with small COUNT, batches, warm-ups (*_W) and
 # budgets is a dry run without a GPU). docs/demo-model.md records what one H200 did with it.
 set -u
@@ -33,20 +35,25 @@ pack() {
 }
 trap pack EXIT
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-mkdir -p "$R/checkpoints" && cp -r "$VAE" "$R/checkpoints/vae"
+if [ -n "${INIT:-}" ]; then
+  FROM="--vae-from $INIT"; UNET_INIT="--init-from $INIT"
+else
+  FROM=""; UNET_INIT=""
+  mkdir -p "$R/checkpoints" && cp -r "$VAE" "$R/checkpoints/vae"
+fi
 TR="$BIN/optedit-train --dir $R --device ${DEV:-cuda} --tokenizer tests/fixtures/tiny-sd/tokenizer"
 el "latents"
-timeout 90 $TR latents --count ${COUNT:-16000} || exit 1
+timeout 90 $TR latents --count ${COUNT:-16000} $FROM || exit 1
 el "unet"
-timeout $((${UNET_S:-230} + 40)) $TR unet --steps 30000 --batch ${UNET_BATCH:-64} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-200} --checkpoint-every 500 --time-budget ${UNET_S:-230} || exit 1
+timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --checkpoint-every 500 --time-budget ${UNET_S:-230} || exit 1
 for kind in pose canny; do
   el "controlnet $kind"
-  timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-32} --lr 2e-4 --warmup ${CN_W:-60} --checkpoint-every 500 --time-budget ${CN_S:-55}
+  timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-128} --lr 2e-4 --warmup ${CN_W:-60} --checkpoint-every 500 --time-budget ${CN_S:-55}
 done
 el "classifier"
-timeout $(cap 60) $TR classifier --steps 4000 --batch ${CLS_BATCH:-64} --lr 1e-3 --warmup ${CLS_W:-50} --checkpoint-every 1000 --time-budget ${CLS_S:-30}
+timeout $(cap 60) $TR classifier --steps 4000 --batch ${CLS_BATCH:-128} --lr 1e-3 --warmup ${CLS_W:-50} --checkpoint-every 1000 --time-budget ${CLS_S:-30}
 el "export"
-$TR export --out "$R/optedit-demo" || exit 1
+$TR export --out "$R/optedit-demo" $FROM || exit 1
 el "quality"
 timeout $(cap ${Q_S:-60}) "$BIN/optedit" eval quality --model "$R/optedit-demo" --device ${DEV:-cuda} --count ${Q_N:-48} --steps 25 --out "$R/quality"
 el "done"
