@@ -1,10 +1,13 @@
 //! End-to-end tests of the `optedit` binary on the tiny fixture models.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::{ImageFormat, ImageReader, Rgb, RgbImage};
 use tempfile::TempDir;
+
+mod common;
+use common::{assert_failure, assert_success, optedit};
 
 /// Few steps: the tiny models make this fast.
 const FAST: &[&str] = &["--steps", "4", "--t-u", "1", "--k", "1", "--quiet"];
@@ -15,44 +18,6 @@ fn sd() -> PathBuf {
 
 fn controlnet() -> PathBuf {
     optedit_fixtures::fixtures_dir().join("tiny-controlnet")
-}
-
-fn optedit<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_optedit"))
-        .args(args)
-        .output()
-        .expect("run optedit")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "optedit failed ({:?}): {}",
-        out.status.code(),
-        stderr(out)
-    );
-}
-
-/// Asserts a failure with `code` whose message is one `error:` line
-/// containing each of `needles`.
-fn assert_failure(out: &Output, code: i32, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no `error:` line in {err:?}"));
-    for needle in needles {
-        assert!(line.contains(needle), "{needle:?} not in {line:?}");
-    }
 }
 
 /// A test picture with flat regions and sharp edges.

@@ -2,43 +2,9 @@
 //! randomly initialised classifier (numbers only have to be well formed).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn optedit<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_optedit"))
-        .args(args)
-        .output()
-        .expect("run optedit")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "optedit failed ({:?}): {}",
-        out.status.code(),
-        stderr(out)
-    );
-}
-
-fn assert_failure(out: &Output, code: i32, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line in {err:?}"));
-    for n in needles {
-        assert!(line.contains(n), "{n:?} not in {line:?}");
-    }
-}
+mod common;
+use common::{assert_failure, assert_success, optedit};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
