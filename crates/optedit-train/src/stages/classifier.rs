@@ -238,6 +238,20 @@ fn jitter(mask: &GrayImage, rng: &mut rand_chacha::ChaCha8Rng) -> GrayImage {
     }
 }
 
+/// The classifier's logits for a batch of examples.
+fn forward_examples<B: Backend>(
+    model: &AttributeClassifier<B>,
+    ex: &[Example],
+    device: &B::Device,
+) -> ClassifierOutput<B> {
+    let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
+    let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
+    model.forward(
+        images_to_tensor::<B>(&images, device),
+        masks_to_tensor::<B>(&masks, device),
+    )
+}
+
 fn example(rng: &mut rand_chacha::ChaCha8Rng) -> Example {
     example_from(SceneSpec::sample(train_scene_seed(rng)), rng)
 }
@@ -334,12 +348,7 @@ pub fn train<B: AutodiffBackend>(
             .par_iter()
             .map(|&s| example(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s)))
             .collect();
-        let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
-        let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
-        let out = model.forward(
-            images_to_tensor::<B>(&images, device),
-            masks_to_tensor::<B>(&masks, device),
-        );
+        let out = forward_examples(model, &ex, device);
         let parts = [
             masked_ce(
                 out.shape,
@@ -414,12 +423,7 @@ pub fn held_out_accuracy<B: Backend>(
                 )
             })
             .collect();
-        let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
-        let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
-        let out = model.forward(
-            images_to_tensor::<B>(&images, device),
-            masks_to_tensor::<B>(&masks, device),
-        );
+        let out = forward_examples(model, &ex, device);
         let heads = [out.shape, out.colour, out.pose];
         for (h, logits) in heads.into_iter().enumerate() {
             let pred: Vec<i64> = logits
