@@ -23,7 +23,7 @@
 use image::{DynamicImage, GrayImage, RgbImage};
 
 use crate::error::{CondError, Result};
-use crate::image::{check_condition_size, ensure_nonempty, resize_smooth, ConditionImage};
+use crate::image::{ensure_nonempty, resize_smooth, ConditionImage};
 
 /// `tan(22.5°)` in 15-bit fixed point, rounded (OpenCV's `TG22`).
 const TG22: i64 = 13573;
@@ -66,7 +66,8 @@ pub fn canny_rgb(image: &RgbImage, low_threshold: f64, high_threshold: f64) -> R
 ///
 /// Grey images are processed as one channel, everything else as RGB (what
 /// the ControlNet annotator does). With `size`, the image is first resized
-/// (bilinear) to `(width, height)`; the final size must be a multiple of 8.
+/// (bilinear) to `(width, height)`, which the ControlNet takes at its factor
+/// times the latent size (8x for SD 1.5).
 pub fn canny_condition(
     image: &DynamicImage,
     low_threshold: f64,
@@ -75,7 +76,7 @@ pub fn canny_condition(
 ) -> Result<ConditionImage> {
     ensure_nonempty("canny image", image.width(), image.height())?;
     let (w, h) = size.unwrap_or((image.width(), image.height()));
-    check_condition_size("canny condition", w, h)?;
+    ensure_nonempty("canny condition", w, h)?;
     let edges = match image {
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)

@@ -38,18 +38,6 @@ pub enum CondError {
         /// Its height.
         height: u32,
     },
-    /// A size is not acceptable (zero, not a multiple of 8, mismatched...).
-    #[error("{argument}: size {width}x{height} {message}")]
-    BadSize {
-        /// The argument holding the size.
-        argument: String,
-        /// The width given.
-        width: u32,
-        /// The height given.
-        height: u32,
-        /// What is wrong with it.
-        message: String,
-    },
     /// A tokenizer file is missing or malformed.
     #[error("tokenizer file {path}: {message}")]
     TokenizerFile {

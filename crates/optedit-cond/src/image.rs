@@ -8,7 +8,10 @@ use image::{DynamicImage, GrayImage, RgbImage};
 
 use crate::error::{CondError, Result};
 
-/// Pixels per latent cell: a condition image is 8x the latent size.
+/// Pixels per latent cell of Stable Diffusion 1.5 (its VAE and ControlNets
+/// downsample by 8). Other models differ (the demo model's factor is 4): the
+/// builders here accept any positive size, and the ControlNet checks that a
+/// condition is exactly its factor times the latent size.
 pub const LATENT_SCALE: u32 = 8;
 
 /// Reads and decodes an image file (PNG, JPEG or WebP).
@@ -47,32 +50,17 @@ pub fn ensure_nonempty(argument: &str, width: u32, height: u32) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless `width` and `height` are positive multiples of
-/// [`LATENT_SCALE`], the sizes a ControlNet condition can have.
-pub fn check_condition_size(argument: &str, width: u32, height: u32) -> Result<()> {
-    if width == 0 || height == 0 || width % LATENT_SCALE != 0 || height % LATENT_SCALE != 0 {
-        return Err(CondError::BadSize {
-            argument: argument.into(),
-            width,
-            height,
-            message: format!(
-                "is not a positive multiple of {LATENT_SCALE} in both directions (a condition is {LATENT_SCALE}x the latent size)"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// A ControlNet condition: an RGB image whose sides are multiples of 8.
+/// A ControlNet condition: a non-empty RGB image (a ControlNet takes it at
+/// its condition factor times the latent size, 8x for SD 1.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionImage {
     image: RgbImage,
 }
 
 impl ConditionImage {
-    /// Wraps `image` after checking its size.
+    /// Wraps `image` after checking that it has pixels.
     pub fn new(image: RgbImage) -> Result<Self> {
-        check_condition_size("condition image", image.width(), image.height())?;
+        ensure_nonempty("condition image", image.width(), image.height())?;
         Ok(Self { image })
     }
 
@@ -101,9 +89,13 @@ impl ConditionImage {
         self.image.height()
     }
 
-    /// `(height, width)` of the latent this condition goes with.
-    pub fn latent_size(&self) -> (u32, u32) {
-        (self.height() / LATENT_SCALE, self.width() / LATENT_SCALE)
+    /// `(height, width)` of the latent this condition goes with under a
+    /// ControlNet whose condition factor is `factor` ([`LATENT_SCALE`] for
+    /// SD 1.5); `None` when a side is not a multiple of `factor`.
+    pub fn latent_size(&self, factor: u32) -> Option<(u32, u32)> {
+        let f = factor.max(1);
+        (self.height() % f == 0 && self.width() % f == 0)
+            .then(|| (self.height() / f, self.width() / f))
     }
 
     /// The tensor the ControlNet takes: `[1, 3, H, W]`, values in `[0, 1]`.

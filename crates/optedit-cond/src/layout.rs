@@ -8,13 +8,13 @@ use std::collections::BTreeSet;
 use image::{DynamicImage, RgbImage};
 
 use crate::error::{CondError, Result};
-use crate::image::{check_condition_size, ensure_nonempty, resize_nearest, ConditionImage};
+use crate::image::{ensure_nonempty, resize_nearest, ConditionImage};
 
 /// How to pass a layout through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LayoutOptions {
-    /// Output `(width, height)`, multiples of 8; `None` keeps the map's size
-    /// (which must then be a multiple of 8).
+    /// Output `(width, height)` (the ControlNet's factor times the latent
+    /// size, 8x for SD 1.5); `None` keeps the map's size.
     pub size: Option<(u32, u32)>,
     /// Reject maps with more distinct colours than this (a photograph given
     /// by mistake has thousands); `None` accepts any.
@@ -47,7 +47,7 @@ pub fn layout_map(layout: &DynamicImage, options: &LayoutOptions) -> Result<RgbI
         }
     }
     let (w, h) = options.size.unwrap_or(rgb.dimensions());
-    check_condition_size("layout size", w, h)?;
+    ensure_nonempty("layout size", w, h)?;
     if rgb.dimensions() == (w, h) {
         Ok(rgb)
     } else {

@@ -122,9 +122,8 @@ pub fn render_body_poses(people: &[BodyPose], width: u32, height: u32) -> Result
     Ok(canvas)
 }
 
-/// The OpenPose ControlNet condition: [`render_body_poses`] at a size that is
-/// a multiple of 8.
+/// The OpenPose ControlNet condition: [`render_body_poses`] at `width` x
+/// `height` (the ControlNet's condition factor times the latent size).
 pub fn pose_condition(people: &[BodyPose], width: u32, height: u32) -> Result<ConditionImage> {
-    crate::image::check_condition_size("pose condition", width, height)?;
     ConditionImage::new(render_body_poses(people, width, height)?)
 }

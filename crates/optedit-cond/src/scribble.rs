@@ -12,7 +12,7 @@
 use image::{DynamicImage, GrayImage, Luma};
 
 use crate::error::Result;
-use crate::image::{check_condition_size, ensure_nonempty, resize_max, ConditionImage};
+use crate::image::{ensure_nonempty, resize_max, ConditionImage};
 
 /// Which way round a drawing is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,8 +35,8 @@ pub struct ScribbleOptions {
     pub threshold: u8,
     /// Radius in output pixels by which strokes are thickened (0 = as drawn).
     pub thickness: u32,
-    /// Output `(width, height)`, multiples of 8; `None` keeps the drawing's
-    /// size (which must then be a multiple of 8).
+    /// Output `(width, height)` (the ControlNet's factor times the latent
+    /// size, 8x for SD 1.5); `None` keeps the drawing's size.
     pub size: Option<(u32, u32)>,
 }
 
@@ -136,7 +136,7 @@ pub fn thicken(mask: &GrayImage, radius: u32) -> GrayImage {
 pub fn scribble_map(drawing: &DynamicImage, options: &ScribbleOptions) -> Result<GrayImage> {
     let mask = stroke_mask(drawing, options.polarity, options.threshold)?;
     let (w, h) = options.size.unwrap_or(mask.dimensions());
-    check_condition_size("scribble size", w, h)?;
+    ensure_nonempty("scribble size", w, h)?;
     let mask = if mask.dimensions() == (w, h) {
         mask
     } else {

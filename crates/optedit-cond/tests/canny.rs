@@ -97,7 +97,9 @@ fn canny_condition_is_three_channel_and_resized() {
     let image = DynamicImage::ImageLuma8(square(32, 32));
     let cond = canny_condition(&image, 50.0, 100.0, None).unwrap();
     assert_eq!((cond.width(), cond.height()), (32, 32));
-    assert_eq!(cond.latent_size(), (4, 4));
+    assert_eq!(cond.latent_size(8), Some((4, 4)));
+    assert_eq!(cond.latent_size(4), Some((8, 8)));
+    assert_eq!(cond.latent_size(3), None);
     assert!(cond.image().pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
     let cond = canny_condition(&image, 50.0, 100.0, Some((64, 48))).unwrap();
     assert_eq!((cond.width(), cond.height()), (64, 48));
@@ -121,6 +123,21 @@ fn bad_canny_input_is_a_typed_error() {
         matches!(&e, CondError::OutOfRange { argument, .. } if argument == "high_threshold"),
         "{e}"
     );
-    let e = canny_condition(&DynamicImage::ImageLuma8(square(30, 32)), 1.0, 2.0, None).unwrap_err();
-    assert!(matches!(e, CondError::BadSize { .. }), "{e}");
+    let e = canny_condition(
+        &DynamicImage::ImageLuma8(square(30, 32)),
+        1.0,
+        2.0,
+        Some((0, 8)),
+    )
+    .unwrap_err();
+    assert!(matches!(e, CondError::EmptyImage { .. }), "{e}");
+    // Any positive size is a condition (a factor-4 model takes 132 px).
+    let c = canny_condition(
+        &DynamicImage::ImageLuma8(square(30, 32)),
+        1.0,
+        2.0,
+        Some((132, 36)),
+    )
+    .unwrap();
+    assert_eq!((c.width(), c.height()), (132, 36));
 }

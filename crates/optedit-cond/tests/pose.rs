@@ -299,6 +299,9 @@ fn bad_pose_input_is_a_typed_error() {
     assert!(e.to_string().contains("keypoints[0].x"), "{e}");
     let e = render_body_poses(&[], 0, 16).unwrap_err();
     assert!(matches!(e, CondError::EmptyImage { .. }), "{e}");
-    let e = pose_condition(&[], 100, 64).unwrap_err();
-    assert!(matches!(e, CondError::BadSize { .. }), "{e}");
+    let e = pose_condition(&[], 100, 0).unwrap_err();
+    assert!(matches!(e, CondError::EmptyImage { .. }), "{e}");
+    let c = pose_condition(&[], 100, 64).unwrap();
+    assert_eq!(c.latent_size(4), Some((16, 25)));
+    assert_eq!(c.latent_size(8), None);
 }
