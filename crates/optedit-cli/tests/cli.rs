@@ -586,3 +586,61 @@ fn cuda_without_the_feature_says_how_to_rebuild() {
         &["--features cuda"],
     );
 }
+
+/// A randomly initialised demo-model folder (VAE factor 4, ControlNets with
+/// condition factor 4), written by the training crate's export.
+fn factor_4_model(root: &Path) -> PathBuf {
+    use optedit_train::conditions::ControlKind;
+    use optedit_train::export::{export, DemoParts};
+    use optedit_train::stages::{text_to_image::TextToImage, vae};
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let vae_model = vae::new_vae::<B>(&device).unwrap();
+    let t2i = TextToImage::<B>::new(&device).unwrap();
+    let canny = optedit_models::ControlNetModel::<B>::from_unet(
+        &t2i.unet,
+        serde_json::from_value(optedit_train::demo::controlnet_config()).unwrap(),
+        &device,
+    )
+    .unwrap();
+    let out = root.join("demo");
+    let parts = DemoParts {
+        vae: &vae_model,
+        scaling_factor: 0.5,
+        text_to_image: &t2i,
+        controlnets: vec![(ControlKind::Canny, &canny)],
+        classifier: None,
+    };
+    export(&out, &parts, &sd().join("tokenizer")).unwrap();
+    out
+}
+
+#[test]
+fn a_factor_4_model_edits_a_size_that_is_not_a_multiple_of_8_with_a_controlnet() {
+    // 132 x 100 is a multiple of the demo VAE's factor 4 but not of 8: the
+    // condition builders used to reject it.
+    let s = Setup::new(132, 100);
+    let model = factor_4_model(s.dir.path());
+    let out = s.path("out.png");
+    let mut args: Vec<String> = [
+        "edit",
+        "--model",
+        &model.display().to_string(),
+        "--image",
+        &s.image.display().to_string(),
+        "--prompt",
+        "a red square",
+        "-o",
+        &out.display().to_string(),
+        "--controlnet",
+        &model.join("controlnet-canny").display().to_string(),
+        "--edges",
+        "auto",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(FAST.iter().map(|a| a.to_string()));
+    assert_success(&optedit(args));
+    assert_eq!(png_size(&out), (132, 100));
+}
