@@ -76,7 +76,7 @@ macro_rules! dispatch {
             DeviceKind::Cuda => {
                 #[cfg(feature = "cuda")]
                 {
-                    $($f)::+::<backend::Gpu>($($arg,)* Default::default())
+                    $($f)::+::<backend::Gpu>($($arg,)* optedit_models::device::cuda()?)
                 }
                 #[cfg(not(feature = "cuda"))]
                 {

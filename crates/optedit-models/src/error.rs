@@ -135,6 +135,14 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// A compute device cannot be used (no driver, no GPU).
+    #[error("device {device} is not usable: {reason}")]
+    Device {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// What the backend reported.
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -36,6 +36,7 @@ pub mod blocks;
 pub mod clip;
 pub mod config;
 pub mod controlnet;
+pub mod device;
 pub mod error;
 pub mod loader;
 pub mod saver;
