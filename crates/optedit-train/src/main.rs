@@ -114,6 +114,21 @@ enum Stage {
         #[command(flatten)]
         opts: Opts,
     },
+    /// Report how much the text-to-image model uses its captions: the
+    /// denoising loss under each scene's own caption, another scene's and
+    /// the empty one (same latents, timesteps and noise).
+    Probe {
+        /// Probe the UNet and text encoder of this pipeline folder instead of
+        /// the run's last checkpoint.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Number of encoded scenes probed.
+        #[arg(long, default_value_t = 256)]
+        count: usize,
+        /// Scenes per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
     /// Write the pipeline folder from the last checkpoints.
     Export {
         /// Output folder.
@@ -151,7 +166,9 @@ fn main() -> Result<()> {
     match cli.device {
         DeviceKind::Cpu => run::<Autodiff<Flex>>(&cli, Default::default()),
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => run::<Autodiff<burn::backend::Cuda>>(&cli, Default::default()),
+        DeviceKind::Cuda => {
+            run::<Autodiff<burn::backend::Cuda>>(&cli, optedit_models::device::cuda()?)
+        }
         #[cfg(not(feature = "cuda"))]
         DeviceKind::Cuda => anyhow::bail!(
             "--device cuda: this optedit-train was built without CUDA support; rebuild with `cargo build --release -p optedit-train --features cuda`"
@@ -225,6 +242,23 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             let model = classifier::train::<B>(dir, &stage_options(opts, cli.seed), &device)?;
             let acc = classifier::held_out_accuracy(&model, 512, cli.seed, &device);
             println!("held-out accuracy: {}", serde_json::to_string(&acc)?);
+        }
+        Stage::Probe { from, count, batch } => {
+            let model = match from {
+                Some(p) => text_to_image::TextToImage::<B::InnerBackend>::from_pipeline(p, &device)
+                    .with_context(|| format!("UNet and text encoder of {}", p.display()))?,
+                None => text_to_image::load_trained::<B>(dir, &device)?,
+            };
+            let probe = text_to_image::caption_probe(
+                &model,
+                &latent_set()?,
+                &tokenizer()?,
+                *count,
+                *batch,
+                cli.seed,
+                &device,
+            )?;
+            println!("caption probe: {}", serde_json::to_string(&probe)?);
         }
         Stage::Export { out, vae_from } => {
             let vae_model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;

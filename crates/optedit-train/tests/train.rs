@@ -203,3 +203,59 @@ fn conditions_are_the_pose_rendering_and_the_edges_of_the_scene() {
         assert!(hit, "no edge around an object");
     }
 }
+
+#[test]
+fn the_caption_probe_feeds_three_different_captions_through_the_same_noise() {
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let mut t2i = TextToImage::<B>::new(&device).unwrap();
+    let latent_len = 4 * 32 * 32;
+    let set = optedit_train::stages::latents::LatentSet {
+        seeds: vec![11, 12, 13, 14],
+        latents: (0..4 * latent_len)
+            .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
+            .collect(),
+        scaling_factor: 0.5,
+    };
+    let tokenizer = optedit_cond::ClipTokenizer::from_dir(
+        &optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer"),
+    )
+    .unwrap();
+    use optedit_train::stages::text_to_image::caption_probe;
+    for bad in [0, 5] {
+        assert!(caption_probe(&t2i, &set, &tokenizer, bad, 2, 1, &device).is_err());
+    }
+    let p = caption_probe(&t2i, &set, &tokenizer, 4, 3, 1, &device).unwrap();
+    assert_eq!(p.count, 4);
+    for v in [p.own, p.other, p.empty] {
+        assert!(v.is_finite() && v > 0.0, "{p:?}");
+    }
+    // Even a random model's predictions depend on the caption.
+    assert!(
+        (p.own - p.other).abs() > 1e-7 && (p.own - p.empty).abs() > 1e-7,
+        "{p:?}"
+    );
+
+    // With the text encoder's output zeroed every caption gives the same
+    // context, so the three losses agree.
+    let ln = &mut t2i.text_encoder.text_model.final_layer_norm;
+    ln.gamma = burn::module::Param::from_tensor(ln.gamma.val().zeros_like());
+    if let Some(beta) = &ln.beta {
+        ln.beta = Some(burn::module::Param::from_tensor(beta.val().zeros_like()));
+    }
+    let q = caption_probe(&t2i, &set, &tokenizer, 4, 3, 1, &device).unwrap();
+    assert!(
+        (q.own - q.other).abs() < 1e-6 * q.own && (q.own - q.empty).abs() < 1e-6 * q.own,
+        "{q:?}"
+    );
+}
+
+#[test]
+fn the_world_figure_uses_the_conditioning_crates_keypoint_order() {
+    // optedit-world keeps its own copy of the table to stay free of burn;
+    // the pose conditions are only right while the two agree.
+    assert_eq!(
+        optedit_world::KEYPOINT_NAMES,
+        optedit_cond::pose::BODY_KEYPOINT_NAMES
+    );
+}

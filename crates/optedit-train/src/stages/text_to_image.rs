@@ -187,3 +187,72 @@ pub fn load_trained<B: AutodiffBackend>(
 ) -> Result<TextToImage<B::InnerBackend>> {
     load_checkpoint::<B, _>(dir, NAME, TextToImage::new(device)?, device)
 }
+
+/// How much the model's noise predictions depend on the caption: the
+/// min-SNR-weighted denoising loss of the same latents, timesteps and noise
+/// under each scene's own caption, under another scene's caption, and under
+/// the empty caption. A model that follows its captions has a clearly lower
+/// loss under its own; equal losses mean the text is ignored.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CaptionProbe {
+    /// Scenes probed.
+    pub count: usize,
+    /// Loss under each scene's own caption.
+    pub own: f64,
+    /// Loss under the caption of the next scene in the set.
+    pub other: f64,
+    /// Loss under the empty caption.
+    pub empty: f64,
+}
+
+/// Measures [`CaptionProbe`] on the first `count` scenes of `set` (in
+/// batches of `batch`, noise and timesteps drawn from `seed`).
+pub fn caption_probe<B: Backend>(
+    model: &TextToImage<B>,
+    set: &LatentSet,
+    tokenizer: &ClipTokenizer,
+    count: usize,
+    batch: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<CaptionProbe> {
+    use rand::SeedableRng;
+    if count == 0 || count > set.len() || batch == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "count".into(),
+            message: format!(
+                "must be between 1 and the {} encoded scenes (batch > 0)",
+                set.len()
+            ),
+        });
+    }
+    let acp = alphas_cumprod()?;
+    let caption = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]).caption();
+    let mut sums = [0.0f64; 3];
+    let mut start = 0;
+    while start < count {
+        let idx: Vec<usize> = (start..count.min(start + batch)).collect();
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, start as u64]));
+        let (noisy, t, noise, w) = noised(set.batch::<B>(&idx, device), &acp, &mut rng, device);
+        let own: Vec<String> = idx.iter().map(|&i| caption(i)).collect();
+        let other: Vec<String> = idx.iter().map(|&i| caption((i + 1) % set.len())).collect();
+        let empty = vec![String::new(); idx.len()];
+        for (sum, captions) in sums.iter_mut().zip([own, other, empty]) {
+            let ids = token_ids::<B>(tokenizer, &captions, device)?;
+            let context = model.text_encoder.forward(ids)?.last_hidden_state;
+            let pred = model.unet.forward(noisy.clone(), t.clone(), context)?;
+            let loss = weighted_mse(pred, noise.clone(), w.clone()).into_scalar();
+            *sum +=
+                f64::from(burn::tensor::ElementConversion::elem::<f32>(loss)) * idx.len() as f64;
+        }
+        start += idx.len();
+    }
+    let n = count as f64;
+    Ok(CaptionProbe {
+        count,
+        own: sums[0] / n,
+        other: sums[1] / n,
+        empty: sums[2] / n,
+    })
+}
