@@ -6,6 +6,8 @@
 //! `OPTEDIT_BENCH_LATENT` changes the full-size latent size (default 64);
 //! `OPTEDIT_BENCH_ONLY=tiny|forward|backward` builds and runs one group only
 //! (so that `/usr/bin/time -v` reports the peak memory of that one).
+//! malloc is tuned as in the binaries (`optedit_models::allocator`);
+//! `OPTEDIT_BENCH_MALLOC=default` keeps glibc's defaults.
 
 use burn::backend::Autodiff;
 use burn::module::Module;
@@ -26,7 +28,16 @@ fn only(what: &str) -> bool {
     std::env::var("OPTEDIT_BENCH_ONLY").map_or(true, |v| v.is_empty() || v == what)
 }
 
+/// Tunes malloc as the optedit binaries do, unless
+/// `OPTEDIT_BENCH_MALLOC=default`.
+fn tune_malloc() {
+    if std::env::var("OPTEDIT_BENCH_MALLOC").as_deref() != Ok("default") {
+        optedit_models::allocator::tune_allocator();
+    }
+}
+
 fn tiny(c: &mut Criterion) {
+    tune_malloc();
     if !only("tiny") {
         return;
     }
@@ -42,6 +53,7 @@ fn tiny(c: &mut Criterion) {
 }
 
 fn full(c: &mut Criterion) {
+    tune_malloc();
     let latent: usize = std::env::var("OPTEDIT_BENCH_LATENT")
         .ok()
         .and_then(|v| v.parse().ok())

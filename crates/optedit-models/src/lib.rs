@@ -32,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod blocks;
 pub mod clip;
 pub mod config;

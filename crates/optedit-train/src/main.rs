@@ -162,6 +162,7 @@ fn kind(k: Kind) -> ControlKind {
 }
 
 fn main() -> Result<()> {
+    optedit_models::allocator::tune_allocator();
     let cli = Cli::parse();
     match cli.device {
         DeviceKind::Cpu => run::<Autodiff<Flex>>(&cli, Default::default()),
