@@ -222,8 +222,9 @@ fn the_caption_probe_feeds_three_different_captions_through_the_same_noise() {
     )
     .unwrap();
     use optedit_train::stages::text_to_image::caption_probe;
-    for bad in [0, 5] {
-        assert!(caption_probe(&t2i, &set, &tokenizer, bad, 2, 1, &device).is_err());
+    for (count, batch, argument) in [(0, 2, "count"), (5, 2, "count"), (4, 0, "batch")] {
+        let e = caption_probe(&t2i, &set, &tokenizer, count, batch, 1, &device).unwrap_err();
+        assert!(e.to_string().contains(argument), "{e}");
     }
     let p = caption_probe(&t2i, &set, &tokenizer, 4, 3, 1, &device).unwrap();
     assert_eq!(p.count, 4);

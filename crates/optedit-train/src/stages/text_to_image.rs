@@ -217,13 +217,16 @@ pub fn caption_probe<B: Backend>(
     device: &B::Device,
 ) -> Result<CaptionProbe> {
     use rand::SeedableRng;
-    if count == 0 || count > set.len() || batch == 0 {
+    if count == 0 || count > set.len() {
         return Err(crate::TrainError::InvalidArgument {
             argument: "count".into(),
-            message: format!(
-                "must be between 1 and the {} encoded scenes (batch > 0)",
-                set.len()
-            ),
+            message: format!("must be between 1 and the {} encoded scenes", set.len()),
+        });
+    }
+    if batch == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "batch".into(),
+            message: "must be positive".into(),
         });
     }
     let acp = alphas_cumprod()?;
