@@ -55,6 +55,11 @@ struct Opts {
     /// and --steps lowered to what fits (the chosen total is printed).
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<u64>,
+    /// UNet and ControlNet stages: floor on the x0-error weight of the
+    /// min-SNR-5 loss (0: plain min-SNR-5; 1 weighs the noisiest steps'
+    /// x0 errors as much as a signal-to-noise ratio of 1).
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    x0_weight_floor: f64,
 }
 
 /// The backend to train on.
@@ -143,6 +148,7 @@ enum Stage {
 
 fn stage_options(o: &Opts, seed: u64) -> StageOptions {
     StageOptions {
+        x0_weight_floor: o.x0_weight_floor,
         steps: o.steps,
         batch: o.batch,
         lr: o.lr,

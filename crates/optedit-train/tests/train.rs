@@ -29,6 +29,7 @@ fn options(steps: usize) -> StageOptions {
         checkpoint_every: 3,
         stop_at: None,
         time_budget: None,
+        x0_weight_floor: 0.0,
     }
 }
 
@@ -231,6 +232,17 @@ fn the_caption_probe_feeds_three_different_captions_through_the_same_noise() {
     for v in [p.own, p.other, p.empty] {
         assert!(v.is_finite() && v > 0.0, "{p:?}");
     }
+    // The buckets partition the samples, and their losses make the totals.
+    assert_eq!(p.by_timestep.len(), 4);
+    assert_eq!(p.by_timestep.iter().map(|b| b.count).sum::<usize>(), 4);
+    assert_eq!((p.by_timestep[0].from, p.by_timestep[3].to), (0, 1000));
+    let own: f64 = p
+        .by_timestep
+        .iter()
+        .map(|b| b.own * b.count as f64)
+        .sum::<f64>()
+        / 4.0;
+    assert!((own - p.own).abs() < 1e-9 * p.own, "{p:?}");
     // Even a random model's predictions depend on the caption.
     assert!(
         (p.own - p.other).abs() > 1e-7 && (p.own - p.empty).abs() > 1e-7,
@@ -259,4 +271,46 @@ fn the_world_figure_uses_the_conditioning_crates_keypoint_order() {
         optedit_world::KEYPOINT_NAMES,
         optedit_cond::pose::BODY_KEYPOINT_NAMES
     );
+}
+
+#[test]
+fn the_loss_weights_are_min_snr_5_with_a_floored_x0_weight() {
+    use optedit_train::stages::text_to_image::{alphas_cumprod, noised};
+    use rand::SeedableRng;
+    let device = Default::default();
+    let acp = alphas_cumprod().unwrap();
+    let latents = Tensor::<B, 4>::zeros([64, 4, 2, 2], &device);
+    for floor in [0.0, 1.0] {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (_, t, _, w) = noised(latents.clone(), &acp, floor, &mut rng, &device);
+        let t = t.into_data().to_vec::<f32>().unwrap();
+        let w = w.into_data().to_vec::<f32>().unwrap();
+        let (mut floored, mut clamped) = (0, 0);
+        for (&t, &w) in t.iter().zip(&w) {
+            let a = f64::from(acp[t as usize]);
+            let snr = a / (1.0 - a);
+            // The x0 error's weight is w * snr.
+            let x0 = f64::from(w) * snr;
+            let want = snr.min(5.0).max(floor);
+            assert!(
+                (x0 - want).abs() < 1e-4 * want,
+                "t {t}: x0 weight {x0}, want {want}"
+            );
+            floored += usize::from(floor > 0.0 && snr < floor);
+            clamped += usize::from(snr > 5.0);
+        }
+        assert!(clamped > 0, "no sample had snr > 5");
+        if floor > 0.0 {
+            assert!(floored > 0, "no sample was below the floor");
+        }
+    }
+    let bad = StageOptions {
+        x0_weight_floor: -1.0,
+        ..options(10)
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("x0-weight-floor"));
 }

@@ -29,6 +29,13 @@ pub struct StageOptions {
     /// budget; the cosine decay then spans the lowered total, which is
     /// printed (resume such a run with `--steps` set to it).
     pub time_budget: Option<std::time::Duration>,
+    /// Floor on the weight of a noised sample's x0 error in the diffusion
+    /// stages (UNet, ControlNets). Their min-SNR-5 loss weighs the x0 error
+    /// by `min(snr, 5)`, which is about 0.005-0.1 in the noisiest quarter of
+    /// SD's schedule, where a sample's composition (and so its caption) is
+    /// decided; the floor raises that to `max(min(snr, 5), floor)`.
+    /// 0 keeps plain min-SNR-5.
+    pub x0_weight_floor: f64,
 }
 
 /// Steps at the start of a run that are not timed for the time budget (a
@@ -54,6 +61,9 @@ impl StageOptions {
                 message: message.into(),
             })
         };
+        if !(self.x0_weight_floor.is_finite() && self.x0_weight_floor >= 0.0) {
+            return bad("x0-weight-floor", "must be finite and non-negative");
+        }
         if self.steps == 0 {
             return bad("steps", "must be positive");
         }

@@ -78,10 +78,14 @@ pub fn token_ids<B: Backend>(
     Ok(tokenizer.input_ids::<B>(&refs, device)?)
 }
 
-/// A noised batch: `(noisy latents, timesteps, noise, per-sample loss weights)`.
+/// A noised batch: `(noisy latents, timesteps, noise, per-sample loss
+/// weights)`. The weights of the epsilon loss are `max(min(snr, 5),
+/// x0_floor) / snr`: min-SNR-5, with the x0 error's weight floored at
+/// `x0_floor` (see [`super::StageOptions::x0_weight_floor`]).
 pub fn noised<B: Backend>(
     latents: Tensor<B, 4>,
     acp: &[f32],
+    x0_floor: f64,
     rng: &mut rand_chacha::ChaCha8Rng,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
@@ -89,12 +93,13 @@ pub fn noised<B: Backend>(
     let ts: Vec<usize> = (0..n).map(|_| rng.random_range(0..acp.len())).collect();
     let a: Vec<f32> = ts.iter().map(|&t| acp[t].sqrt()).collect();
     let s: Vec<f32> = ts.iter().map(|&t| (1.0 - acp[t]).sqrt()).collect();
-    // min-SNR-5 weights for epsilon prediction: min(snr, 5) / snr
+    // min-SNR-5 weights for epsilon prediction, min(snr, 5) / snr, with the
+    // x0 weight min(snr, 5) floored at x0_floor
     let weights: Vec<f32> = ts
         .iter()
         .map(|&t| {
-            let snr = acp[t] / (1.0 - acp[t]);
-            snr.min(5.0) / snr
+            let snr = f64::from(acp[t] / (1.0 - acp[t]));
+            (snr.min(5.0).max(x0_floor) / snr) as f32
         })
         .collect();
     let noise = normal::<B, 4>([n, c, h, w], rng, device);
@@ -108,8 +113,9 @@ pub fn noised<B: Backend>(
     (latents * a + noise.clone() * s, t, noise, w)
 }
 
-/// Weighted MSE between prediction and target, `[n, c, h, w]` each.
-pub fn weighted_mse<B: Backend>(
+/// Per-sample weighted MSE between prediction and target, `[n, c, h, w]`
+/// each: `[n]`.
+pub fn weighted_mse_per_sample<B: Backend>(
     pred: Tensor<B, 4>,
     target: Tensor<B, 4>,
     weights: Tensor<B, 1>,
@@ -120,7 +126,16 @@ pub fn weighted_mse<B: Backend>(
         .reshape([n as i32, -1])
         .mean_dim(1)
         .reshape([n]);
-    (per * weights).mean()
+    per * weights
+}
+
+/// Weighted MSE between prediction and target, `[n, c, h, w]` each.
+pub fn weighted_mse<B: Backend>(
+    pred: Tensor<B, 4>,
+    target: Tensor<B, 4>,
+    weights: Tensor<B, 1>,
+) -> Tensor<B, 1> {
+    weighted_mse_per_sample(pred, target, weights).mean()
 }
 
 /// Trains (or resumes) the text-to-image model on `set`; a fresh run starts
@@ -172,7 +187,7 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let ids = token_ids::<B>(tokenizer, &batch_captions, device)?;
         let latents = set.batch::<B>(&idx, device);
-        let (noisy, t, noise, w) = noised(latents, &acp, rng, device);
+        let (noisy, t, noise, w) = noised(latents, &acp, options.x0_weight_floor, rng, device);
         let context = model.text_encoder.forward(ids)?.last_hidden_state;
         let pred = model.unet.forward(noisy, t, context)?;
         Ok(StepLoss::single(weighted_mse(pred, noise, w)))
@@ -193,7 +208,7 @@ pub fn load_trained<B: AutodiffBackend>(
 /// under each scene's own caption, under another scene's caption, and under
 /// the empty caption. A model that follows its captions has a clearly lower
 /// loss under its own; equal losses mean the text is ignored.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CaptionProbe {
     /// Scenes probed.
     pub count: usize,
@@ -203,7 +218,31 @@ pub struct CaptionProbe {
     pub other: f64,
     /// Loss under the empty caption.
     pub empty: f64,
+    /// The same three losses per quarter of the timestep range, from the
+    /// least noisy (`t` in 0..250) to the noisiest (750..1000).
+    pub by_timestep: Vec<ProbeBucket>,
 }
+
+/// [`CaptionProbe`]'s losses for the samples whose timestep lies in
+/// `from..to`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ProbeBucket {
+    /// First timestep of the range.
+    pub from: usize,
+    /// End of the range (exclusive).
+    pub to: usize,
+    /// Samples that drew a timestep in the range.
+    pub count: usize,
+    /// Mean loss under the own caption.
+    pub own: f64,
+    /// Mean loss under another scene's caption.
+    pub other: f64,
+    /// Mean loss under the empty caption.
+    pub empty: f64,
+}
+
+/// Number of timestep ranges of [`CaptionProbe::by_timestep`].
+const PROBE_BUCKETS: usize = 4;
 
 /// Measures [`CaptionProbe`] on the first `count` scenes of `set` (in
 /// batches of `batch`, noise and timesteps drawn from `seed`).
@@ -230,32 +269,67 @@ pub fn caption_probe<B: Backend>(
         });
     }
     let acp = alphas_cumprod()?;
+    let width = acp.len().div_ceil(PROBE_BUCKETS);
     let caption = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]).caption();
-    let mut sums = [0.0f64; 3];
+    // [bucket][own, other, empty] loss sums and the bucket sizes.
+    let mut sums = [[0.0f64; 3]; PROBE_BUCKETS];
+    let mut sizes = [0usize; PROBE_BUCKETS];
     let mut start = 0;
     while start < count {
         let idx: Vec<usize> = (start..count.min(start + batch)).collect();
         let mut rng =
             rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, start as u64]));
-        let (noisy, t, noise, w) = noised(set.batch::<B>(&idx, device), &acp, &mut rng, device);
+        let (noisy, t, noise, w) =
+            noised(set.batch::<B>(&idx, device), &acp, 0.0, &mut rng, device);
+        let buckets: Vec<usize> = t
+            .to_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 data converts to f32")
+            .iter()
+            .map(|&ts| (ts as usize / width).min(PROBE_BUCKETS - 1))
+            .collect();
+        for &b in &buckets {
+            sizes[b] += 1;
+        }
         let own: Vec<String> = idx.iter().map(|&i| caption(i)).collect();
         let other: Vec<String> = idx.iter().map(|&i| caption((i + 1) % set.len())).collect();
         let empty = vec![String::new(); idx.len()];
-        for (sum, captions) in sums.iter_mut().zip([own, other, empty]) {
+        for (k, captions) in [own, other, empty].into_iter().enumerate() {
             let ids = token_ids::<B>(tokenizer, &captions, device)?;
             let context = model.text_encoder.forward(ids)?.last_hidden_state;
             let pred = model.unet.forward(noisy.clone(), t.clone(), context)?;
-            let loss = weighted_mse(pred, noise.clone(), w.clone()).into_scalar();
-            *sum +=
-                f64::from(burn::tensor::ElementConversion::elem::<f32>(loss)) * idx.len() as f64;
+            let losses = weighted_mse_per_sample(pred, noise.clone(), w.clone())
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 data converts to f32");
+            for (&b, &l) in buckets.iter().zip(&losses) {
+                sums[b][k] += f64::from(l);
+            }
         }
         start += idx.len();
     }
     let n = count as f64;
+    let total = |k: usize| sums.iter().map(|s| s[k]).sum::<f64>() / n;
+    let by_timestep = (0..PROBE_BUCKETS)
+        .map(|b| {
+            let m = sizes[b].max(1) as f64;
+            ProbeBucket {
+                from: b * width,
+                to: ((b + 1) * width).min(acp.len()),
+                count: sizes[b],
+                own: sums[b][0] / m,
+                other: sums[b][1] / m,
+                empty: sums[b][2] / m,
+            }
+        })
+        .collect();
     Ok(CaptionProbe {
         count,
-        own: sums[0] / n,
-        other: sums[1] / n,
-        empty: sums[2] / n,
+        own: total(0),
+        other: total(1),
+        empty: total(2),
+        by_timestep,
     })
 }
