@@ -98,10 +98,15 @@ impl Setup {
 
     /// `optedit edit` with the tiny model, the input and `extra` flags.
     fn edit(&self, out: &Path, extra: &[&str]) -> Output {
+        self.edit_with(&sd(), out, extra)
+    }
+
+    /// `optedit edit` with `model`, the input and `extra` flags.
+    fn edit_with(&self, model: &Path, out: &Path, extra: &[&str]) -> Output {
         let mut args: Vec<String> = vec![
             "edit".into(),
             "--model".into(),
-            sd().display().to_string(),
+            model.display().to_string(),
             "--image".into(),
             self.image.display().to_string(),
             "--prompt".into(),
@@ -622,25 +627,7 @@ fn a_factor_4_model_edits_a_size_that_is_not_a_multiple_of_8_with_a_controlnet()
     let s = Setup::new(132, 100);
     let model = factor_4_model(s.dir.path());
     let out = s.path("out.png");
-    let mut args: Vec<String> = [
-        "edit",
-        "--model",
-        &model.display().to_string(),
-        "--image",
-        &s.image.display().to_string(),
-        "--prompt",
-        "a red square",
-        "-o",
-        &out.display().to_string(),
-        "--controlnet",
-        &model.join("controlnet-canny").display().to_string(),
-        "--edges",
-        "auto",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(FAST.iter().map(|a| a.to_string()));
-    assert_success(&optedit(args));
+    let cn = model.join("controlnet-canny").display().to_string();
+    assert_success(&s.edit_with(&model, &out, &["--controlnet", &cn, "--edges", "auto"]));
     assert_eq!(png_size(&out), (132, 100));
 }

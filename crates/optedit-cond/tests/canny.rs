@@ -123,21 +123,11 @@ fn bad_canny_input_is_a_typed_error() {
         matches!(&e, CondError::OutOfRange { argument, .. } if argument == "high_threshold"),
         "{e}"
     );
-    let e = canny_condition(
-        &DynamicImage::ImageLuma8(square(30, 32)),
-        1.0,
-        2.0,
-        Some((0, 8)),
-    )
-    .unwrap_err();
+    let image = DynamicImage::ImageLuma8(square(30, 32));
+    let sized = |size| canny_condition(&image, 1.0, 2.0, Some(size));
+    let e = sized((0, 8)).unwrap_err();
     assert!(matches!(e, CondError::EmptyImage { .. }), "{e}");
     // Any positive size is a condition (a factor-4 model takes 132 px).
-    let c = canny_condition(
-        &DynamicImage::ImageLuma8(square(30, 32)),
-        1.0,
-        2.0,
-        Some((132, 36)),
-    )
-    .unwrap();
+    let c = sized((132, 36)).unwrap();
     assert_eq!((c.width(), c.height()), (132, 36));
 }

@@ -89,8 +89,23 @@ pub fn noised<B: Backend>(
     rng: &mut rand_chacha::ChaCha8Rng,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
+    let ts: Vec<usize> = (0..latents.dims()[0])
+        .map(|_| rng.random_range(0..acp.len()))
+        .collect();
+    noised_at(latents, acp, &ts, x0_floor, rng, device)
+}
+
+/// [`noised`] at given timesteps `ts` (one per sample of `latents`); the noise comes from
+/// `rng`.
+fn noised_at<B: Backend>(
+    latents: Tensor<B, 4>,
+    acp: &[f32],
+    ts: &[usize],
+    x0_floor: f64,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
     let [n, c, h, w] = latents.dims();
-    let ts: Vec<usize> = (0..n).map(|_| rng.random_range(0..acp.len())).collect();
     let a: Vec<f32> = ts.iter().map(|&t| acp[t].sqrt()).collect();
     let s: Vec<f32> = ts.iter().map(|&t| (1.0 - acp[t]).sqrt()).collect();
     // min-SNR-5 weights for epsilon prediction, min(snr, 5) / snr, with the
@@ -279,15 +294,18 @@ pub fn caption_probe<B: Backend>(
         let idx: Vec<usize> = (start..count.min(start + batch)).collect();
         let mut rng =
             rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, start as u64]));
-        let (noisy, t, noise, w) =
-            noised(set.batch::<B>(&idx, device), &acp, 0.0, &mut rng, device);
-        let buckets: Vec<usize> = t
-            .to_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32 data converts to f32")
+        let ts: Vec<usize> = idx.iter().map(|_| rng.random_range(0..acp.len())).collect();
+        let (noisy, t, noise, w) = noised_at(
+            set.batch::<B>(&idx, device),
+            &acp,
+            &ts,
+            0.0,
+            &mut rng,
+            device,
+        );
+        let buckets: Vec<usize> = ts
             .iter()
-            .map(|&ts| (ts as usize / width).min(PROBE_BUCKETS - 1))
+            .map(|&t| (t / width).min(PROBE_BUCKETS - 1))
             .collect();
         for &b in &buckets {
             sizes[b] += 1;
