@@ -27,11 +27,6 @@ struct Cli {
     /// Where to train.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
-    /// How convolutions run: burn's conv2d op, or im2col + one matrix
-    /// product (whose weight gradient is a single GEMM; see
-    /// `optedit_models::blocks::conv`).
-    #[arg(long, value_enum, default_value_t = ConvKind::Native)]
-    conv: ConvKind,
     #[command(subcommand)]
     stage: Stage,
 }
@@ -74,15 +69,6 @@ enum DeviceKind {
     Cpu,
     /// An NVIDIA GPU (burn's CUDA backend; needs a build with `--features cuda`).
     Cuda,
-}
-
-/// How convolutions run (`optedit_models::blocks::conv::ConvAlgorithm`).
-#[derive(Clone, Copy, ValueEnum)]
-enum ConvKind {
-    /// burn's conv2d op.
-    Native,
-    /// im2col + one matrix product.
-    Im2col,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,11 +170,6 @@ fn kind(k: Kind) -> ControlKind {
 fn main() -> Result<()> {
     optedit_models::allocator::tune_allocator();
     let cli = Cli::parse();
-    use optedit_models::blocks::conv::{set_conv_algorithm, ConvAlgorithm};
-    set_conv_algorithm(match cli.conv {
-        ConvKind::Native => ConvAlgorithm::Native,
-        ConvKind::Im2col => ConvAlgorithm::Im2col,
-    });
     match cli.device {
         DeviceKind::Cpu => run::<Autodiff<Flex>>(&cli, Default::default()),
         #[cfg(feature = "cuda")]

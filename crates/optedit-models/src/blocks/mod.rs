@@ -4,7 +4,6 @@
 //! `models/upsampling.py` and `models/embeddings.py`.
 
 pub mod attention;
-pub mod conv;
 pub mod embeddings;
 pub mod norm;
 pub mod resnet;

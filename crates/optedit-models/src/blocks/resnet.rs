@@ -6,7 +6,6 @@ use burn::nn::{GroupNorm, Linear};
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::conv::Conv2dExt;
 use super::{conv2d, group_norm, linear, norm};
 
 /// Two 3x3 convolutions with group norm and SiLU, an optional time-embedding
@@ -69,14 +68,14 @@ impl<B: Backend> ResnetBlock2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
         let mut h = self
             .conv1
-            .apply(silu(norm::group_norm(&self.norm1, x.clone())));
+            .forward(silu(norm::group_norm(&self.norm1, x.clone())));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb.clone()));
             h = h + t.unsqueeze_dims::<4>(&[2, 3]);
         }
-        let h = self.conv2.apply(silu(norm::group_norm(&self.norm2, h)));
+        let h = self.conv2.forward(silu(norm::group_norm(&self.norm2, h)));
         let skip = match &self.conv_shortcut {
-            Some(c) => c.apply(x),
+            Some(c) => c.forward(x),
             None => x,
         };
         let out = skip + h;

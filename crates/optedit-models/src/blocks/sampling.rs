@@ -6,7 +6,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use super::conv::Conv2dExt;
 use super::conv2d;
 
 /// Stride-2 3x3 convolution. `padding = 0` means diffusers' asymmetric
@@ -33,7 +32,7 @@ impl<B: Backend> Downsample2D<B> {
 
     /// `x`: `[batch, c, h, w]` to `[batch, out, h/2, w/2]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.conv.apply(x)
+        self.conv.forward(x)
     }
 }
 
@@ -76,6 +75,6 @@ impl<B: Backend> Upsample2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, size: Option<[usize; 2]>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let size = size.unwrap_or([2 * h, 2 * w]);
-        self.conv.apply(upsample_nearest(x, size))
+        self.conv.forward(upsample_nearest(x, size))
     }
 }

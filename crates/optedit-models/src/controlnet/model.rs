@@ -6,7 +6,6 @@ use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::ControlNetConfig;
-use crate::blocks::conv::Conv2dExt;
 use crate::blocks::conv2d;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::config::read_config;
@@ -31,11 +30,11 @@ pub struct ControlNetConditioningEmbedding<B: Backend> {
 
 impl<B: Backend> ControlNetConditioningEmbedding<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = silu(self.conv_in.apply(x));
+        let mut x = silu(self.conv_in.forward(x));
         for conv in &self.blocks {
-            x = silu(conv.apply(x));
+            x = silu(conv.forward(x));
         }
-        self.conv_out.apply(x)
+        self.conv_out.forward(x)
     }
 }
 
@@ -249,7 +248,7 @@ impl<B: Backend> ControlNetModel<B> {
             self.config.freq_shift,
         ));
         let context = encoder_hidden_states;
-        let mut x = self.conv_in.apply(sample) + self.controlnet_cond_embedding.forward(cond);
+        let mut x = self.conv_in.forward(sample) + self.controlnet_cond_embedding.forward(cond);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, s) = block.forward(x, &temb, &context);
@@ -268,9 +267,9 @@ impl<B: Backend> ControlNetModel<B> {
         let down = skips
             .into_iter()
             .zip(&self.controlnet_down_blocks)
-            .map(|(s, conv)| finish(conv.apply(s)))
+            .map(|(s, conv)| finish(conv.forward(s)))
             .collect();
-        let mid = finish(self.controlnet_mid_block.apply(x));
+        let mid = finish(self.controlnet_mid_block.forward(x));
         Ok(ControlResiduals { down, mid })
     }
 }

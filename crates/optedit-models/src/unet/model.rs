@@ -8,7 +8,6 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
 use super::config::UNet2DConditionConfig;
-use crate::blocks::conv::Conv2dExt;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
@@ -180,7 +179,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         let temb = self.time_emb(timestep, batch)?;
         let context = encoder_hidden_states;
 
-        let mut x = self.conv_in.apply(sample);
+        let mut x = self.conv_in.forward(sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, s) = block.forward(x, &temb, &context);
@@ -228,7 +227,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
         Ok(self
             .conv_out
-            .apply(silu(norm::group_norm(&self.conv_norm_out, x))))
+            .forward(silu(norm::group_norm(&self.conv_norm_out, x))))
     }
 
     fn check_inputs(

@@ -8,7 +8,6 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::AutoencoderKLConfig;
 use crate::blocks::attention::{Attention, AttentionSpec};
-use crate::blocks::conv::Conv2dExt;
 use crate::blocks::resnet::{ResnetBlock2D, ResnetSpec};
 use crate::blocks::sampling::{Downsample2D, Upsample2D};
 use crate::blocks::{conv2d, group_norm, norm};
@@ -282,7 +281,7 @@ impl<B: Backend> AutoencoderKL<B> {
             });
         }
         let e = &self.encoder;
-        let mut x = e.conv_in.apply(image);
+        let mut x = e.conv_in.forward(image);
         for block in &e.down_blocks {
             for r in &block.resnets {
                 x = r.forward(x, None);
@@ -294,9 +293,9 @@ impl<B: Backend> AutoencoderKL<B> {
         x = e.mid_block.forward(x);
         x = e
             .conv_out
-            .apply(silu(norm::group_norm(&e.conv_norm_out, x)));
+            .forward(silu(norm::group_norm(&e.conv_norm_out, x)));
         if let Some(q) = &self.quant_conv {
-            x = q.apply(x);
+            x = q.forward(x);
         }
         let mut halves = x.chunk(2, 1);
         let logvar = halves.pop().expect("two halves").clamp(-30.0, 20.0);
@@ -319,11 +318,11 @@ impl<B: Backend> AutoencoderKL<B> {
             });
         }
         let mut x = match &self.post_quant_conv {
-            Some(p) => p.apply(latent),
+            Some(p) => p.forward(latent),
             None => latent,
         };
         let d = &self.decoder;
-        x = d.conv_in.apply(x);
+        x = d.conv_in.forward(x);
         x = d.mid_block.forward(x);
         for block in &d.up_blocks {
             for r in &block.resnets {
@@ -334,6 +333,6 @@ impl<B: Backend> AutoencoderKL<B> {
             }
         }
         Ok(d.conv_out
-            .apply(silu(norm::group_norm(&d.conv_norm_out, x))))
+            .forward(silu(norm::group_norm(&d.conv_norm_out, x))))
     }
 }

@@ -22,7 +22,6 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 use image::GrayImage;
-use optedit_models::blocks::conv::Conv2dExt;
 use optedit_world::{Rendered, SceneSpec};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -58,7 +57,7 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        silu(self.norm.forward(self.conv.apply(x)))
+        silu(self.norm.forward(self.conv.forward(x)))
     }
 }
 
