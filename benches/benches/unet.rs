@@ -8,7 +8,12 @@
 //! (so that `/usr/bin/time -v` reports the peak memory of that one).
 //! malloc is tuned as in the binaries (`optedit_models::allocator`);
 //! `OPTEDIT_BENCH_MALLOC=default` keeps glibc's defaults.
+//! `OPTEDIT_BENCH_CHECKPOINT=balanced` runs the backward group on
+//! `Autodiff<_, BalancedCheckpointing>` (the `optedit` binary's backend).
 
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -72,23 +77,37 @@ fn full(c: &mut Criterion) {
         });
     }
     if only("backward") {
-        let unet = sd15_unet::<Autodiff<Dev>>(&device).no_grad();
-        let (x, t, ctx) = unet_inputs(&unet, 1, latent, &device);
-        group.bench_function(
-            format!("forward_backward_wrt_latent_b1_{latent}x{latent}"),
-            |b| {
-                b.iter(|| {
-                    let z = x.clone().require_grad();
-                    let out = unet.forward(z.clone(), t.clone(), ctx.clone()).unwrap();
-                    let grads = out.powi_scalar(2).mean().backward();
-                    let g = z.grad(&grads).unwrap();
-                    let _ = g.into_data();
-                    sync::<Dev>(&device);
-                })
-            },
-        );
+        if std::env::var("OPTEDIT_BENCH_CHECKPOINT").as_deref() == Ok("balanced") {
+            backward::<BalancedCheckpointing>(&mut group, latent, &device);
+        } else {
+            backward::<NoCheckpointing>(&mut group, latent, &device);
+        }
     }
     group.finish();
+}
+
+/// Forward + backward w.r.t. the latent at batch 1, with autodiff
+/// checkpointing strategy `C`.
+fn backward<C: CheckpointStrategy>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    latent: usize,
+    device: &burn::tensor::Device<Dev>,
+) {
+    let unet = sd15_unet::<Autodiff<Dev, C>>(device).no_grad();
+    let (x, t, ctx) = unet_inputs(&unet, 1, latent, device);
+    group.bench_function(
+        format!("forward_backward_wrt_latent_b1_{latent}x{latent}"),
+        |b| {
+            b.iter(|| {
+                let z = x.clone().require_grad();
+                let out = unet.forward(z.clone(), t.clone(), ctx.clone()).unwrap();
+                let grads = out.powi_scalar(2).mean().backward();
+                let g = z.grad(&grads).unwrap();
+                let _ = g.into_data();
+                sync::<Dev>(device);
+            })
+        },
+    );
 }
 
 criterion_group!(benches, tiny, full);

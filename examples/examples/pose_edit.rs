@@ -5,6 +5,7 @@
 //! cargo run --release -p optedit-examples --example pose_edit [SD_FOLDER CONTROLNET_OPENPOSE_FOLDER]
 //! ```
 
+use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use optedit_cond::pose::{BodyPose, Keypoint};
@@ -15,7 +16,9 @@ use optedit_examples::{
 };
 use optedit_models::ControlNetModel;
 
-type B = Autodiff<Flex>;
+/// Balanced checkpointing recomputes memory-bound operations in the backward
+/// pass instead of keeping them: less peak memory, same speed and numbers.
+type B = Autodiff<Flex, BalancedCheckpointing>;
 
 /// A standing figure in normalised coordinates (COCO order: nose, neck,
 /// right shoulder/elbow/wrist, left shoulder/elbow/wrist, right hip/knee/ankle,

@@ -24,6 +24,9 @@
 //! ([`EditCondition`], [`ControlCondition`]). Models run on any burn backend
 //! `B: AutodiffBackend` (e.g. `Autodiff<Flex>`); parameters are frozen and
 //! gradients flow to the latent only, through the UNet and the ControlNets.
+//! `Autodiff<Flex, BalancedCheckpointing>` (what the `optedit` binary uses)
+//! recomputes memory-bound operations in the backward pass: a third less
+//! peak memory for SD 1.5 at 512x512, same speed and results.
 //! Progress (stage, step, loss values) goes to a [`Progress`] callback, which
 //! can cancel; NaN or exploding losses stop the edit with
 //! [`EditError::Diverged`].

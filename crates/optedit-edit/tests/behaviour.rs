@@ -184,6 +184,41 @@ fn same_seed_same_output_other_seed_other_output() {
     assert_ne!(run(3), run(4));
 }
 
+/// The whole edit (inversion, optimised steps with their gradients, the
+/// rest of the schedule) under `B`.
+fn edit_under<B: burn::tensor::backend::AutodiffBackend>() -> Vec<f64> {
+    let device = Default::default();
+    let p = SdPipeline::<B>::load(&fixtures_dir().join("tiny-sd"), &device).unwrap();
+    let src = p.encode_prompt("a photo of a cat", None).unwrap();
+    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let case = cases_with_prefix("vae_encode").remove(0);
+    let image: Tensor<B, 4> = case.load().tensor("input.image", &device);
+    let size = image.dims()[2];
+    let editor = Editor::new(&p, config()).unwrap();
+    let out = editor
+        .edit(image, &src, &cond, &mut half_mask(size), &mut Silent)
+        .unwrap();
+    values(&out.image)
+}
+
+/// burn's balanced checkpointing (the CLI's backend) recomputes memory-bound
+/// operations in the backward pass instead of keeping their outputs; the
+/// gradients, and so the edit, must not change.
+#[test]
+fn balanced_checkpointing_gives_the_same_edit() {
+    use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+    use burn::backend::{Autodiff, Flex};
+    let plain = edit_under::<AD>();
+    let balanced = edit_under::<Autodiff<Flex, BalancedCheckpointing>>();
+    assert_eq!(plain.len(), balanced.len());
+    let max = plain
+        .iter()
+        .zip(&balanced)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max < 1e-5, "results differ by up to {max}");
+}
+
 #[test]
 fn two_controlnets_at_once_both_change_the_result() {
     let p = pipeline();
