@@ -77,10 +77,10 @@ fn full(c: &mut Criterion) {
         });
     }
     if only("backward") {
-        if std::env::var("OPTEDIT_BENCH_CHECKPOINT").as_deref() == Ok("balanced") {
-            backward::<BalancedCheckpointing>(&mut group, latent, &device);
-        } else {
-            backward::<NoCheckpointing>(&mut group, latent, &device);
+        match std::env::var("OPTEDIT_BENCH_CHECKPOINT").as_deref() {
+            Ok("balanced") => backward::<BalancedCheckpointing>(&mut group, latent, &device),
+            Ok("" | "none") | Err(_) => backward::<NoCheckpointing>(&mut group, latent, &device),
+            Ok(other) => panic!("OPTEDIT_BENCH_CHECKPOINT={other}: expected none or balanced"),
         }
     }
     group.finish();
