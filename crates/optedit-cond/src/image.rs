@@ -91,10 +91,10 @@ impl ConditionImage {
 
     /// `(height, width)` of the latent this condition goes with under a
     /// ControlNet whose condition factor is `factor` ([`LATENT_SCALE`] for
-    /// SD 1.5); `None` when a side is not a multiple of `factor`.
+    /// SD 1.5); `None` when `factor` is 0 or a side is not a multiple of it.
     pub fn latent_size(&self, factor: u32) -> Option<(u32, u32)> {
-        let f = factor.max(1);
-        (self.height() % f == 0 && self.width() % f == 0)
+        let f = factor;
+        (f > 0 && self.height() % f == 0 && self.width() % f == 0)
             .then(|| (self.height() / f, self.width() / f))
     }
 

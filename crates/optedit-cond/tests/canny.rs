@@ -100,6 +100,7 @@ fn canny_condition_is_three_channel_and_resized() {
     assert_eq!(cond.latent_size(8), Some((4, 4)));
     assert_eq!(cond.latent_size(4), Some((8, 8)));
     assert_eq!(cond.latent_size(3), None);
+    assert_eq!(cond.latent_size(0), None);
     assert!(cond.image().pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
     let cond = canny_condition(&image, 50.0, 100.0, Some((64, 48))).unwrap();
     assert_eq!((cond.width(), cond.height()), (64, 48));
