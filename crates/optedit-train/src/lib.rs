@@ -25,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod log;
+pub mod snr;
 pub mod stages;
 
 pub use error::{Result, TrainError};

@@ -134,6 +134,15 @@ enum Stage {
         #[arg(long, default_value_t = 32)]
         batch: usize,
     },
+    /// Report how visible the encoded scenes' coarse structure stays under
+    /// the forward noise: the signal-to-noise ratio of the whole-image mean
+    /// and of block means at several timesteps, under the demo schedule and
+    /// under Stable Diffusion 1.5's (see `optedit_train::snr`).
+    Snr {
+        /// Side of the averaged blocks, in latent pixels (divides 32).
+        #[arg(long, default_value_t = 4)]
+        block: usize,
+    },
     /// Write the pipeline folder from the last checkpoints.
     Export {
         /// Output folder.
@@ -266,6 +275,28 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 &device,
             )?;
             println!("caption probe: {}", serde_json::to_string(&probe)?);
+        }
+        Stage::Snr { block } => {
+            let set = latent_set()?;
+            let sd15 = optedit_schedule::NoiseSchedule::new(
+                &optedit_schedule::SchedulerConfig::stable_diffusion_v1_5(),
+            );
+            let steps = [999, 981, 900, 750, 500, 250];
+            let demo = optedit_train::snr::report(
+                &set,
+                &text_to_image::alphas_cumprod()?,
+                *block,
+                &steps,
+            )?;
+            let sd = optedit_train::snr::report(&set, sd15.alphas_cumprod(), *block, &steps)?;
+            println!("| t | demo: image mean | demo: {block}x{block} blocks | SD 1.5: image mean | SD 1.5: {block}x{block} blocks |");
+            println!("|---|---|---|---|---|");
+            for (d, s) in demo.iter().zip(&sd) {
+                println!(
+                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    d.timestep, d.image_mean, d.block_mean, s.image_mean, s.block_mean
+                );
+            }
         }
         Stage::Export { out, vae_from } => {
             let vae_model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;
