@@ -289,6 +289,15 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 &steps,
             )?;
             let sd = optedit_train::snr::report(&set, sd15.alphas_cumprod(), *block, &steps)?;
+            let share = |b: usize| -> Result<f64> {
+                Ok(100.0 * optedit_train::snr::block_mean_variance(&set, b)?
+                    / optedit_train::snr::block_mean_variance(&set, 1)?)
+            };
+            println!(
+                "share of the latent variance in the image means: {:.1}%, in {block}x{block} block means: {:.1}%",
+                share(optedit_train::demo::LATENT_SIZE)?,
+                share(*block)?
+            );
             println!("| t | demo: image mean | demo: {block}x{block} blocks | SD 1.5: image mean | SD 1.5: {block}x{block} blocks |");
             println!("|---|---|---|---|---|");
             for (d, s) in demo.iter().zip(&sd) {
