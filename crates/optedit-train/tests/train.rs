@@ -313,4 +313,14 @@ fn the_loss_weights_are_min_snr_5_with_a_floored_x0_weight() {
         .unwrap_err()
         .to_string()
         .contains("x0-weight-floor"));
+    // The stages without diffusion noise refuse any floor instead of
+    // ignoring it; the diffusion stages accept a positive one.
+    let floored = StageOptions {
+        x0_weight_floor: 0.5,
+        ..options(10)
+    };
+    assert!(floored.validate().is_ok());
+    let e = floored.validate_without_noise().unwrap_err().to_string();
+    assert!(e.contains("x0-weight-floor") && e.contains("unet"), "{e}");
+    assert!(options(10).validate_without_noise().is_ok());
 }

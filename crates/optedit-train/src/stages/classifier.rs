@@ -330,7 +330,7 @@ pub fn train<B: AutodiffBackend>(
     options: &StageOptions,
     device: &B::Device,
 ) -> Result<AttributeClassifier<B::InnerBackend>> {
-    options.validate()?;
+    options.validate_without_noise()?;
     let optim = AdamWConfig::new().with_weight_decay(0.01);
     let run = Run::<B, _>::start(
         dir,

@@ -31,10 +31,11 @@ pub struct StageOptions {
     pub time_budget: Option<std::time::Duration>,
     /// Floor on the weight of a noised sample's x0 error in the diffusion
     /// stages (UNet, ControlNets). Their min-SNR-5 loss weighs the x0 error
-    /// by `min(snr, 5)`, which is about 0.005-0.1 in the noisiest quarter of
-    /// SD's schedule, where a sample's composition (and so its caption) is
+    /// by `min(snr, 5)`, which is below 0.1 in the noisiest quarter of the
+    /// schedule, where a sample's composition (and so its caption) is
     /// decided; the floor raises that to `max(min(snr, 5), floor)`.
-    /// 0 keeps plain min-SNR-5.
+    /// 0 keeps plain min-SNR-5. The VAE and classifier stages, which add no
+    /// noise, refuse any other value ([`StageOptions::validate_without_noise`]).
     pub x0_weight_floor: f64,
 }
 
@@ -51,6 +52,20 @@ impl StageOptions {
         let span = (self.steps - self.warmup).max(1) as f64;
         let p = ((step - self.warmup) as f64 / span).min(1.0);
         self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+    }
+
+    /// [`StageOptions::validate`] for a stage that adds no diffusion noise
+    /// (VAE, classifier): also refuses a non-zero `x0_weight_floor`, which
+    /// such a stage would otherwise ignore without a word.
+    pub fn validate_without_noise(&self) -> crate::Result<()> {
+        self.validate()?;
+        if self.x0_weight_floor != 0.0 {
+            return Err(crate::TrainError::InvalidArgument {
+                argument: "x0-weight-floor".into(),
+                message: "applies to the unet and controlnet stages only".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Checks the options.

@@ -53,7 +53,7 @@ pub fn train<B: AutodiffBackend>(
     vae_options: &VaeOptions,
     device: &B::Device,
 ) -> Result<AutoencoderKL<B::InnerBackend>> {
-    options.validate()?;
+    options.validate_without_noise()?;
     let optim = AdamWConfig::new().with_weight_decay(0.0);
     let run = Run::<B, _>::start(
         dir,
