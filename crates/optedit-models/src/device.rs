@@ -8,6 +8,10 @@ use crate::error::{ModelError, Result};
 /// message of the first panic raised meanwhile on any thread (a backend
 /// often fails in its device thread and the caller only sees a closed
 /// channel), else the probe's own panic message.
+///
+/// While `probe` runs, the process-wide panic hook is replaced (and restored
+/// afterwards), so a panic on any other thread in that window is silenced
+/// too. Call it at start-up, before the application's own threads run.
 pub fn catch_backend_panic<T>(device: &str, probe: impl FnOnce() -> T) -> Result<T> {
     use std::sync::{Arc, Mutex};
     let first: Arc<Mutex<Option<String>>> = Arc::default();
