@@ -60,6 +60,10 @@ struct Opts {
     /// x0 errors as much as a signal-to-noise ratio of 1).
     #[arg(long, default_value_t = 0.0, value_name = "W")]
     x0_weight_floor: f64,
+    /// Split each batch into this many shards computed on parallel threads
+    /// (data parallelism; on a CPU, the number of cores). Divides --batch.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
 }
 
 /// The backend to train on.
@@ -158,6 +162,7 @@ enum Stage {
 fn stage_options(o: &Opts, seed: u64) -> StageOptions {
     StageOptions {
         x0_weight_floor: o.x0_weight_floor,
+        shards: o.shards,
         steps: o.steps,
         batch: o.batch,
         lr: o.lr,

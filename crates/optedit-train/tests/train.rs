@@ -30,6 +30,7 @@ fn options(steps: usize) -> StageOptions {
         stop_at: None,
         time_budget: None,
         x0_weight_floor: 0.0,
+        shards: 1,
     }
 }
 

@@ -341,9 +341,9 @@ pub fn train<B: AutodiffBackend>(
         || Ok(AttributeClassifier::new(device)),
         device,
     )?;
-    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
+    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng, batch| {
         // One seed per example, drawn in order, then rendered over the cores.
-        let seeds: Vec<u64> = (0..options.batch).map(|_| rng.random()).collect();
+        let seeds: Vec<u64> = (0..batch).map(|_| rng.random()).collect();
         let ex: Vec<Example> = seeds
             .par_iter()
             .map(|&s| example(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s)))

@@ -64,10 +64,8 @@ pub fn train<B: AutodiffBackend>(
         kind.stage(),
         &["loss"],
         options,
-        |model, rng| {
-            let idx: Vec<usize> = (0..options.batch)
-                .map(|_| rng.random_range(0..set.len()))
-                .collect();
+        |model, rng, batch| {
+            let idx: Vec<usize> = (0..batch).map(|_| rng.random_range(0..set.len())).collect();
             let specs: Vec<_> = idx
                 .iter()
                 .map(|&i| optedit_world::SceneSpec::sample(set.seeds[i]))

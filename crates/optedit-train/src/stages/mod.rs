@@ -37,6 +37,14 @@ pub struct StageOptions {
     /// 0 keeps plain min-SNR-5. The VAE and classifier stages, which add no
     /// noise, refuse any other value ([`StageOptions::validate_without_noise`]).
     pub x0_weight_floor: f64,
+    /// Each step's batch is split into this many equal shards whose losses
+    /// and gradients are computed on separate threads and summed (data
+    /// parallelism on one machine). burn's `Flex` CPU backend keeps about one
+    /// core busy on the demo model's shapes, so on a CPU `shards` = number
+    /// of cores uses the rest. The batch must be a multiple of it. 1 (the
+    /// default) runs the step on the calling thread, and a sharded run draws
+    /// different examples than an unsharded one.
+    pub shards: usize,
 }
 
 /// Steps at the start of a run that are not timed for the time budget (a
@@ -84,6 +92,9 @@ impl StageOptions {
         }
         if self.batch == 0 {
             return bad("batch", "must be positive");
+        }
+        if self.shards == 0 || self.batch % self.shards != 0 {
+            return bad("shards", "must be positive and divide the batch");
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", "must be a positive number");
@@ -204,17 +215,18 @@ where
     }
 
     /// Runs the steps left up to `options.end()`: `step` computes the loss of
-    /// one step from the model and that step's RNG; gradients, the optimiser
-    /// step, logging, NaN checks and checkpoints are done here.
+    /// one step (or shard, see [`StageOptions::shards`]) of `batch` examples
+    /// from the model and that step's RNG; gradients, the optimiser step,
+    /// logging, NaN checks and checkpoints are done here.
     pub fn fit(
         mut self,
         name: &str,
         stage: u64,
         columns: &[&str],
         options: &StageOptions,
-        mut step: impl FnMut(&M, &mut rand_chacha::ChaCha8Rng) -> crate::Result<StepLoss<B>>,
+        step: impl Fn(&M, &mut rand_chacha::ChaCha8Rng, usize) -> crate::Result<StepLoss<B>> + Sync,
     ) -> crate::Result<M> {
-        use burn::optim::{GradientsParams, Optimizer};
+        use burn::optim::Optimizer;
         let mut options = options.clone();
         if options.time_budget.is_some() && self.start + UNTIMED_STEPS + 10 > options.warmup {
             return Err(crate::TrainError::InvalidArgument {
@@ -234,12 +246,9 @@ where
             if i == self.start + UNTIMED_STEPS {
                 timed_from = Some((i, std::time::Instant::now()));
             }
-            let mut rng = crate::data::step_rng(options.seed, stage, i);
-            let out = step(&self.model, &mut rng)?;
-            check_finite(name, i, out.values[0])?;
-            let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+            let (values, grads) = self.gradients(name, stage, i, &options, &step)?;
             self.model = self.optim.step(options.lr_at(i), self.model, grads);
-            log.step(i, &out.values);
+            log.step(i, &values);
             if let (Some(budget), Some((from, at))) = (options.time_budget, timed_from) {
                 if i + 1 == options.warmup {
                     let per_step = at.elapsed() / (i + 1 - from) as u32;
@@ -259,6 +268,76 @@ where
         }
         log.finish();
         Ok(self.model)
+    }
+}
+
+impl<B, M> Run<B, M>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+{
+    /// The logged values and the gradients of step `i`: on the calling
+    /// thread, or summed over `options.shards` threads, each with its own
+    /// autodiff copy of the model (same parameter ids, its own graph) and
+    /// its own RNG, its loss divided by the number of shards.
+    fn gradients(
+        &self,
+        name: &str,
+        stage: u64,
+        i: usize,
+        options: &StageOptions,
+        step: &(impl Fn(&M, &mut rand_chacha::ChaCha8Rng, usize) -> crate::Result<StepLoss<B>> + Sync),
+    ) -> crate::Result<(Vec<f32>, burn::optim::GradientsParams)> {
+        use burn::optim::{GradientsAccumulator, GradientsParams};
+        if options.shards == 1 {
+            let mut rng = crate::data::step_rng(options.seed, stage, i);
+            let out = step(&self.model, &mut rng, options.batch)?;
+            check_finite(name, i, out.values[0])?;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+            return Ok((out.values, grads));
+        }
+        let n = options.shards;
+        let per = options.batch / n;
+        let shards: Vec<crate::Result<(Vec<f32>, GradientsParams)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|s| {
+                    // `valid()` per shard: cloning an inner module would
+                    // drop the parameters' `require_grad` flags.
+                    let model = M::from_inner(self.model.valid());
+                    scope.spawn(move || {
+                        let mut rng = crate::data::step_rng(
+                            crate::data::mix(&[options.seed, s as u64]),
+                            stage,
+                            i,
+                        );
+                        let out = step(&model, &mut rng, per)?;
+                        let loss = out.loss.div_scalar(n as f64);
+                        Ok((
+                            out.values,
+                            GradientsParams::from_grads(loss.backward(), &model),
+                        ))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut values = Vec::new();
+        let mut sum = GradientsAccumulator::<M>::new();
+        for shard in shards {
+            let (v, g) = shard?;
+            if values.is_empty() {
+                values = vec![0.0; v.len()];
+            }
+            for (a, b) in values.iter_mut().zip(&v) {
+                *a += b / n as f32;
+            }
+            sum.accumulate(&self.model, g);
+        }
+        check_finite(name, i, values[0])?;
+        Ok((values, sum.grads()))
     }
 }
 
@@ -287,4 +366,117 @@ where
         });
     }
     Ok(model.valid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Tensor, TensorData};
+    use rand::Rng;
+
+    type A = Autodiff<Flex>;
+
+    fn options(shards: usize) -> StageOptions {
+        StageOptions {
+            steps: 1,
+            batch: 4,
+            lr: 1e-3,
+            warmup: 1,
+            seed: 3,
+            checkpoint_every: 100,
+            stop_at: None,
+            time_budget: None,
+            x0_weight_floor: 0.0,
+            shards,
+        }
+    }
+
+    /// Mean squared output of `batch` rows: with `same` every row is the
+    /// same, so the mean loss (and its gradient) does not depend on how the
+    /// batch is split; otherwise the rows come from the RNG.
+    fn loss(
+        model: &Linear<A>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        batch: usize,
+        same: bool,
+    ) -> StepLoss<A> {
+        let data: Vec<f32> = (0..batch * 3)
+            .map(|i| {
+                if same {
+                    (i % 3) as f32 - 0.5
+                } else {
+                    rng.random::<f32>()
+                }
+            })
+            .collect();
+        let x = Tensor::<A, 2>::from_data(TensorData::new(data, [batch, 3]), &Default::default());
+        StepLoss::single(model.forward(x).powi_scalar(2).mean().reshape([1]))
+    }
+
+    fn gradient_values(shards: usize, same: bool) -> (Vec<f32>, Vec<f32>) {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let run = Run::<A, Linear<A>>::start(
+            dir.path(),
+            "test",
+            1,
+            1,
+            burn::optim::AdamWConfig::new(),
+            || Ok(LinearConfig::new(3, 2).init(&device)),
+            &device,
+        )
+        .unwrap();
+        let step = |m: &Linear<A>, rng: &mut rand_chacha::ChaCha8Rng, batch: usize| {
+            Ok(loss(m, rng, batch, same))
+        };
+        let (values, mut grads) = run
+            .gradients("test", 1, 0, &options(shards), &step)
+            .unwrap();
+        let w = grads
+            .remove::<Flex, 2>(run.model.weight.id)
+            .expect("a weight gradient");
+        (values, w.into_data().to_vec::<f32>().unwrap())
+    }
+
+    #[test]
+    fn shards_sum_to_the_full_batch_gradient() {
+        let (v1, g1) = gradient_values(1, true);
+        for shards in [2, 4] {
+            let (v, g) = gradient_values(shards, true);
+            assert!(
+                (v[0] - v1[0]).abs() < 1e-6,
+                "{shards} shards: loss {v:?} vs {v1:?}"
+            );
+            for (a, b) in g.iter().zip(&g1) {
+                assert!(
+                    (a - b).abs() < 1e-5 * (1.0 + b.abs()),
+                    "{shards} shards: {g:?} vs {g1:?}"
+                );
+            }
+        }
+        // Shards draw their own examples: random rows differ between splits.
+        let (_, r1) = gradient_values(1, false);
+        let (_, r2) = gradient_values(2, false);
+        assert_ne!(r1, r2);
+    }
+
+    #[test]
+    fn shards_must_divide_the_batch() {
+        let e = StageOptions {
+            shards: 3,
+            ..options(1)
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("shards"), "{e}");
+        assert!(StageOptions {
+            shards: 0,
+            ..options(1)
+        }
+        .validate()
+        .is_err());
+    }
 }

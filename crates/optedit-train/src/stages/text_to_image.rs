@@ -186,10 +186,8 @@ pub fn train<B: AutodiffBackend>(
         },
         device,
     )?;
-    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng| {
-        let idx: Vec<usize> = (0..options.batch)
-            .map(|_| rng.random_range(0..set.len()))
-            .collect();
+    let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng, batch| {
+        let idx: Vec<usize> = (0..batch).map(|_| rng.random_range(0..set.len())).collect();
         let batch_captions: Vec<String> = idx
             .iter()
             .map(|&i| {

@@ -69,8 +69,8 @@ pub fn train<B: AutodiffBackend>(
         STAGE,
         &["loss", "l1", "mse", "kl"],
         options,
-        |model, rng| {
-            let crops: Vec<_> = (0..options.batch)
+        |model, rng, batch| {
+            let crops: Vec<_> = (0..batch)
                 .map(|_| {
                     let spec = optedit_world::SceneSpec::sample(train_scene_seed(rng));
                     random_crop(&spec.render().image, vae_options.crop, rng)
