@@ -141,7 +141,7 @@ enum Stage {
     /// Report how visible the encoded scenes' coarse structure stays under
     /// the forward noise: the signal-to-noise ratio of the whole-image mean
     /// and of block means at several timesteps, under the demo schedule and
-    /// under Stable Diffusion 1.5's (see `optedit_train::snr`).
+    /// under DDPM's linear betas (see `optedit_train::snr`).
     Snr {
         /// Side of the averaged blocks, in latent pixels (divides 32).
         #[arg(long, default_value_t = 4)]
@@ -283,9 +283,9 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
         }
         Stage::Snr { block } => {
             let set = latent_set()?;
-            let sd15 = optedit_schedule::NoiseSchedule::new(
-                &optedit_schedule::SchedulerConfig::stable_diffusion_v1_5(),
-            );
+            // DDPM's linear betas (diffusers' DDIMScheduler defaults) for comparison.
+            let linear =
+                optedit_schedule::NoiseSchedule::new(&optedit_schedule::SchedulerConfig::default());
             let steps = [999, 981, 900, 750, 500, 250];
             let demo = optedit_train::snr::report(
                 &set,
@@ -293,7 +293,7 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 *block,
                 &steps,
             )?;
-            let sd = optedit_train::snr::report(&set, sd15.alphas_cumprod(), *block, &steps)?;
+            let lin = optedit_train::snr::report(&set, linear.alphas_cumprod(), *block, &steps)?;
             let share = |b: usize| -> Result<f64> {
                 Ok(100.0 * optedit_train::snr::block_mean_variance(&set, b)?
                     / optedit_train::snr::block_mean_variance(&set, 1)?)
@@ -303,12 +303,12 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 share(optedit_train::demo::LATENT_SIZE)?,
                 share(*block)?
             );
-            println!("| t | demo: image mean | demo: {block}x{block} blocks | SD 1.5: image mean | SD 1.5: {block}x{block} blocks |");
+            println!("| t | demo schedule: image mean | demo: {block}x{block} blocks | DDPM linear betas: image mean | linear: {block}x{block} blocks |");
             println!("|---|---|---|---|---|");
-            for (d, s) in demo.iter().zip(&sd) {
+            for (d, l) in demo.iter().zip(&lin) {
                 println!(
                     "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                    d.timestep, d.image_mean, d.block_mean, s.image_mean, s.block_mean
+                    d.timestep, d.image_mean, d.block_mean, l.image_mean, l.block_mean
                 );
             }
         }
