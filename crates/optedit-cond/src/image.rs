@@ -93,9 +93,8 @@ impl ConditionImage {
     /// ControlNet whose condition factor is `factor` ([`LATENT_SCALE`] for
     /// SD 1.5); `None` when `factor` is 0 or a side is not a multiple of it.
     pub fn latent_size(&self, factor: u32) -> Option<(u32, u32)> {
-        let f = factor;
-        (f > 0 && self.height() % f == 0 && self.width() % f == 0)
-            .then(|| (self.height() / f, self.width() / f))
+        (factor > 0 && self.height() % factor == 0 && self.width() % factor == 0)
+            .then(|| (self.height() / factor, self.width() / factor))
     }
 
     /// The tensor the ControlNet takes: `[1, 3, H, W]`, values in `[0, 1]`.

@@ -287,21 +287,14 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             let linear =
                 optedit_schedule::NoiseSchedule::new(&optedit_schedule::SchedulerConfig::default());
             let steps = [999, 981, 900, 750, 500, 250];
-            let demo = optedit_train::snr::report(
-                &set,
-                &text_to_image::alphas_cumprod()?,
-                *block,
-                &steps,
-            )?;
-            let lin = optedit_train::snr::report(&set, linear.alphas_cumprod(), *block, &steps)?;
-            let share = |b: usize| -> Result<f64> {
-                Ok(100.0 * optedit_train::snr::block_mean_variance(&set, b)?
-                    / optedit_train::snr::block_mean_variance(&set, 1)?)
-            };
+            let v = optedit_train::snr::Variances::of(&set, *block)?;
+            let demo = v.rows(&text_to_image::alphas_cumprod()?, &steps)?;
+            let lin = v.rows(linear.alphas_cumprod(), &steps)?;
+            let (image, blocks) = v.shares();
             println!(
                 "share of the latent variance in the image means: {:.1}%, in {block}x{block} block means: {:.1}%",
-                share(optedit_train::demo::LATENT_SIZE)?,
-                share(*block)?
+                100.0 * image,
+                100.0 * blocks
             );
             println!("| t | demo schedule: image mean | demo: {block}x{block} blocks | DDPM linear betas: image mean | linear: {block}x{block} blocks |");
             println!("|---|---|---|---|---|");

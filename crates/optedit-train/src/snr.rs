@@ -70,7 +70,7 @@ pub fn block_snr(variance: f64, block: usize, alpha_cumprod: f64) -> f64 {
     alpha_cumprod * variance / noise
 }
 
-/// One row of [`report`].
+/// One row of [`Variances::rows`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SnrRow {
     /// Timestep.
@@ -81,38 +81,61 @@ pub struct SnrRow {
     pub block_mean: f64,
 }
 
-/// [`block_snr`] of the whole-image mean and of `block x block` means at each
-/// of `timesteps`, under the cumulative alphas `alphas_cumprod`.
-pub fn report(
-    set: &LatentSet,
-    alphas_cumprod: &[f32],
-    block: usize,
-    timesteps: &[usize],
-) -> Result<Vec<SnrRow>> {
-    let whole = block_mean_variance(set, LATENT_SIZE)?;
-    let blocks = block_mean_variance(set, block)?;
-    timesteps
-        .iter()
-        .map(|&t| {
-            let a =
-                f64::from(
-                    *alphas_cumprod
-                        .get(t)
-                        .ok_or_else(|| TrainError::InvalidArgument {
-                            argument: "timestep".into(),
-                            message: format!(
-                                "{t} is past the schedule's {} steps",
-                                alphas_cumprod.len()
-                            ),
-                        })?,
-                );
-            Ok(SnrRow {
-                timestep: t,
-                image_mean: block_snr(whole, LATENT_SIZE, a),
-                block_mean: block_snr(blocks, block, a),
-            })
+/// The clean variances of a latent set that the ratios need, computed once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variances {
+    /// Side of the blocks of `block_mean`.
+    pub block: usize,
+    /// Variance of single latent values.
+    pub pixel: f64,
+    /// Variance of the whole-image means.
+    pub image_mean: f64,
+    /// Variance of the `block x block` means.
+    pub block_mean: f64,
+}
+
+impl Variances {
+    /// [`block_mean_variance`] of `set` for single values, the whole image
+    /// and `block x block` blocks.
+    pub fn of(set: &LatentSet, block: usize) -> Result<Self> {
+        Ok(Self {
+            block,
+            pixel: block_mean_variance(set, 1)?,
+            image_mean: block_mean_variance(set, LATENT_SIZE)?,
+            block_mean: block_mean_variance(set, block)?,
         })
-        .collect()
+    }
+
+    /// Shares of the latent variance in the image means and in the block
+    /// means, in `[0, 1]`.
+    pub fn shares(&self) -> (f64, f64) {
+        (self.image_mean / self.pixel, self.block_mean / self.pixel)
+    }
+
+    /// [`block_snr`] of the whole-image mean and of the block means at each
+    /// of `timesteps`, under the cumulative alphas `alphas_cumprod`.
+    pub fn rows(&self, alphas_cumprod: &[f32], timesteps: &[usize]) -> Result<Vec<SnrRow>> {
+        timesteps
+            .iter()
+            .map(|&t| {
+                let a = alphas_cumprod
+                    .get(t)
+                    .ok_or_else(|| TrainError::InvalidArgument {
+                        argument: "timestep".into(),
+                        message: format!(
+                            "{t} is past the schedule's {} steps",
+                            alphas_cumprod.len()
+                        ),
+                    })?;
+                let a = f64::from(*a);
+                Ok(SnrRow {
+                    timestep: t,
+                    image_mean: block_snr(self.image_mean, LATENT_SIZE, a),
+                    block_mean: block_snr(self.block_mean, self.block, a),
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -138,7 +161,9 @@ mod tests {
             assert!((block_mean_variance(&s, block).unwrap() - 1.0).abs() < 1e-9);
         }
         // a = 0.5: ratio = V * p^2
-        let rows = report(&s, &[0.5, 0.5], 4, &[1]).unwrap();
+        let v = Variances::of(&s, 4).unwrap();
+        assert_eq!(v.shares(), (1.0, 1.0));
+        let rows = v.rows(&[0.5, 0.5], &[1]).unwrap();
         assert!((rows[0].image_mean - (LATENT_SIZE * LATENT_SIZE) as f64).abs() < 1e-6);
         assert!((rows[0].block_mean - 16.0).abs() < 1e-9);
     }
@@ -166,7 +191,11 @@ mod tests {
         let s = set(vec![0.0; CHANNELS * LATENT_SIZE * LATENT_SIZE]);
         let e = block_mean_variance(&s, 3).unwrap_err().to_string();
         assert!(e.contains("block"), "{e}");
-        let e = report(&s, &[0.5], 4, &[7]).unwrap_err().to_string();
+        let e = Variances::of(&s, 4)
+            .unwrap()
+            .rows(&[0.5], &[7])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timestep") && e.contains('7'), "{e}");
     }
 }
