@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io, Result, TrainError};
@@ -27,6 +27,7 @@ pub struct CheckpointState {
 #[derive(Debug, Clone)]
 pub struct Checkpointer {
     dir: PathBuf,
+    keep_models: bool,
 }
 
 fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
@@ -39,7 +40,35 @@ impl Checkpointer {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            keep_models: false,
         })
+    }
+
+    /// With `keep`, a save leaves the earlier checkpoints' module records in
+    /// place (for [`crate::average`]); their optimiser records are removed
+    /// either way.
+    pub fn keep_models(mut self, keep: bool) -> Self {
+        self.keep_models = keep;
+        self
+    }
+
+    /// The module records in the folder (`model-<step>.bin`, the current
+    /// checkpoint's and any kept ones), by step, oldest first.
+    pub fn model_records(&self) -> Result<Vec<(usize, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let path = entry.map_err(io(&self.dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let step = name
+                .strip_prefix("model-")
+                .and_then(|n| n.strip_suffix(".bin"))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(step) = step {
+                out.push((step, path));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The folder.
@@ -99,7 +128,9 @@ impl Checkpointer {
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         if let Some(prev) = previous {
             if prev.model != state.model {
-                let _ = std::fs::remove_file(self.dir.join(prev.model));
+                if !self.keep_models {
+                    let _ = std::fs::remove_file(self.dir.join(prev.model));
+                }
                 let _ = std::fs::remove_file(self.dir.join(prev.optimizer));
             }
         }
@@ -132,4 +163,19 @@ impl Checkpointer {
             })?;
         Ok((model, optim.load_record(record), state.step))
     }
+}
+
+/// Loads a module record written by [`Checkpointer::save`] (`path`: the
+/// `model-<step>.bin` file) into `model`, on any backend.
+pub fn load_model<B: Backend, M: Module<B>>(
+    path: &Path,
+    model: M,
+    device: &B::Device,
+) -> Result<M> {
+    model
+        .load_file(path.with_extension(""), &recorder(), device)
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }

@@ -18,6 +18,7 @@
 //! binary runs them with progress bars and loss logs (`loss.csv` per stage).
 #![deny(missing_docs)]
 
+pub mod average;
 pub mod checkpoint;
 pub mod conditions;
 pub mod data;

@@ -64,6 +64,10 @@ struct Opts {
     /// (data parallelism; on a CPU, the number of cores). Divides --batch.
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Keep every checkpoint's model record (not only the last), so that
+    /// `export --average-last K` can average the last K.
+    #[arg(long)]
+    keep_checkpoints: bool,
 }
 
 /// The backend to train on.
@@ -156,6 +160,11 @@ enum Stage {
         /// run's checkpoint.
         #[arg(long, value_name = "DIR")]
         vae_from: Option<PathBuf>,
+        /// Export the mean of the last K kept UNet + text-encoder
+        /// checkpoints (a run trained with --keep-checkpoints) instead of
+        /// the last one.
+        #[arg(long, value_name = "K")]
+        average_last: Option<usize>,
     },
 }
 
@@ -163,6 +172,7 @@ fn stage_options(o: &Opts, seed: u64) -> StageOptions {
     StageOptions {
         x0_weight_floor: o.x0_weight_floor,
         shards: o.shards,
+        keep_checkpoints: o.keep_checkpoints,
         steps: o.steps,
         batch: o.batch,
         lr: o.lr,
@@ -305,10 +315,17 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 );
             }
         }
-        Stage::Export { out, vae_from } => {
+        Stage::Export {
+            out,
+            vae_from,
+            average_last,
+        } => {
             let vae_model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;
             let set = latent_set()?;
-            let t2i = text_to_image::load_trained::<B>(dir, &device)?;
+            let t2i = match average_last {
+                Some(k) => text_to_image::load_averaged::<B::InnerBackend>(dir, *k, &device)?,
+                None => text_to_image::load_trained::<B>(dir, &device)?,
+            };
             let mut nets = Vec::new();
             for k in [ControlKind::Pose, ControlKind::Canny] {
                 match controlnet::load_trained::<B>(dir, k, &device) {

@@ -31,6 +31,7 @@ fn options(steps: usize) -> StageOptions {
         time_budget: None,
         x0_weight_floor: 0.0,
         shards: 1,
+        keep_checkpoints: false,
     }
 }
 

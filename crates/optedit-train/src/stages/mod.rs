@@ -45,6 +45,11 @@ pub struct StageOptions {
     /// default) runs the step on the calling thread, and a sharded run draws
     /// different examples than an unsharded one.
     pub shards: usize,
+    /// Keep every checkpoint's module record rather than only the last, so
+    /// the last few can be averaged ([`load_averaged`], `export
+    /// --average-last`). Each record is the module's size (the optimiser's
+    /// state, twice that, is still kept only for the last checkpoint).
+    pub keep_checkpoints: bool,
 }
 
 /// Steps at the start of a run that are not timed for the time budget (a
@@ -228,6 +233,7 @@ where
     ) -> crate::Result<M> {
         use burn::optim::Optimizer;
         let mut options = options.clone();
+        self.ckpt = self.ckpt.keep_models(options.keep_checkpoints);
         if options.time_budget.is_some() && self.start + UNTIMED_STEPS + 10 > options.warmup {
             return Err(crate::TrainError::InvalidArgument {
                 argument: "time_budget".into(),
@@ -368,6 +374,40 @@ where
     Ok(model.valid())
 }
 
+/// The uniform average ([`crate::average::average`]) of the last `last`
+/// module records in `dir/checkpoints/<name>` (kept with
+/// [`StageOptions::keep_checkpoints`]); `model` builds the module each record
+/// is loaded into. Fails when the folder holds fewer records.
+pub(crate) fn load_averaged<B, M>(
+    dir: &std::path::Path,
+    name: &str,
+    last: usize,
+    model: impl Fn() -> crate::Result<M>,
+    device: &B::Device,
+) -> crate::Result<M>
+where
+    B: burn::tensor::backend::Backend,
+    M: burn::module::Module<B>,
+{
+    let ckpt = crate::checkpoint::Checkpointer::new(&dir.join("checkpoints").join(name))?;
+    let records = ckpt.model_records()?;
+    if last == 0 || records.len() < last {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "average-last".into(),
+            message: format!(
+                "{last} records asked for, {} kept in {} (train with --keep-checkpoints)",
+                records.len(),
+                ckpt.dir().display()
+            ),
+        });
+    }
+    let models = records[records.len() - last..]
+        .iter()
+        .map(|(_, path)| crate::checkpoint::load_model(path, model()?, device))
+        .collect::<crate::Result<Vec<M>>>()?;
+    crate::average::average(models)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +430,7 @@ mod tests {
             time_budget: None,
             x0_weight_floor: 0.0,
             shards,
+            keep_checkpoints: false,
         }
     }
 
@@ -478,5 +519,74 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    /// Trains the test module for 3 steps, checkpointing after each.
+    fn fit_three(dir: &std::path::Path, keep: bool) -> Linear<Flex> {
+        let device = Default::default();
+        let run = Run::<A, Linear<A>>::start(
+            dir,
+            "test",
+            1,
+            1,
+            burn::optim::AdamWConfig::new(),
+            || Ok(LinearConfig::new(3, 2).init(&device)),
+            &device,
+        )
+        .unwrap();
+        let o = StageOptions {
+            steps: 3,
+            checkpoint_every: 1,
+            keep_checkpoints: keep,
+            ..options(1)
+        };
+        let step = |m: &Linear<A>, rng: &mut rand_chacha::ChaCha8Rng, batch: usize| {
+            Ok(loss(m, rng, batch, false))
+        };
+        burn::module::AutodiffModule::valid(&run.fit("test", 1, &["loss"], &o, step).unwrap())
+    }
+
+    #[test]
+    fn kept_checkpoints_average_to_the_mean_of_the_iterates() {
+        let device = Default::default();
+        let dir = tempfile::tempdir().unwrap();
+        let last = fit_three(dir.path(), true);
+        let ckpt =
+            crate::checkpoint::Checkpointer::new(&dir.path().join("checkpoints/test")).unwrap();
+        let records = ckpt.model_records().unwrap();
+        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+        let weights: Vec<Vec<f32>> = records
+            .iter()
+            .map(|(_, p)| {
+                let m = crate::checkpoint::load_model(
+                    p,
+                    LinearConfig::new(3, 2).init::<Flex>(&device),
+                    &device,
+                )
+                .unwrap();
+                m.weight.val().into_data().to_vec().unwrap()
+            })
+            .collect();
+        // The last record is the returned model; the iterates differ.
+        let w3: Vec<f32> = last.weight.val().into_data().to_vec().unwrap();
+        assert_eq!(weights[2], w3);
+        assert_ne!(weights[1], weights[2]);
+        let fresh = || Ok(LinearConfig::new(3, 2).init::<Flex>(&device));
+        let mean = load_averaged::<Flex, _>(dir.path(), "test", 2, fresh, &device).unwrap();
+        let got: Vec<f32> = mean.weight.val().into_data().to_vec().unwrap();
+        for (k, g) in got.iter().enumerate() {
+            let want = (weights[1][k] + weights[2][k]) / 2.0;
+            assert!((g - want).abs() < 1e-6, "{got:?} vs {weights:?}");
+        }
+        let e = load_averaged::<Flex, _>(dir.path(), "test", 4, fresh, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4 records asked for, 3 kept"), "{e}");
+        // Without keeping, only the last record stays.
+        let plain = tempfile::tempdir().unwrap();
+        fit_three(plain.path(), false);
+        let ckpt =
+            crate::checkpoint::Checkpointer::new(&plain.path().join("checkpoints/test")).unwrap();
+        assert_eq!(ckpt.model_records().unwrap().len(), 1);
     }
 }

@@ -216,6 +216,16 @@ pub fn load_trained<B: AutodiffBackend>(
     load_checkpoint::<B, _>(dir, NAME, TextToImage::new(device)?, device)
 }
 
+/// The uniform average of the last `last` checkpoints' UNet and text
+/// encoder (a run trained with [`super::StageOptions::keep_checkpoints`]).
+pub fn load_averaged<B: Backend>(
+    dir: &Path,
+    last: usize,
+    device: &B::Device,
+) -> Result<TextToImage<B>> {
+    super::load_averaged::<B, _>(dir, NAME, last, || TextToImage::new(device), device)
+}
+
 /// How much the model's noise predictions depend on the caption: the
 /// min-SNR-weighted denoising loss of the same latents, timesteps and noise
 /// under each scene's own caption, under another scene's caption, and under
