@@ -60,6 +60,11 @@ struct Opts {
     /// x0 errors as much as a signal-to-noise ratio of 1).
     #[arg(long, default_value_t = 0.0, value_name = "W")]
     x0_weight_floor: f64,
+    /// UNet and ControlNet stages: standard deviation of offset noise, a
+    /// constant per sample and channel added to the training noise (about
+    /// 0.1 hides the image mean that SD's schedule leaves visible; 0: none).
+    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    offset_noise: f64,
     /// Split each batch into this many shards computed on parallel threads
     /// (data parallelism; on a CPU, the number of cores). Divides --batch.
     #[arg(long, default_value_t = 1)]
@@ -171,6 +176,7 @@ enum Stage {
 fn stage_options(o: &Opts, seed: u64) -> StageOptions {
     StageOptions {
         x0_weight_floor: o.x0_weight_floor,
+        offset_noise: o.offset_noise,
         shards: o.shards,
         keep_checkpoints: o.keep_checkpoints,
         steps: o.steps,

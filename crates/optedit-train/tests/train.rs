@@ -30,6 +30,7 @@ fn options(steps: usize) -> StageOptions {
         stop_at: None,
         time_budget: None,
         x0_weight_floor: 0.0,
+        offset_noise: 0.0,
         shards: 1,
         keep_checkpoints: false,
     }
@@ -277,14 +278,18 @@ fn the_world_figure_uses_the_conditioning_crates_keypoint_order() {
 
 #[test]
 fn the_loss_weights_are_min_snr_5_with_a_floored_x0_weight() {
-    use optedit_train::stages::text_to_image::{alphas_cumprod, noised};
+    use optedit_train::stages::text_to_image::{alphas_cumprod, noised, Noising};
     use rand::SeedableRng;
     let device = Default::default();
     let acp = alphas_cumprod().unwrap();
     let latents = Tensor::<B, 4>::zeros([64, 4, 2, 2], &device);
     for floor in [0.0, 1.0] {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let (_, t, _, w) = noised(latents.clone(), &acp, floor, &mut rng, &device);
+        let noising = Noising {
+            x0_weight_floor: floor,
+            offset_noise: 0.0,
+        };
+        let (_, t, _, w) = noised(latents.clone(), &acp, &noising, &mut rng, &device);
         let t = t.into_data().to_vec::<f32>().unwrap();
         let w = w.into_data().to_vec::<f32>().unwrap();
         let (mut floored, mut clamped) = (0, 0);
@@ -325,4 +330,62 @@ fn the_loss_weights_are_min_snr_5_with_a_floored_x0_weight() {
     let e = floored.validate_without_noise().unwrap_err().to_string();
     assert!(e.contains("x0-weight-floor") && e.contains("unet"), "{e}");
     assert!(options(10).validate_without_noise().is_ok());
+}
+
+#[test]
+fn offset_noise_adds_one_constant_per_sample_and_channel() {
+    use optedit_train::stages::text_to_image::{alphas_cumprod, noised, Noising};
+    use rand::SeedableRng;
+    let device = Default::default();
+    let acp = alphas_cumprod().unwrap();
+    let latents = Tensor::<B, 4>::zeros([256, 4, 8, 8], &device);
+    let channel_means = |offset: f64| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let noising = Noising {
+            x0_weight_floor: 0.0,
+            offset_noise: offset,
+        };
+        let (noisy, t, noise, _) = noised(latents.clone(), &acp, &noising, &mut rng, &device);
+        // Zero latents: the noisy latent is the noise times sqrt(1 - acp).
+        let t = t.into_data().to_vec::<f32>().unwrap();
+        let s: Vec<f32> = t.iter().map(|&t| (1.0 - acp[t as usize]).sqrt()).collect();
+        let scaled = noise.clone()
+            * Tensor::<B, 1>::from_data(burn::tensor::TensorData::new(s, [256]), &device)
+                .reshape([256, 1, 1, 1]);
+        let gap = (noisy - scaled).abs().max().into_scalar();
+        assert!(gap < 1e-5, "noisy latent is not the scaled noise: {gap}");
+        noise
+            .mean_dim(3)
+            .mean_dim(2)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let var = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32;
+    // 64 values per channel: plain noise has channel means of variance 1/64;
+    // an offset of 0.5 adds 0.25.
+    let plain = var(&channel_means(0.0));
+    let offset = var(&channel_means(0.5));
+    assert!((plain - 1.0 / 64.0).abs() < 0.006, "plain {plain}");
+    assert!(
+        (offset - (0.25 + 1.0 / 64.0)).abs() < 0.06,
+        "offset {offset}"
+    );
+    let bad = StageOptions {
+        offset_noise: 2.0,
+        ..options(10)
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("offset-noise"));
+    let e = StageOptions {
+        offset_noise: 0.1,
+        ..options(10)
+    }
+    .validate_without_noise()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("offset-noise"), "{e}");
 }

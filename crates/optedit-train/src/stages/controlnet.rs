@@ -91,7 +91,7 @@ pub fn train<B: AutodiffBackend>(
                 Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);
             let cond = conditions_to_tensor::<B>(&conds, device);
             let latents = set.batch::<B>(&idx, device);
-            let (noisy, t, noise, w) = noised(latents, &acp, options.x0_weight_floor, rng, device);
+            let (noisy, t, noise, w) = noised(latents, &acp, &options.noising(), rng, device);
             let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
             let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
             Ok(StepLoss::single(weighted_mse(pred, noise, w)))

@@ -78,21 +78,35 @@ pub fn token_ids<B: Backend>(
     Ok(tokenizer.input_ids::<B>(&refs, device)?)
 }
 
-/// A noised batch: `(noisy latents, timesteps, noise, per-sample loss
-/// weights)`. The weights of the epsilon loss are `max(min(snr, 5),
-/// x0_floor) / snr`: min-SNR-5, with the x0 error's weight floored at
-/// `x0_floor` (see [`super::StageOptions::x0_weight_floor`]).
+/// How a diffusion stage noises its latents and weighs the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Noising {
+    /// Floor on the x0 error's weight (see
+    /// [`super::StageOptions::x0_weight_floor`]); 0: plain min-SNR-5.
+    pub x0_weight_floor: f64,
+    /// Standard deviation of a per-sample, per-channel constant added to
+    /// the Gaussian noise (offset noise; see
+    /// [`super::StageOptions::offset_noise`]); 0: plain Gaussian noise.
+    pub offset_noise: f64,
+}
+
+/// A noised batch at uniformly drawn timesteps: `(noisy latents,
+/// timesteps, noise, per-sample loss weights)`. The weights of the epsilon
+/// loss are `max(min(snr, 5), x0_weight_floor) / snr`: min-SNR-5, with the
+/// x0 error's weight floored. The noise is Gaussian, plus
+/// `offset_noise` times one Gaussian draw per sample and channel (drawn
+/// only when `offset_noise` > 0, so the plain stream is unchanged).
 pub fn noised<B: Backend>(
     latents: Tensor<B, 4>,
     acp: &[f32],
-    x0_floor: f64,
+    noising: &Noising,
     rng: &mut rand_chacha::ChaCha8Rng,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
     let ts: Vec<usize> = (0..latents.dims()[0])
         .map(|_| rng.random_range(0..acp.len()))
         .collect();
-    noised_at(latents, acp, &ts, x0_floor, rng, device)
+    noised_at(latents, acp, &ts, noising, rng, device)
 }
 
 /// [`noised`] at given timesteps `ts` (one per sample of `latents`); the noise comes from
@@ -101,7 +115,7 @@ fn noised_at<B: Backend>(
     latents: Tensor<B, 4>,
     acp: &[f32],
     ts: &[usize],
-    x0_floor: f64,
+    noising: &Noising,
     rng: &mut rand_chacha::ChaCha8Rng,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>, Tensor<B, 1>) {
@@ -109,15 +123,19 @@ fn noised_at<B: Backend>(
     let a: Vec<f32> = ts.iter().map(|&t| acp[t].sqrt()).collect();
     let s: Vec<f32> = ts.iter().map(|&t| (1.0 - acp[t]).sqrt()).collect();
     // min-SNR-5 weights for epsilon prediction, min(snr, 5) / snr, with the
-    // x0 weight min(snr, 5) floored at x0_floor
+    // x0 weight min(snr, 5) floored at x0_weight_floor
     let weights: Vec<f32> = ts
         .iter()
         .map(|&t| {
             let snr = f64::from(acp[t] / (1.0 - acp[t]));
-            (snr.min(5.0).max(x0_floor) / snr) as f32
+            (snr.min(5.0).max(noising.x0_weight_floor) / snr) as f32
         })
         .collect();
-    let noise = normal::<B, 4>([n, c, h, w], rng, device);
+    let mut noise = normal::<B, 4>([n, c, h, w], rng, device);
+    if noising.offset_noise > 0.0 {
+        let offset = normal::<B, 4>([n, c, 1, 1], rng, device).mul_scalar(noising.offset_noise);
+        noise = noise + offset.expand([n, c, h, w]);
+    }
     let a = Tensor::<B, 1>::from_data(TensorData::new(a, [n]), device).reshape([n, 1, 1, 1]);
     let s = Tensor::<B, 1>::from_data(TensorData::new(s, [n]), device).reshape([n, 1, 1, 1]);
     let t = Tensor::<B, 1>::from_data(
@@ -200,7 +218,7 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let ids = token_ids::<B>(tokenizer, &batch_captions, device)?;
         let latents = set.batch::<B>(&idx, device);
-        let (noisy, t, noise, w) = noised(latents, &acp, options.x0_weight_floor, rng, device);
+        let (noisy, t, noise, w) = noised(latents, &acp, &options.noising(), rng, device);
         let context = model.text_encoder.forward(ids)?.last_hidden_state;
         let pred = model.unet.forward(noisy, t, context)?;
         Ok(StepLoss::single(weighted_mse(pred, noise, w)))
@@ -307,7 +325,7 @@ pub fn caption_probe<B: Backend>(
             set.batch::<B>(&idx, device),
             &acp,
             &ts,
-            0.0,
+            &Noising::default(),
             &mut rng,
             device,
         );
