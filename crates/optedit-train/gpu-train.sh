@@ -27,7 +27,8 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # Seconds a stage may take: its own cap, or what is left of the 540 s
 # budget after 30 s kept for export and packing. CLS_S=0 or Q_S=0 skips
 # the classifier or the quality report. X0_FLOOR sets the UNet and
-# ControlNet stages' --x0-weight-floor (default 0: plain min-SNR-5).
+# ControlNet stages' --x0-weight-floor (default 0: plain min-SNR-5), OFFSET
+# their --offset-noise (default 0).
 cap() { local left=$(( 510 - ($(date +%s) - T0) )); [ $left -lt $1 ] && echo $left || echo $1; }
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 pack() {
@@ -54,11 +55,11 @@ TR="$BIN/optedit-train --dir $R --device ${DEV:-cuda} --tokenizer tests/fixtures
 el "latents"
 timeout $((60 + ${COUNT:-16000} / 400)) $TR latents --count ${COUNT:-16000} $FROM || exit 1
 el "unet"
-timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --x0-weight-floor ${X0_FLOOR:-0} --checkpoint-every 100 --time-budget ${UNET_S:-230} \
+timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --checkpoint-every 100 --time-budget ${UNET_S:-230} \
   || el "unet stopped early: the last checkpoint is exported"
 for kind in pose canny; do
   el "controlnet $kind"
-  timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-128} --lr 2e-4 --warmup ${CN_W:-60} --x0-weight-floor ${X0_FLOOR:-0} --checkpoint-every 50 --time-budget ${CN_S:-55}
+  timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-128} --lr 2e-4 --warmup ${CN_W:-60} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --checkpoint-every 50 --time-budget ${CN_S:-55}
 done
 if [ "${CLS_S:-30}" -gt 0 ]; then
   el "classifier"
