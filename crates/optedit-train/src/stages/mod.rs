@@ -56,8 +56,8 @@ pub struct StageOptions {
     /// different examples than an unsharded one.
     pub shards: usize,
     /// Keep every checkpoint's module record rather than only the last, so
-    /// the last few can be averaged ([`load_averaged`], `export
-    /// --average-last`). Each record is the module's size (the optimiser's
+    /// the last few can be averaged ([`text_to_image::load_averaged`],
+    /// `export --average-last`). Each record is the module's size (the optimiser's
     /// state, twice that, is still kept only for the last checkpoint).
     pub keep_checkpoints: bool,
 }
