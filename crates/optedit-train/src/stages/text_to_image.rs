@@ -134,7 +134,7 @@ fn noised_at<B: Backend>(
     let mut noise = normal::<B, 4>([n, c, h, w], rng, device);
     if noising.offset_noise > 0.0 {
         let offset = normal::<B, 4>([n, c, 1, 1], rng, device).mul_scalar(noising.offset_noise);
-        noise = noise + offset.expand([n, c, h, w]);
+        noise = noise + offset;
     }
     let a = Tensor::<B, 1>::from_data(TensorData::new(a, [n]), device).reshape([n, 1, 1, 1]);
     let s = Tensor::<B, 1>::from_data(TensorData::new(s, [n]), device).reshape([n, 1, 1, 1]);
