@@ -461,6 +461,24 @@ mod tests {
         }
     }
 
+    /// A 3 -> 2 linear layer with fixed weights: tests run in parallel and
+    /// share the backend's global RNG (`Run::start` seeds it), so a module
+    /// drawn from it could differ between two runs of one test.
+    fn fixed_linear(device: &burn::backend::flex::FlexDevice) -> Linear<A> {
+        use burn::module::Param;
+        let mut l = LinearConfig::new(3, 2).init(device);
+        let w = [0.3f32, -0.2, 0.5, 0.1, 0.4, -0.6];
+        l.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(w.to_vec(), [3, 2]),
+            device,
+        ));
+        l.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.05f32, -0.1], [2]),
+            device,
+        )));
+        l
+    }
+
     /// Mean squared output of `batch` rows: with `same` every row is the
     /// same, so the mean loss (and its gradient) does not depend on how the
     /// batch is split; otherwise the rows come from the RNG.
@@ -492,7 +510,7 @@ mod tests {
             1,
             1,
             burn::optim::AdamWConfig::new(),
-            || Ok(LinearConfig::new(3, 2).init(&device)),
+            || Ok(fixed_linear(&device)),
             &device,
         )
         .unwrap();
@@ -557,7 +575,7 @@ mod tests {
             1,
             1,
             burn::optim::AdamWConfig::new(),
-            || Ok(LinearConfig::new(3, 2).init(&device)),
+            || Ok(fixed_linear(&device)),
             &device,
         )
         .unwrap();
