@@ -102,6 +102,9 @@ pub(crate) mod defaults {
     pub fn d_4() -> usize {
         4
     }
+    pub fn d_64() -> usize {
+        64
+    }
     pub fn d_77() -> usize {
         77
     }

@@ -250,6 +250,24 @@ fn wrong_config_type_and_unsupported_values_are_named() {
         other => panic!("expected UnsupportedConfig, got {other:?}"),
     }
     let (_t, dir) = with_config(|m| {
+        m.insert("addition_embed_type".into(), "text_time".into());
+    });
+    match load_unet(&dir) {
+        Err(ModelError::UnsupportedConfig { field, value, .. }) => {
+            assert_eq!(field, "addition_embed_type");
+            assert!(value.contains("text_time"), "{value}");
+        }
+        other => panic!("expected UnsupportedConfig, got {other:?}"),
+    }
+    // The text addition embedding's heads must divide the text width (32).
+    let (_t, dir) = with_config(|m| {
+        m.insert("addition_embed_type".into(), "text".into());
+        m.insert("addition_embed_type_num_heads".into(), 5.into());
+    });
+    assert!(
+        matches!(load_unet(&dir), Err(ModelError::UnsupportedConfig { field, .. }) if field == "addition_embed_type_num_heads")
+    );
+    let (_t, dir) = with_config(|m| {
         m.insert("attention_head_dim".into(), serde_json::json!([2, 4]));
     });
     assert!(

@@ -67,9 +67,16 @@ fn assert_same_file(original: &Path, saved: &Path, tol: f32) {
 
 #[test]
 fn unet_round_trips_bit_exact_and_in_f16() {
-    let dir = fixtures_dir().join("tiny-sd/unet");
+    // SD 1.5's topology, and one with a text-time embedding
+    // (`add_embedding.*`, including the raw `positional_embedding` tensor).
+    for name in ["tiny-sd/unet", "tiny-sd-text/unet"] {
+        unet_round_trip(&fixtures_dir().join(name));
+    }
+}
+
+fn unet_round_trip(dir: &Path) {
     let device = Default::default();
-    let unet = UNet2DConditionModel::<B>::load(&dir, &device).unwrap();
+    let unet = UNet2DConditionModel::<B>::load(dir, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
     let saved = unet.save_weights(out.path(), WeightPrecision::F32).unwrap();
     assert_same_file(

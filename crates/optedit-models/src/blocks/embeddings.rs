@@ -1,11 +1,14 @@
-//! Sinusoidal timestep embedding and its MLP (diffusers `models/embeddings.py`:
-//! `get_timestep_embedding`, `Timesteps`, `TimestepEmbedding`).
+//! Sinusoidal timestep embedding and its MLP, and the pooled text embedding
+//! some UNets add to it (diffusers `models/embeddings.py`:
+//! `get_timestep_embedding`, `Timesteps`, `TimestepEmbedding`,
+//! `AttentionPooling`, `TextTimeEmbedding`).
 
-use burn::module::Module;
-use burn::nn::Linear;
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::silu;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Distribution, Tensor};
 
+use super::attention::multi_head;
 use super::linear;
 
 /// `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift)`,
@@ -60,5 +63,93 @@ impl<B: Backend> TimestepEmbedding<B> {
     /// `[batch, input]` to `[batch, dim]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.linear_2.forward(silu(self.linear_1.forward(x)))
+    }
+}
+
+/// diffusers' `AttentionPooling` (from DeepFloyd IF): one query, the mean of
+/// the tokens plus a learned position vector, attends over that query and
+/// all the tokens; the heads' outputs are concatenated (no output
+/// projection).
+#[derive(Module, Debug)]
+pub struct AttentionPooling<B: Backend> {
+    /// The query token's position vector, `[1, width]`.
+    pub positional_embedding: Param<Tensor<B, 2>>,
+    /// Key projection.
+    pub k_proj: Linear<B>,
+    /// Query projection.
+    pub q_proj: Linear<B>,
+    /// Value projection.
+    pub v_proj: Linear<B>,
+    /// Number of heads (divides the width).
+    pub heads: usize,
+}
+
+impl<B: Backend> AttentionPooling<B> {
+    /// Builds the module with freshly initialised weights.
+    pub fn new(heads: usize, width: usize, device: &B::Device) -> Self {
+        let position = Tensor::random(
+            [1, width],
+            Distribution::Normal(0.0, 1.0 / (width as f64).sqrt()),
+            device,
+        );
+        Self {
+            positional_embedding: Param::from_tensor(position),
+            k_proj: linear(width, width, true, device),
+            q_proj: linear(width, width, true, device),
+            v_proj: linear(width, width, true, device),
+            heads,
+        }
+    }
+
+    /// `[batch, tokens, width]` to `[batch, width]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 2> {
+        let [b, _, width] = x.dims();
+        let position = self.positional_embedding.val().unsqueeze_dim::<3>(0);
+        let class_token = x.clone().mean_dim(1) + position;
+        let tokens = Tensor::cat(vec![class_token.clone(), x], 1);
+        let q = self.q_proj.forward(class_token);
+        let k = self.k_proj.forward(tokens.clone());
+        let v = self.v_proj.forward(tokens);
+        multi_head(q, k, v, self.heads, false).reshape([b, width])
+    }
+}
+
+/// diffusers' `TextTimeEmbedding` (`addition_embed_type = "text"`): the
+/// text encoder's hidden states, pooled by attention into one vector of the
+/// time-embedding width, which the UNet adds to its time embedding.
+#[derive(Module, Debug)]
+pub struct TextTimeEmbedding<B: Backend> {
+    /// Norm of the tokens.
+    pub norm1: LayerNorm<B>,
+    /// Attention pooling over the tokens.
+    pub pool: AttentionPooling<B>,
+    /// Projection to the time-embedding width.
+    pub proj: Linear<B>,
+    /// Norm of the result.
+    pub norm2: LayerNorm<B>,
+}
+
+impl<B: Backend> TextTimeEmbedding<B> {
+    /// Builds the module with freshly initialised weights: tokens of width
+    /// `encoder_dim`, output of width `time_embed_dim`.
+    pub fn new(
+        encoder_dim: usize,
+        time_embed_dim: usize,
+        heads: usize,
+        device: &B::Device,
+    ) -> Self {
+        let ln = |d: usize| LayerNormConfig::new(d).with_epsilon(1e-5).init(device);
+        Self {
+            norm1: ln(encoder_dim),
+            pool: AttentionPooling::new(heads, encoder_dim, device),
+            proj: linear(encoder_dim, time_embed_dim, true, device),
+            norm2: ln(time_embed_dim),
+        }
+    }
+
+    /// `[batch, tokens, encoder_dim]` to `[batch, time_embed_dim]`.
+    pub fn forward(&self, hidden_states: Tensor<B, 3>) -> Tensor<B, 2> {
+        let pooled = self.pool.forward(self.norm1.forward(hidden_states));
+        self.norm2.forward(self.proj.forward(pooled))
     }
 }

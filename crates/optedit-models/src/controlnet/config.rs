@@ -100,9 +100,16 @@ impl ControlNetConfig {
             &self.act_fn,
             &self.resnet_time_scale_shift,
             &self.class_embed_type,
-            &self.addition_embed_type,
             &self.only_cross_attention,
         )?;
+        if self.addition_embed_type.is_some() {
+            return Err(unsupported(
+                path,
+                "addition_embed_type",
+                &self.addition_embed_type,
+                "added conditions are not supported in ControlNets",
+            ));
+        }
         if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
             return Err(unsupported(
                 path,

@@ -99,9 +99,13 @@ pub struct UNet2DConditionConfig {
     /// Must be null.
     #[serde(default)]
     pub class_embed_type: Option<String>,
-    /// Must be null.
+    /// `null`, or `text`: the text encoder's hidden states, attention-pooled
+    /// (`TextTimeEmbedding`), are added to the time embedding.
     #[serde(default)]
     pub addition_embed_type: Option<String>,
+    /// Heads of the `text` addition embedding's attention pooling.
+    #[serde(default = "d_64")]
+    pub addition_embed_type_num_heads: usize,
     /// Must be null.
     #[serde(default)]
     pub num_class_embeds: Option<usize>,
@@ -126,7 +130,6 @@ pub(crate) fn check_common(
     act_fn: &str,
     resnet_time_scale_shift: &str,
     class_embed_type: &Option<String>,
-    addition_embed_type: &Option<String>,
     only_cross_attention: &serde_json::Value,
 ) -> Result<()> {
     if block_out_channels.is_empty() {
@@ -185,14 +188,6 @@ pub(crate) fn check_common(
             "class embeddings are not supported",
         ));
     }
-    if addition_embed_type.is_some() {
-        return Err(unsupported(
-            path,
-            "addition_embed_type",
-            addition_embed_type,
-            "SDXL-style added conditions are not supported",
-        ));
-    }
     if !matches!(
         only_cross_attention,
         serde_json::Value::Bool(false) | serde_json::Value::Null
@@ -233,9 +228,9 @@ impl UNet2DConditionConfig {
             &self.act_fn,
             &self.resnet_time_scale_shift,
             &self.class_embed_type,
-            &self.addition_embed_type,
             &self.only_cross_attention,
         )?;
+        self.check_addition(path)?;
         let n = self.block_out_channels.len();
         if self.up_block_types.len() != n {
             return Err(unsupported(
@@ -309,6 +304,36 @@ impl UNet2DConditionConfig {
         self.heads(path)?;
         self.transformer_layers(path)?;
         Ok(())
+    }
+
+    /// Whether the text encoder's pooled hidden states are added to the
+    /// time embedding (`addition_embed_type = "text"`).
+    pub fn text_time_embedding(&self) -> bool {
+        self.addition_embed_type.as_deref() == Some("text")
+    }
+
+    fn check_addition(&self, path: &Path) -> Result<()> {
+        match self.addition_embed_type.as_deref() {
+            None => Ok(()),
+            Some("text") => {
+                let (w, h) = (self.cross_attention_dim, self.addition_embed_type_num_heads);
+                if h == 0 || w % h != 0 {
+                    return Err(unsupported(
+                        path,
+                        "addition_embed_type_num_heads",
+                        h,
+                        &format!("must divide cross_attention_dim ({w})"),
+                    ));
+                }
+                Ok(())
+            }
+            Some(other) => Err(unsupported(
+                path,
+                "addition_embed_type",
+                other,
+                "only null or \"text\" (SDXL-style and image conditions are not supported)",
+            )),
+        }
     }
 
     /// Heads per down block.

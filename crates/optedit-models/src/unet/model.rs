@@ -8,7 +8,7 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
 use super::config::UNet2DConditionConfig;
-use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
+use crate::blocks::embeddings::{timestep_embedding, TextTimeEmbedding, TimestepEmbedding};
 use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
@@ -48,6 +48,9 @@ pub struct UNet2DConditionModel<B: Backend> {
     pub conv_in: Conv2d<B>,
     /// Time-embedding MLP.
     pub time_embedding: TimestepEmbedding<B>,
+    /// Pooled text embedding added to the time embedding
+    /// (`addition_embed_type = "text"`; `None` in SD 1.x).
+    pub add_embedding: Option<TextTimeEmbedding<B>>,
     /// Down levels.
     pub down_blocks: Vec<DownBlock<B>>,
     /// Mid block.
@@ -114,6 +117,14 @@ impl<B: Backend> UNet2DConditionModel<B> {
         Ok(Self {
             conv_in: conv2d([config.in_channels, c0], 3, 1, 1, device),
             time_embedding: TimestepEmbedding::new(c0, config.time_embed_dim(), device),
+            add_embedding: config.text_time_embedding().then(|| {
+                TextTimeEmbedding::new(
+                    config.cross_attention_dim,
+                    config.time_embed_dim(),
+                    config.addition_embed_type_num_heads,
+                    device,
+                )
+            }),
             down_blocks: spec.down_blocks(device),
             mid_block: spec.mid_block(device),
             up_blocks: spec.up_blocks(&up_cross, device),
@@ -176,7 +187,10 @@ impl<B: Backend> UNet2DConditionModel<B> {
     ) -> Result<Tensor<B, 4>> {
         let [batch, channels, h, w] = sample.dims();
         self.check_inputs(channels, h, w, batch, &encoder_hidden_states)?;
-        let temb = self.time_emb(timestep, batch)?;
+        let mut temb = self.time_emb(timestep, batch)?;
+        if let Some(add) = &self.add_embedding {
+            temb = temb + add.forward(encoder_hidden_states.clone());
+        }
         let context = encoder_hidden_states;
 
         let mut x = self.conv_in.forward(sample);
