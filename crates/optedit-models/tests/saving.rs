@@ -217,3 +217,43 @@ fn controlnet_from_unet_copies_the_encoder_and_starts_at_zero() {
         assert_eq!(d.clone().abs().max().into_scalar(), 0.0);
     }
 }
+
+/// The zero convolutions start at zero but train: on an autodiff backend a
+/// loss on the residuals gives them gradients (a ControlNet whose zero
+/// convolutions lost their gradient flag would never learn).
+#[test]
+fn controlnet_zero_convolutions_take_gradients() {
+    use burn::module::Module;
+    use optedit_fixtures::TestAutodiffBackend as A;
+    let root = fixtures_dir();
+    let device = Default::default();
+    let unet = UNet2DConditionModel::<A>::load(&root.join("tiny-sd/unet"), &device).unwrap();
+    let text = std::fs::read_to_string(root.join("tiny-controlnet/config.json")).unwrap();
+    let config: ControlNetConfig = serde_json::from_str(&text).unwrap();
+    let cn = ControlNetModel::<A>::from_unet(&unet, config, &device).unwrap();
+    let x = Tensor::<A, 4>::random([1, 4, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    let ctx = Tensor::<A, 3>::random([1, 77, 32], Distribution::Normal(0.0, 1.0), &device);
+    let cond = Tensor::<A, 4>::random([1, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+    let t = Tensor::<A, 1>::from_floats([300.0], &device);
+    let res = cn.forward(x, t, ctx, cond, 1.0).unwrap();
+    let loss = res
+        .down
+        .into_iter()
+        .chain(std::iter::once(res.mid))
+        .map(|d| (d - 1.0).powi_scalar(2).mean())
+        .reduce(|a, b| a + b)
+        .unwrap();
+    let grads = loss.backward();
+    let mut zero_convs = cn.controlnet_down_blocks.clone();
+    zero_convs.push(cn.controlnet_mid_block.clone());
+    for (i, conv) in zero_convs.iter().enumerate() {
+        let g = conv
+            .weight
+            .grad(&grads)
+            .unwrap_or_else(|| panic!("zero convolution {i} has no weight gradient"));
+        assert!(g.abs().max().into_scalar() > 0.0, "zero convolution {i}");
+        let b = conv.bias.as_ref().unwrap().grad(&grads);
+        assert!(b.is_some(), "zero convolution {i} has no bias gradient");
+    }
+    assert!(cn.num_params() > 0);
+}

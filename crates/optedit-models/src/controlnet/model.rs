@@ -168,11 +168,14 @@ impl<B: Backend> ControlNetModel<B> {
     }
 
     /// Sets every zero convolution (`controlnet_down_blocks.*`,
-    /// `controlnet_mid_block`) to zero weights and biases.
+    /// `controlnet_mid_block`) to zero weights and biases. They stay
+    /// trainable: on an autodiff backend they take gradients.
     pub fn zero_output_convs(mut self) -> Self {
         fn zero<B: Backend>(conv: Conv2d<B>) -> Conv2d<B> {
-            let weight = conv.weight.map(|w| w.zeros_like());
-            let bias = conv.bias.map(|b| b.map(|t| t.zeros_like()));
+            // `zeros_like` makes a tensor that does not require gradients;
+            // `require_grad` restores that, or the ControlNet never learns.
+            let weight = conv.weight.map(|w| w.zeros_like().require_grad());
+            let bias = conv.bias.map(|b| b.map(|t| t.zeros_like().require_grad()));
             Conv2d {
                 weight,
                 bias,
