@@ -55,7 +55,10 @@ TR="$BIN/optedit-train --dir $R --device ${DEV:-cuda} --tokenizer tests/fixtures
 el "latents"
 timeout $((60 + ${COUNT:-16000} / 400)) $TR latents --count ${COUNT:-16000} $FROM || exit 1
 el "unet"
-timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --checkpoint-every 100 --time-budget ${UNET_S:-230} \
+# TEXT_TIME=H gives the UNet a text-time embedding with H pooling heads.
+TEXT_TIME_ARG=""
+if [ -n "${TEXT_TIME:-}" ]; then TEXT_TIME_ARG="--text-time-heads $TEXT_TIME"; fi
+timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT $TEXT_TIME_ARG --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --checkpoint-every 100 --time-budget ${UNET_S:-230} \
   || el "unet stopped early: the last checkpoint is exported"
 for kind in pose canny; do
   el "controlnet $kind"

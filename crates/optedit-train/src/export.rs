@@ -84,7 +84,10 @@ pub fn export<B: Backend>(
         .text_to_image
         .text_encoder
         .save_weights(&out.join("text_encoder"), p)?;
-    write_json(&out.join("unet/config.json"), &demo::unet_config())?;
+    write_json(
+        &out.join("unet/config.json"),
+        &parts.text_to_image.unet_config,
+    )?;
     parts
         .text_to_image
         .unet

@@ -118,6 +118,13 @@ enum Stage {
         /// folder (an earlier export) instead of a random initialisation.
         #[arg(long, value_name = "DIR")]
         init_from: Option<PathBuf>,
+        /// Give the UNet a text-time embedding with this many pooling heads
+        /// (diffusers' `addition_embed_type = "text"`: the caption,
+        /// attention-pooled, added to the time embedding, so every resnet
+        /// sees it); grafted with a zero output onto an `--init-from` UNet
+        /// that has none.
+        #[arg(long, value_name = "HEADS")]
+        text_time_heads: Option<usize>,
     },
     /// Stage 4: a ControlNet.
     Controlnet {
@@ -253,13 +260,18 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 set.scaling_factor
             );
         }
-        Stage::Unet { opts, init_from } => {
+        Stage::Unet {
+            opts,
+            init_from,
+            text_time_heads,
+        } => {
             text_to_image::train::<B>(
                 dir,
                 &latent_set()?,
                 &tokenizer()?,
                 &stage_options(opts, cli.seed),
                 init_from.as_deref(),
+                *text_time_heads,
                 &device,
             )?;
         }

@@ -389,3 +389,118 @@ fn offset_noise_adds_one_constant_per_sample_and_channel() {
     .to_string();
     assert!(e.contains("offset-noise"), "{e}");
 }
+
+#[test]
+fn a_grafted_text_time_embedding_starts_silent_then_follows_the_caption_and_exports() {
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let plain = TextToImage::<B>::new(&device).unwrap();
+    let x = Tensor::<B, 4>::random([2, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let ctx = Tensor::<B, 3>::random([2, 77, 64], Distribution::Normal(0.0, 1.0), &device);
+    let t = Tensor::<B, 1>::from_floats([400.0, 900.0], &device);
+    let run = |m: &TextToImage<B>, ctx: Tensor<B, 3>| {
+        m.unet
+            .forward(x.clone(), t.clone(), ctx)
+            .unwrap()
+            .into_data()
+    };
+    let before = run(&plain, ctx.clone());
+    let mut grafted = plain.with_text_time_embedding(4).unwrap();
+    assert_eq!(
+        grafted.unet_config["addition_embed_type"],
+        serde_json::json!("text")
+    );
+    // A zero output norm: the predictions do not change, bit for bit.
+    assert_eq!(run(&grafted, ctx.clone()), before);
+    // Once the norm opens, the time embedding carries the caption.
+    let add = grafted.unet.add_embedding.as_mut().unwrap();
+    add.norm2.gamma = add.norm2.gamma.clone().map(|g| g.ones_like());
+    assert_ne!(run(&grafted, ctx.clone()), before);
+    // Grafting twice keeps the first embedding; heads must divide the width.
+    let again = grafted.clone().with_text_time_embedding(8).unwrap();
+    assert_eq!(run(&again, ctx.clone()), run(&grafted, ctx.clone()));
+    let e = TextToImage::<B>::new(&device)
+        .unwrap()
+        .with_text_time_embedding(5)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("addition_embed_type_num_heads"),
+        "{e}"
+    );
+
+    // The export writes the UNet's own config, which the loader reads back.
+    let tmp = tempfile::tempdir().unwrap();
+    let vae_model = vae::new_vae::<B>(&device).unwrap();
+    let parts = DemoParts {
+        vae: &vae_model,
+        scaling_factor: 0.5,
+        text_to_image: &grafted,
+        controlnets: vec![],
+        classifier: None,
+    };
+    let out = tmp.path().join("demo");
+    let tokenizer = optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer");
+    export(&out, &parts, &tokenizer).unwrap();
+    let back = TextToImage::<B>::from_pipeline(&out, &device).unwrap();
+    assert!(back.unet.add_embedding.is_some());
+    assert_eq!(back.unet.config.addition_embed_type_num_heads, 4);
+    let a = Tensor::<B, 4>::from_data(run(&grafted, ctx.clone()), &device);
+    let b = Tensor::<B, 4>::from_data(run(&back, ctx), &device);
+    let err = (a.clone() - b).abs().max().into_scalar();
+    assert!(
+        err < 1e-2 * a.abs().max().into_scalar().max(1.0),
+        "f16 export moved the UNet by {err}"
+    );
+}
+
+#[test]
+fn a_text_time_run_records_its_unet_config_and_reloads() {
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let latent_len = 4 * 32 * 32;
+    let set = optedit_train::stages::latents::LatentSet {
+        seeds: vec![21, 22],
+        latents: (0..2 * latent_len)
+            .map(|i| ((i % 89) as f32 / 44.0) - 1.0)
+            .collect(),
+        scaling_factor: 0.5,
+    };
+    let tokenizer = optedit_cond::ClipTokenizer::from_dir(
+        &optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer"),
+    )
+    .unwrap();
+    use optedit_train::stages::text_to_image::{load_trained, run_unet_config, train};
+    let tmp = tempfile::tempdir().unwrap();
+    let trained = train::<A>(
+        tmp.path(),
+        &set,
+        &tokenizer,
+        &options(2),
+        None,
+        Some(4),
+        &device,
+    )
+    .unwrap();
+    assert!(trained.unet.add_embedding.is_some());
+    let recorded = run_unet_config(tmp.path()).unwrap();
+    assert_eq!(
+        recorded["addition_embed_type_num_heads"],
+        serde_json::json!(4)
+    );
+    // The checkpoint loads into the recorded architecture.
+    let back = load_trained::<A>(tmp.path(), &device).unwrap();
+    let gamma = |m: &TextToImage<B>| {
+        m.unet
+            .add_embedding
+            .as_ref()
+            .unwrap()
+            .norm2
+            .gamma
+            .val()
+            .into_data()
+    };
+    assert_eq!(gamma(&back), gamma(&trained));
+    // Two steps moved the grafted gate off zero.
+    let g: Vec<f32> = gamma(&trained).to_vec().unwrap();
+    assert!(g.iter().any(|v| *v != 0.0));
+}

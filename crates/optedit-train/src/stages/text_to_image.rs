@@ -12,6 +12,7 @@ use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use optedit_cond::ClipTokenizer;
+use optedit_models::blocks::embeddings::TextTimeEmbedding;
 use optedit_models::{ClipTextConfig, ClipTextModel, UNet2DConditionConfig, UNet2DConditionModel};
 use optedit_schedule::{NoiseSchedule, SchedulerConfig};
 use rand::Rng;
@@ -20,6 +21,7 @@ use super::latents::LatentSet;
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::data::normal;
 use crate::demo;
+use crate::error::{io, TrainError};
 use crate::Result;
 
 const STAGE: u64 = 3;
@@ -36,18 +38,36 @@ pub struct TextToImage<B: Backend> {
     pub unet: UNet2DConditionModel<B>,
     /// The CLIP text tower.
     pub text_encoder: ClipTextModel<B>,
+    /// The UNet's `config.json`, as exported (the demo config, or that of
+    /// the pipeline the run started from, with any grafted embedding).
+    #[module(skip)]
+    pub unet_config: serde_json::Value,
 }
+
+/// File in the run's checkpoint folder that records the UNet config.
+const UNET_CONFIG: &str = "unet_config.json";
 
 impl<B: Backend> TextToImage<B> {
     /// A fresh demo model.
     pub fn new(device: &B::Device) -> Result<Self> {
+        Self::from_unet_config(demo::unet_config(), device)
+    }
+
+    /// A fresh model with the demo text encoder and the UNet of `unet_config`.
+    pub fn from_unet_config(unet_config: serde_json::Value, device: &B::Device) -> Result<Self> {
         let unet: UNet2DConditionConfig =
-            serde_json::from_value(demo::unet_config()).expect("valid demo config");
+            serde_json::from_value(unet_config.clone()).map_err(|e| {
+                TrainError::InvalidArgument {
+                    argument: "unet config".into(),
+                    message: e.to_string(),
+                }
+            })?;
         let text: ClipTextConfig =
             serde_json::from_value(demo::text_encoder_config()).expect("valid demo config");
         Ok(Self {
             unet: UNet2DConditionModel::from_config(unet, device)?,
             text_encoder: ClipTextModel::from_config(text, device)?,
+            unet_config,
         })
     }
 
@@ -55,10 +75,71 @@ impl<B: Backend> TextToImage<B> {
     /// [`crate::export::export`] (`DIR/unet`, `DIR/text_encoder`; f16
     /// weights are cast to f32): training continues from them.
     pub fn from_pipeline(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config_path = dir.join("unet/config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+        let unet_config = serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
         Ok(Self {
             unet: UNet2DConditionModel::load(&dir.join("unet"), device)?,
             text_encoder: ClipTextModel::load(&dir.join("text_encoder"), device)?,
+            unet_config,
         })
+    }
+
+    /// Gives the UNet a text-time embedding (diffusers' `addition_embed_type
+    /// = "text"`: the caption, attention-pooled, added to the time
+    /// embedding) with `heads` pooling heads, unless it has one. A grafted
+    /// embedding starts with a zero output norm, so the model's predictions
+    /// do not change until training moves it.
+    pub fn with_text_time_embedding(mut self, heads: usize) -> Result<Self> {
+        if self.unet.add_embedding.is_some() {
+            return Ok(self);
+        }
+        let mut config = self.unet.config.clone();
+        config.addition_embed_type = Some("text".into());
+        config.addition_embed_type_num_heads = heads;
+        config
+            .validate(Path::new("<text-time embedding>"))
+            .map_err(|e| TrainError::InvalidArgument {
+                argument: "text-time-heads".into(),
+                message: e.to_string(),
+            })?;
+        let device = self.unet.devices()[0].clone();
+        let mut add = TextTimeEmbedding::new(
+            config.cross_attention_dim,
+            config.time_embed_dim(),
+            heads,
+            &device,
+        );
+        // `zeros_like` drops the gradient flag; the gate must train.
+        add.norm2.gamma = add.norm2.gamma.map(|g| g.zeros_like().require_grad());
+        add.norm2.beta = add
+            .norm2
+            .beta
+            .map(|b| b.map(|t| t.zeros_like().require_grad()));
+        self.unet.add_embedding = Some(add);
+        self.unet.config = config;
+        if let serde_json::Value::Object(m) = &mut self.unet_config {
+            m.insert("addition_embed_type".into(), "text".into());
+            m.insert("addition_embed_type_num_heads".into(), heads.into());
+        }
+        Ok(self)
+    }
+}
+
+/// The UNet config a run in `dir` trains (recorded at its start; the demo
+/// config for runs older than the record).
+pub fn run_unet_config(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("checkpoints").join(NAME).join(UNET_CONFIG);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+            path,
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(demo::unet_config()),
+        Err(e) => Err(io(&path)(e)),
     }
 }
 
@@ -173,13 +254,17 @@ pub fn weighted_mse<B: Backend>(
 
 /// Trains (or resumes) the text-to-image model on `set`; a fresh run starts
 /// from the weights of the pipeline folder `init_from` when given (a
-/// checkpoint in `dir` takes precedence).
+/// checkpoint in `dir` takes precedence), with a text-time embedding of
+/// `text_time_heads` heads grafted on when given and missing (see
+/// [`TextToImage::with_text_time_embedding`]). The UNet config is recorded
+/// in the run's checkpoint folder, for [`load_trained`] and the export.
 pub fn train<B: AutodiffBackend>(
     dir: &Path,
     set: &LatentSet,
     tokenizer: &ClipTokenizer,
     options: &StageOptions,
     init_from: Option<&Path>,
+    text_time_heads: Option<usize>,
     device: &B::Device,
 ) -> Result<TextToImage<B::InnerBackend>> {
     options.validate()?;
@@ -198,12 +283,21 @@ pub fn train<B: AutodiffBackend>(
         options.seed,
         STAGE,
         optim,
-        || match init_from {
-            Some(folder) => TextToImage::from_pipeline(folder, device),
-            None => TextToImage::new(device),
+        || {
+            let model = match init_from {
+                Some(folder) => TextToImage::from_pipeline(folder, device)?,
+                None => TextToImage::new(device)?,
+            };
+            match text_time_heads {
+                Some(heads) => model.with_text_time_embedding(heads),
+                None => Ok(model),
+            }
         },
         device,
     )?;
+    let record = dir.join("checkpoints").join(NAME).join(UNET_CONFIG);
+    let config = serde_json::to_string_pretty(&run.model.unet_config).expect("serialisable");
+    std::fs::write(&record, config).map_err(io(&record))?;
     let model = run.fit(NAME, STAGE, &["loss"], options, |model, rng, batch| {
         let idx: Vec<usize> = (0..batch).map(|_| rng.random_range(0..set.len())).collect();
         let batch_captions: Vec<String> = idx
@@ -231,7 +325,8 @@ pub fn load_trained<B: AutodiffBackend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<TextToImage<B::InnerBackend>> {
-    load_checkpoint::<B, _>(dir, NAME, TextToImage::new(device)?, device)
+    let model = TextToImage::from_unet_config(run_unet_config(dir)?, device)?;
+    load_checkpoint::<B, _>(dir, NAME, model, device)
 }
 
 /// The uniform average of the last `last` checkpoints' UNet and text
@@ -241,7 +336,14 @@ pub fn load_averaged<B: Backend>(
     last: usize,
     device: &B::Device,
 ) -> Result<TextToImage<B>> {
-    super::load_averaged::<B, _>(dir, NAME, last, || TextToImage::new(device), device)
+    let config = run_unet_config(dir)?;
+    super::load_averaged::<B, _>(
+        dir,
+        NAME,
+        last,
+        || TextToImage::from_unet_config(config.clone(), device),
+        device,
+    )
 }
 
 /// How much the model's noise predictions depend on the caption: the
