@@ -65,6 +65,12 @@ struct Opts {
     /// 0.1 hides the image mean that SD's schedule leaves visible; 0: none).
     #[arg(long, default_value_t = 0.0, value_name = "S")]
     offset_noise: f64,
+    /// UNet and ControlNet stages: discount of multi-resolution (pyramid)
+    /// noise, Gaussian noise at every coarser block scale weighted by
+    /// D^level and rescaled to unit variance (hides block means as well as
+    /// the image mean; 0: none).
+    #[arg(long, default_value_t = 0.0, value_name = "D")]
+    pyramid_noise: f64,
     /// Split each batch into this many shards computed on parallel threads
     /// (data parallelism; on a CPU, the number of cores). Divides --batch.
     #[arg(long, default_value_t = 1)]
@@ -184,6 +190,7 @@ fn stage_options(o: &Opts, seed: u64) -> StageOptions {
     StageOptions {
         x0_weight_floor: o.x0_weight_floor,
         offset_noise: o.offset_noise,
+        pyramid_noise: o.pyramid_noise,
         shards: o.shards,
         keep_checkpoints: o.keep_checkpoints,
         steps: o.steps,

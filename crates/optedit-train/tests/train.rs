@@ -31,6 +31,7 @@ fn options(steps: usize) -> StageOptions {
         time_budget: None,
         x0_weight_floor: 0.0,
         offset_noise: 0.0,
+        pyramid_noise: 0.0,
         shards: 1,
         keep_checkpoints: false,
     }
@@ -287,7 +288,7 @@ fn the_loss_weights_are_min_snr_5_with_a_floored_x0_weight() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let noising = Noising {
             x0_weight_floor: floor,
-            offset_noise: 0.0,
+            ..Noising::default()
         };
         let (_, t, _, w) = noised(latents.clone(), &acp, &noising, &mut rng, &device);
         let t = t.into_data().to_vec::<f32>().unwrap();
@@ -342,8 +343,8 @@ fn offset_noise_adds_one_constant_per_sample_and_channel() {
     let channel_means = |offset: f64| {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let noising = Noising {
-            x0_weight_floor: 0.0,
             offset_noise: offset,
+            ..Noising::default()
         };
         let (noisy, t, noise, _) = noised(latents.clone(), &acp, &noising, &mut rng, &device);
         // Zero latents: the noisy latent is the noise times sqrt(1 - acp).
@@ -503,4 +504,66 @@ fn a_text_time_run_records_its_unet_config_and_reloads() {
     // Two steps moved the grafted gate off zero.
     let g: Vec<f32> = gamma(&trained).to_vec().unwrap();
     assert!(g.iter().any(|v| *v != 0.0));
+}
+
+#[test]
+fn pyramid_noise_keeps_unit_variance_and_raises_the_block_means() {
+    use optedit_train::stages::text_to_image::{alphas_cumprod, noised, Noising};
+    use rand::SeedableRng;
+    let device = Default::default();
+    let acp = alphas_cumprod().unwrap();
+    let latents = Tensor::<B, 4>::zeros([256, 4, 32, 32], &device);
+    // (variance of the noise, variance of its 4x4-block means)
+    let moments = |discount: f64| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let noising = Noising {
+            pyramid_noise: discount,
+            ..Noising::default()
+        };
+        let (_, _, noise, _) = noised(latents.clone(), &acp, &noising, &mut rng, &device);
+        let var = noise.clone().powi_scalar(2).mean().into_scalar();
+        let blocks = noise
+            .reshape([256, 4, 8, 4, 8, 4])
+            .mean_dim(5)
+            .mean_dim(3)
+            .powi_scalar(2)
+            .mean()
+            .into_scalar();
+        (var, blocks)
+    };
+    let (v0, b0) = moments(0.0);
+    assert!(
+        (v0 - 1.0).abs() < 0.01 && (b0 - 1.0 / 16.0).abs() < 0.01,
+        "{v0} {b0}"
+    );
+    // d = 0.8 on 32x32: blocks of 2..32 with weights d^1..d^5. A 4x4 block
+    // averages the fine noise (1/16) and four 2-blocks (d^2/4) and lies in
+    // one block of every coarser level (d^4 + ... + d^10), over the total
+    // weight 1 + d^2 + ... + d^10.
+    let d: f64 = 0.8;
+    let coarse: f64 = (2..=5).map(|l| d.powi(2 * l)).sum();
+    let total = 1.0 + d * d + coarse;
+    let want = (1.0 / 16.0 + d * d / 4.0 + coarse) / total;
+    let (v, b) = moments(d);
+    assert!((v - 1.0).abs() < 0.05, "noise variance {v}");
+    assert!(
+        (f64::from(b) - want).abs() < 0.05,
+        "block variance {b}, want {want}"
+    );
+    // Out of range, and refused by the stages without diffusion noise.
+    for bad in [1.0, -0.1, f64::NAN] {
+        let o = StageOptions {
+            pyramid_noise: bad,
+            ..options(10)
+        };
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("pyramid-noise"), "{e}");
+    }
+    let o = StageOptions {
+        pyramid_noise: 0.5,
+        ..options(10)
+    };
+    assert!(o.validate().is_ok());
+    let e = o.validate_without_noise().unwrap_err().to_string();
+    assert!(e.contains("pyramid-noise") && e.contains("unet"), "{e}");
 }

@@ -47,6 +47,15 @@ pub struct StageOptions {
     /// noise; sampling is unchanged either way. The VAE and classifier
     /// stages refuse any other value.
     pub offset_noise: f64,
+    /// Multi-resolution (pyramid) noise in the diffusion stages: the
+    /// discount `d` in [0, 1) of Gaussian noise drawn at every coarser
+    /// scale (blocks of 2, 4, ... latent pixels, constant within a block)
+    /// and added with weight `d^level`, the sum rescaled to unit variance.
+    /// Offset noise hides only each channel's whole-image mean; this also
+    /// hides the block means in which an object's colour shows early under
+    /// SD's schedule. 0 (the default): none. The VAE and classifier stages
+    /// refuse any other value.
+    pub pyramid_noise: f64,
     /// Each step's batch is split into this many equal shards whose losses
     /// and gradients are computed on separate threads and summed (data
     /// parallelism on one machine). burn's `Flex` CPU backend keeps about one
@@ -85,6 +94,7 @@ impl StageOptions {
         for (argument, value) in [
             ("x0-weight-floor", self.x0_weight_floor),
             ("offset-noise", self.offset_noise),
+            ("pyramid-noise", self.pyramid_noise),
         ] {
             if value != 0.0 {
                 return Err(crate::TrainError::InvalidArgument {
@@ -101,6 +111,7 @@ impl StageOptions {
         text_to_image::Noising {
             x0_weight_floor: self.x0_weight_floor,
             offset_noise: self.offset_noise,
+            pyramid_noise: self.pyramid_noise,
         }
     }
 
@@ -117,6 +128,9 @@ impl StageOptions {
         }
         if !(self.offset_noise.is_finite() && (0.0..=1.0).contains(&self.offset_noise)) {
             return bad("offset-noise", "must be in [0, 1]");
+        }
+        if !(self.pyramid_noise.is_finite() && (0.0..1.0).contains(&self.pyramid_noise)) {
+            return bad("pyramid-noise", "must be in [0, 1)");
         }
         if self.steps == 0 {
             return bad("steps", "must be positive");
@@ -456,6 +470,7 @@ mod tests {
             time_budget: None,
             x0_weight_floor: 0.0,
             offset_noise: 0.0,
+            pyramid_noise: 0.0,
             shards,
             keep_checkpoints: false,
         }

@@ -169,6 +169,9 @@ pub struct Noising {
     /// the Gaussian noise (offset noise; see
     /// [`super::StageOptions::offset_noise`]); 0: plain Gaussian noise.
     pub offset_noise: f64,
+    /// Discount of multi-resolution noise (see
+    /// [`super::StageOptions::pyramid_noise`]); 0: none.
+    pub pyramid_noise: f64,
 }
 
 /// A noised batch at uniformly drawn timesteps: `(noisy latents,
@@ -213,6 +216,9 @@ fn noised_at<B: Backend>(
         })
         .collect();
     let mut noise = normal::<B, 4>([n, c, h, w], rng, device);
+    if noising.pyramid_noise > 0.0 {
+        noise = pyramid(noise, noising.pyramid_noise, rng, device);
+    }
     if noising.offset_noise > 0.0 {
         let offset = normal::<B, 4>([n, c, 1, 1], rng, device).mul_scalar(noising.offset_noise);
         noise = noise + offset;
@@ -225,6 +231,34 @@ fn noised_at<B: Backend>(
     );
     let w = Tensor::<B, 1>::from_data(TensorData::new(weights, [n]), device);
     (latents * a + noise.clone() * s, t, noise, w)
+}
+
+/// Adds Gaussian noise drawn at every coarser scale (blocks of 2, 4, ...
+/// pixels while a block fits in the latent, constant within a block) to
+/// `noise`, weighted by `discount^level`, and rescales the sum to unit
+/// variance.
+fn pyramid<B: Backend>(
+    noise: Tensor<B, 4>,
+    discount: f64,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = noise.dims();
+    let (mut sum, mut weight, mut total) = (noise, discount, 1.0f64);
+    let mut block = 2usize;
+    while block <= h.min(w) {
+        let (hb, wb) = (h.div_ceil(block), w.div_ceil(block));
+        let coarse = normal::<B, 6>([n, c, hb, 1, wb, 1], rng, device)
+            .repeat_dim(3, block)
+            .repeat_dim(5, block)
+            .reshape([n, c, hb * block, wb * block])
+            .slice([0..n, 0..c, 0..h, 0..w]);
+        sum = sum + coarse.mul_scalar(weight);
+        total += weight * weight;
+        weight *= discount;
+        block *= 2;
+    }
+    sum.div_scalar(total.sqrt())
 }
 
 /// Per-sample weighted MSE between prediction and target, `[n, c, h, w]`
