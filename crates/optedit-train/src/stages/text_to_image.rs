@@ -177,9 +177,10 @@ pub struct Noising {
 /// A noised batch at uniformly drawn timesteps: `(noisy latents,
 /// timesteps, noise, per-sample loss weights)`. The weights of the epsilon
 /// loss are `max(min(snr, 5), x0_weight_floor) / snr`: min-SNR-5, with the
-/// x0 error's weight floored. The noise is Gaussian, plus
-/// `offset_noise` times one Gaussian draw per sample and channel (drawn
-/// only when `offset_noise` > 0, so the plain stream is unchanged).
+/// x0 error's weight floored. The noise is Gaussian (multi-resolution
+/// when `pyramid_noise` > 0), plus `offset_noise` times one Gaussian draw
+/// per sample and channel; the extra draws happen only when their option
+/// is non-zero, so the plain stream is unchanged.
 pub fn noised<B: Backend>(
     latents: Tensor<B, 4>,
     acp: &[f32],
