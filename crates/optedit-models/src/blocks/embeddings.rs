@@ -9,7 +9,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use super::attention::multi_head;
-use super::linear;
+use super::{linear, zeroed};
 
 /// `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift)`,
 /// max period 10000: `t` `[batch]` (float) to `[batch, dim]`.
@@ -145,6 +145,16 @@ impl<B: Backend> TextTimeEmbedding<B> {
             proj: linear(encoder_dim, time_embed_dim, true, device),
             norm2: ln(time_embed_dim),
         }
+    }
+
+    /// Sets the output norm's scale and shift to zero (they stay
+    /// trainable), so the embedding adds nothing to the time embedding
+    /// until training opens it: a UNet it is grafted onto predicts exactly
+    /// what it did.
+    pub fn zero_output(mut self) -> Self {
+        self.norm2.gamma = zeroed(self.norm2.gamma);
+        self.norm2.beta = self.norm2.beta.map(zeroed);
+        self
     }
 
     /// `[batch, tokens, encoder_dim]` to `[batch, time_embed_dim]`.

@@ -10,9 +10,20 @@ pub mod resnet;
 pub mod sampling;
 pub mod transformer;
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A parameter set to zeros that stays trainable: `zeros_like` makes a
+/// tensor without the gradient flag, so a parameter zeroed with it alone
+/// would never train on an autodiff backend.
+pub(crate) fn zeroed<B: Backend, const D: usize>(
+    param: Param<Tensor<B, D>>,
+) -> Param<Tensor<B, D>> {
+    param.map(|t| t.zeros_like().require_grad())
+}
 
 /// A square convolution with symmetric padding.
 pub(crate) fn conv2d<B: Backend>(

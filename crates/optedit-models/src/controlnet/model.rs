@@ -6,8 +6,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::ControlNetConfig;
-use crate::blocks::conv2d;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
+use crate::blocks::{conv2d, zeroed};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
@@ -172,10 +172,8 @@ impl<B: Backend> ControlNetModel<B> {
     /// trainable: on an autodiff backend they take gradients.
     pub fn zero_output_convs(mut self) -> Self {
         fn zero<B: Backend>(conv: Conv2d<B>) -> Conv2d<B> {
-            // `zeros_like` makes a tensor that does not require gradients;
-            // `require_grad` restores that, or the ControlNet never learns.
-            let weight = conv.weight.map(|w| w.zeros_like().require_grad());
-            let bias = conv.bias.map(|b| b.map(|t| t.zeros_like().require_grad()));
+            let weight = zeroed(conv.weight);
+            let bias = conv.bias.map(zeroed);
             Conv2d {
                 weight,
                 bias,

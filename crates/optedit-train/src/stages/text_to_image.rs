@@ -107,18 +107,13 @@ impl<B: Backend> TextToImage<B> {
                 message: e.to_string(),
             })?;
         let device = self.unet.devices()[0].clone();
-        let mut add = TextTimeEmbedding::new(
+        let add = TextTimeEmbedding::new(
             config.cross_attention_dim,
             config.time_embed_dim(),
             heads,
             &device,
-        );
-        // `zeros_like` drops the gradient flag; the gate must train.
-        add.norm2.gamma = add.norm2.gamma.map(|g| g.zeros_like().require_grad());
-        add.norm2.beta = add
-            .norm2
-            .beta
-            .map(|b| b.map(|t| t.zeros_like().require_grad()));
+        )
+        .zero_output();
         self.unet.add_embedding = Some(add);
         self.unet.config = config;
         if let serde_json::Value::Object(m) = &mut self.unet_config {
