@@ -39,6 +39,7 @@ pub mod config;
 pub mod controlnet;
 pub mod device;
 pub mod error;
+pub mod kernels;
 pub mod loader;
 pub mod saver;
 pub mod unet;

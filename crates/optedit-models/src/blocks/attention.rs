@@ -4,8 +4,6 @@
 
 use burn::module::Module;
 use burn::nn::{GroupNorm, Linear};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{group_norm, linear, norm};
@@ -62,7 +60,8 @@ impl AttentionSpec {
     }
 }
 
-/// Scaled dot-product attention over `[batch, tokens, heads*dim]` projections.
+/// Scaled dot-product attention over `[batch, tokens, heads*dim]` projections
+/// ([`crate::kernels::multi_head_attention`]).
 pub(crate) fn multi_head<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
@@ -70,17 +69,7 @@ pub(crate) fn multi_head<B: Backend>(
     heads: usize,
     causal: bool,
 ) -> Tensor<B, 3> {
-    let [b, n, inner] = q.dims();
-    let m = k.dims()[1];
-    let d = inner / heads;
-    let split = |t: Tensor<B, 3>, len: usize| t.reshape([b, len, heads, d]).swap_dims(1, 2);
-    let options = AttentionModuleOptions {
-        scale: None,
-        softcap: None,
-        is_causal: causal,
-    };
-    let out = attention(split(q, n), split(k, m), split(v, m), None, None, options);
-    out.swap_dims(1, 2).reshape([b, n, inner])
+    crate::kernels::multi_head_attention(q, k, v, heads, causal)
 }
 
 impl<B: Backend> Attention<B> {

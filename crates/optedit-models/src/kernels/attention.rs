@@ -1,0 +1,355 @@
+//! Tiled scaled-dot-product attention on `f32` slices, forward and backward.
+//!
+//! Tensors keep the projections' token-major layout `[batch, tokens, heads *
+//! dim]`: a head is a strided view (row stride `heads * dim`), so there is no
+//! split into `[batch, heads, tokens, dim]` and back. Work is split over
+//! `(batch, head, query tile)` for the forward pass and over `(batch, head)`
+//! for the backward pass, and each job holds one tile of scores (at most
+//! [`TILE_SCORES`] numbers), never the whole `n x m` matrix: the backward pass
+//! recomputes the probabilities from the stored row log-sum-exp, as flash
+//! attention does (Dao et al., arXiv 2205.14135). Matrix products use the
+//! `gemm` crate, the softmax is that of burn's `attention_fallback` (maximum
+//! subtracted, fully masked rows give zeros).
+
+use gemm::{gemm, Parallelism};
+
+use super::exp;
+use rayon::prelude::*;
+
+/// Query rows per tile: enough rows to amortise the packing of `k` and `v`
+/// inside `gemm`, few enough for a tile of scores to stay in cache (64 was
+/// fastest at 1024 and 4096 keys on the benchmark machine).
+const TILE_ROWS: usize = 64;
+/// Most scores one job holds at a time (fewer rows for very long keys).
+pub(crate) const TILE_SCORES: usize = 1 << 19;
+
+/// Shape and options of one attention call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spec {
+    /// Batch size.
+    pub batch: usize,
+    /// Number of heads.
+    pub heads: usize,
+    /// Query tokens.
+    pub n: usize,
+    /// Key/value tokens.
+    pub m: usize,
+    /// Width of one head.
+    pub dim: usize,
+    /// Multiplier of `q . k`.
+    pub scale: f32,
+    /// Causal mask aligned at the bottom-right corner (burn's convention).
+    pub causal: bool,
+}
+
+impl Spec {
+    fn inner(&self) -> usize {
+        self.heads * self.dim
+    }
+
+    fn tile_rows(&self) -> usize {
+        (TILE_SCORES / self.m.max(1))
+            .clamp(1, TILE_ROWS)
+            .min(self.n.max(1))
+    }
+
+    /// Number of keys query row `row` may see.
+    fn visible(&self, row: usize) -> usize {
+        if self.causal {
+            (row as isize + 1 + self.m as isize - self.n as isize).clamp(0, self.m as isize)
+                as usize
+        } else {
+            self.m
+        }
+    }
+
+    /// Offset of head `h` of batch item `b` in a `[batch, tokens, inner]`
+    /// buffer with `tokens` rows.
+    fn head(&self, b: usize, h: usize, tokens: usize) -> usize {
+        b * tokens * self.inner() + h * self.dim
+    }
+
+    /// Nested parallelism for the products when the jobs alone cannot keep
+    /// the threads busy.
+    fn parallelism(&self, jobs: usize) -> Parallelism {
+        if jobs < rayon::current_num_threads() {
+            Parallelism::Rayon(0)
+        } else {
+            Parallelism::None
+        }
+    }
+}
+
+/// A raw pointer that jobs writing disjoint parts of one buffer share.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every job writes a disjoint set of elements (its own head columns
+// and, in the forward pass, its own query rows), and the buffer outlives the
+// parallel loop.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so that closures capture the whole `Shared`).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// Strides `(column, row)` of a matrix view, as `gemm` takes them.
+type Strides = (isize, isize);
+
+/// `dst (rows x cols) = alpha * dst + beta * lhs (rows x k) . rhs (k x cols)`,
+/// with `alpha` applied only when `accumulate`.
+///
+/// # Safety
+/// The pointers must address the whole views their strides describe.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    (rows, cols, k): (usize, usize, usize),
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: (*const f32, Strides),
+    rhs: (*const f32, Strides),
+    beta: f32,
+    parallelism: Parallelism,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm(
+            rows,
+            cols,
+            k,
+            dst.0,
+            dst.1 .0,
+            dst.1 .1,
+            accumulate,
+            lhs.0,
+            lhs.1 .0,
+            lhs.1 .1,
+            rhs.0,
+            rhs.1 .0,
+            rhs.1 .1,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Output `[batch, n, inner]` and row log-sum-exp `[batch, heads, n]` of
+/// `softmax(scale * q k^T) v` per head.
+pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>, Vec<f32>) {
+    let Spec {
+        batch,
+        heads,
+        n,
+        m,
+        dim,
+        ..
+    } = spec;
+    let inner = spec.inner() as isize;
+    let mut out = vec![0.0f32; batch * n * spec.inner()];
+    let mut lse = vec![0.0f32; batch * heads * n];
+    let rows = spec.tile_rows();
+    let tiles = n.div_ceil(rows);
+    let jobs = batch * heads * tiles;
+    let parallelism = spec.parallelism(jobs);
+    let (out_ptr, lse_ptr) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
+    (0..jobs).into_par_iter().for_each_init(
+        || vec![0.0f32; rows * m],
+        |scores, job| {
+            let (bh, tile) = (job / tiles, job % tiles);
+            let (b, h) = (bh / heads, bh % heads);
+            let r0 = tile * rows;
+            let r = rows.min(n - r0);
+            let q_tile = q[spec.head(b, h, n) + r0 * spec.inner()..].as_ptr();
+            let k_head = k[spec.head(b, h, m)..].as_ptr();
+            let v_head = v[spec.head(b, h, m)..].as_ptr();
+            let s = scores.as_mut_ptr();
+            // SAFETY: the views stay inside q, k, v, the score buffer and
+            // this job's rows and head columns of out.
+            unsafe {
+                product(
+                    (r, m, dim),
+                    (s, (1, m as isize)),
+                    false,
+                    (q_tile, (1, inner)),
+                    (k_head, (inner, 1)),
+                    spec.scale,
+                    parallelism,
+                );
+            }
+            for i in 0..r {
+                let row = &mut scores[i * m..(i + 1) * m];
+                let logsumexp = softmax_row(row, spec.visible(r0 + i));
+                // SAFETY: index (b, h, r0 + i) is this job's own.
+                unsafe { *lse_ptr.at((b * heads + h) * n + r0 + i) = logsumexp };
+            }
+            // SAFETY: as above; the destination rows belong to this job.
+            unsafe {
+                product(
+                    (r, dim, m),
+                    (
+                        out_ptr.at(spec.head(b, h, n) + r0 * spec.inner()),
+                        (1, inner),
+                    ),
+                    false,
+                    (scores.as_ptr(), (1, m as isize)),
+                    (v_head, (1, inner)),
+                    1.0,
+                    parallelism,
+                );
+            }
+        },
+    );
+    (out, lse)
+}
+
+/// Softmax of the first `visible` entries of `row` in place (the rest set to
+/// zero); returns the log-sum-exp, `-inf` for a fully masked row.
+fn softmax_row(row: &mut [f32], visible: usize) -> f32 {
+    let (seen, masked) = row.split_at_mut(visible);
+    masked.fill(0.0);
+    let max = exp::max(seen);
+    if seen.is_empty() || max == f32::NEG_INFINITY {
+        seen.fill(0.0);
+        return f32::NEG_INFINITY;
+    }
+    let sum = exp::exp_sum(seen, max);
+    let sum = sum.max(f32::MIN_POSITIVE);
+    let inverse = 1.0 / sum;
+    seen.iter_mut().for_each(|x| *x *= inverse);
+    max + sum.ln()
+}
+
+/// Gradients `(dq, dk, dv)` of [`forward`] for the output gradient `grad`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    grad: &[f32],
+    spec: Spec,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Spec {
+        batch,
+        heads,
+        n,
+        m,
+        dim,
+        scale,
+        ..
+    } = spec;
+    let width = spec.inner();
+    let inner = width as isize;
+    let mut dq = vec![0.0f32; batch * n * width];
+    let mut dk = vec![0.0f32; batch * m * width];
+    let mut dv = vec![0.0f32; batch * m * width];
+    let rows = spec.tile_rows();
+    let jobs = batch * heads;
+    let parallelism = spec.parallelism(jobs);
+    let (dq_ptr, dk_ptr, dv_ptr) = (
+        Shared(dq.as_mut_ptr()),
+        Shared(dk.as_mut_ptr()),
+        Shared(dv.as_mut_ptr()),
+    );
+    (0..jobs).into_par_iter().for_each_init(
+        || (vec![0.0f32; rows * m], vec![0.0f32; rows * m]),
+        |(p, dp), bh| {
+            let (b, h) = (bh / heads, bh % heads);
+            let (qh, kh) = (spec.head(b, h, n), spec.head(b, h, m));
+            for r0 in (0..n).step_by(rows) {
+                let r = rows.min(n - r0);
+                let at = qh + r0 * width;
+                let (q_t, dout_t) = (q[at..].as_ptr(), grad[at..].as_ptr());
+                // SAFETY: all views lie inside their buffers; dq, dk, dv are
+                // written only in this job's head columns.
+                unsafe {
+                    // Scores again, then probabilities from the stored lse.
+                    product(
+                        (r, m, dim),
+                        (p.as_mut_ptr(), (1, m as isize)),
+                        false,
+                        (q_t, (1, inner)),
+                        (k[kh..].as_ptr(), (inner, 1)),
+                        scale,
+                        parallelism,
+                    );
+                }
+                for i in 0..r {
+                    let row = &mut p[i * m..(i + 1) * m];
+                    let l = lse[(b * heads + h) * n + r0 + i];
+                    let visible = if l == f32::NEG_INFINITY {
+                        0
+                    } else {
+                        spec.visible(r0 + i)
+                    };
+                    let (seen, masked) = row.split_at_mut(visible);
+                    exp::exp_sum(seen, l);
+                    masked.fill(0.0);
+                }
+                unsafe {
+                    // dV += P^T dO
+                    product(
+                        (m, dim, r),
+                        (dv_ptr.at(kh), (1, inner)),
+                        true,
+                        (p.as_ptr(), (m as isize, 1)),
+                        (dout_t, (1, inner)),
+                        1.0,
+                        parallelism,
+                    );
+                    // dP = dO V^T
+                    product(
+                        (r, m, dim),
+                        (dp.as_mut_ptr(), (1, m as isize)),
+                        false,
+                        (dout_t, (1, inner)),
+                        (v[kh..].as_ptr(), (inner, 1)),
+                        1.0,
+                        parallelism,
+                    );
+                }
+                // dS = P * (dP - rowsum(dO * O)), times the scale.
+                for i in 0..r {
+                    let o = &out[at + i * width..at + i * width + dim];
+                    let g = &grad[at + i * width..at + i * width + dim];
+                    let delta: f32 = o.iter().zip(g).map(|(a, b)| a * b).sum();
+                    let (pr, dpr) = (&p[i * m..(i + 1) * m], &mut dp[i * m..(i + 1) * m]);
+                    for (d, &pv) in dpr.iter_mut().zip(pr) {
+                        *d = pv * (*d - delta) * scale;
+                    }
+                }
+                unsafe {
+                    // dQ = dS K
+                    product(
+                        (r, dim, m),
+                        (dq_ptr.at(at), (1, inner)),
+                        false,
+                        (dp.as_ptr(), (1, m as isize)),
+                        (k[kh..].as_ptr(), (1, inner)),
+                        1.0,
+                        parallelism,
+                    );
+                    // dK += dS^T Q
+                    product(
+                        (m, dim, r),
+                        (dk_ptr.at(kh), (1, inner)),
+                        true,
+                        (dp.as_ptr(), (m as isize, 1)),
+                        (q_t, (1, inner)),
+                        1.0,
+                        parallelism,
+                    );
+                }
+            }
+        },
+    );
+    (dq, dk, dv)
+}

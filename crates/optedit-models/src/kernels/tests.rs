@@ -1,0 +1,97 @@
+//! The kernels against burn's own operations, values and gradients.
+
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{Distribution, Tensor, Tolerance};
+
+use super::{multi_head_attention, reference_attention};
+
+/// `(batch, heads, n, m, dim, causal)`: self- and cross-attention, a causal
+/// mask, several query tiles (`n * m` above the tile budget), and a causal
+/// mask with more queries than keys, whose first rows see nothing.
+const SHAPES: [(usize, usize, usize, usize, usize, bool); 5] = [
+    (2, 2, 16, 16, 8, false),
+    (2, 3, 24, 7, 5, false),
+    (1, 2, 9, 9, 4, true),
+    (2, 1, 300, 260, 6, false),
+    (1, 2, 6, 4, 3, true),
+];
+
+fn inputs<B: burn::tensor::backend::Backend>(
+    (batch, heads, n, m, dim, _): (usize, usize, usize, usize, usize, bool),
+    device: &B::Device,
+) -> [Tensor<B, 3>; 3] {
+    let inner = heads * dim;
+    let d = Distribution::Normal(0.0, 1.5);
+    [
+        Tensor::random([batch, n, inner], d, device),
+        Tensor::random([batch, m, inner], d, device),
+        Tensor::random([batch, m, inner], d, device),
+    ]
+}
+
+#[test]
+fn forward_matches_burn_attention() {
+    let device = Default::default();
+    for shape in SHAPES {
+        let [q, k, v] = inputs::<Flex>(shape, &device);
+        let ours = multi_head_attention(q.clone(), k.clone(), v.clone(), shape.1, shape.5);
+        let burns = reference_attention(q, k, v, shape.1, shape.5);
+        ours.into_data()
+            .assert_approx_eq::<f32>(&burns.into_data(), Tolerance::absolute(1e-5));
+    }
+}
+
+fn gradients_match<C: CheckpointStrategy>() {
+    type Ad<C> = Autodiff<Flex, C>;
+    let device = Default::default();
+    for shape in SHAPES {
+        let [q, k, v] = inputs::<Ad<C>>(shape, &device).map(|t| t.require_grad());
+        // A weighted sum, so that every output element has its own gradient.
+        let weights = Tensor::<Ad<C>, 3>::random(
+            [shape.0, shape.2, shape.1 * shape.4],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let run = |f: &dyn Fn(_, _, _) -> Tensor<Ad<C>, 3>| {
+            let out = f(q.clone(), k.clone(), v.clone());
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            let g = |t: &Tensor<Ad<C>, 3>| t.grad(&grads).expect("gradient").into_data();
+            (out.inner().into_data(), [g(&q), g(&k), g(&v)])
+        };
+        let (out, grads) = run(&|q, k, v| multi_head_attention(q, k, v, shape.1, shape.5));
+        let (ref_out, ref_grads) = run(&|q, k, v| reference_attention(q, k, v, shape.1, shape.5));
+        out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(1e-5));
+        for (ours, theirs) in grads.iter().zip(&ref_grads) {
+            ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-4));
+        }
+    }
+}
+
+#[test]
+fn gradients_match_burn_attention() {
+    gradients_match::<NoCheckpointing>();
+}
+
+#[test]
+fn gradients_match_burn_attention_under_balanced_checkpointing() {
+    gradients_match::<BalancedCheckpointing>();
+}
+
+#[test]
+fn untracked_inputs_give_no_gradient_and_the_same_output() {
+    let device = Default::default();
+    let shape = SHAPES[1];
+    let [q, k, v] = inputs::<Autodiff<Flex>>(shape, &device);
+    let q = q.require_grad();
+    let out = multi_head_attention(q.clone(), k.clone(), v.clone(), shape.1, false);
+    let grads = out.clone().sum().backward();
+    assert!(q.grad(&grads).is_some());
+    assert!(k.grad(&grads).is_none());
+    let plain = multi_head_attention(q.inner(), k.inner(), v.inner(), shape.1, false);
+    out.inner()
+        .into_data()
+        .assert_approx_eq::<f32>(&plain.into_data(), Tolerance::absolute(0.0));
+}
