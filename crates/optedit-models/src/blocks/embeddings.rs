@@ -5,11 +5,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use super::attention::multi_head;
 use super::{linear, zeroed};
+use crate::kernels::silu;
 
 /// `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift)`,
 /// max period 10000: `t` `[batch]` (float) to `[batch, dim]`.

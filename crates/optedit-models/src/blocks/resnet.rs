@@ -3,10 +3,10 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, Linear};
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{conv2d, group_norm, linear, norm};
+use crate::kernels::silu;
 
 /// Two 3x3 convolutions with group norm and SiLU, an optional time-embedding
 /// projection added between them, and a (1x1 convolution) shortcut when the

@@ -3,11 +3,11 @@
 
 use burn::module::Module;
 use burn::nn::{GroupNorm, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::attention::{Attention, AttentionSpec};
 use super::{group_norm, linear, norm};
+use crate::kernels::gelu;
 
 /// GEGLU feed-forward: `proj_out(h * gelu(gate))` with `[h, gate] = geglu(x)`.
 #[derive(Module, Debug)]

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use super::config::ClipTextConfig;
@@ -10,6 +10,7 @@ use crate::blocks::attention::multi_head;
 use crate::blocks::linear;
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels::gelu;
 use crate::loader::{find_weights, load_strict, CLIP_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 

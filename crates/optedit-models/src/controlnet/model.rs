@@ -2,7 +2,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::ControlNetConfig;
@@ -10,6 +9,7 @@ use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
 use crate::blocks::{conv2d, zeroed};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels::silu;
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::unet::blocks::{DownBlock, MidBlock};

@@ -19,8 +19,9 @@ const LOW: f32 = -87.336_55;
 const HIGH: f32 = 88.376_26;
 const LANES: usize = 16;
 
+/// `exp(x)` of one element, inlined into the vectorised loops.
 #[inline(always)]
-fn exp1(x: f32) -> f32 {
+pub(super) fn exp1(x: f32) -> f32 {
     let x = if x < LOW { LOW } else { x };
     let x = if x > HIGH { HIGH } else { x };
     let t = x * LOG2E + ROUND;
@@ -75,6 +76,8 @@ fn max_body(xs: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
+/// Defines `pub(crate) fn $name` running `$body` compiled for AVX-512, for
+/// AVX2 + FMA or for the baseline target, whichever the CPU has.
 macro_rules! dispatch {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[doc = concat!("Run-time dispatch of `", stringify!($body), "`.")]
@@ -104,6 +107,8 @@ macro_rules! dispatch {
         }
     };
 }
+
+pub(super) use dispatch;
 
 dispatch!(exp_sum, exp_sum_body, (xs: &mut [f32], shift: f32) -> f32);
 dispatch!(max, max_body, (xs: &[f32]) -> f32);

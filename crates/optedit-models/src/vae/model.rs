@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::AutoencoderKLConfig;
@@ -13,6 +12,7 @@ use crate::blocks::sampling::{Downsample2D, Upsample2D};
 use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels::silu;
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
