@@ -68,12 +68,12 @@ impl<B: Backend> ResnetBlock2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
         let mut h = self
             .conv1
-            .forward(silu(norm::group_norm(&self.norm1, x.clone())));
+            .forward(norm::group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb.clone()));
             h = h + t.unsqueeze_dims::<4>(&[2, 3]);
         }
-        let h = self.conv2.forward(silu(norm::group_norm(&self.norm2, h)));
+        let h = self.conv2.forward(norm::group_norm_silu(&self.norm2, h));
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,

@@ -14,6 +14,10 @@
 //!   divide under `Autodiff`, keeping each `[batch, heads, n, m]` result for
 //!   the backward pass, and runs `Flex`'s fused attention serially over
 //!   `(batch, head)`.
+//! - [`group_norm`]: group normalisation, optionally fused with the SiLU
+//!   that follows most norms in diffusers' blocks: two passes for the
+//!   statistics, one for the output, where the decomposed version makes
+//!   about ten tensor operations and keeps their results.
 //! - [`silu`] and [`gelu`]: one vectorised, multi-threaded pass forward and
 //!   one backward, where burn 0.21 on `Flex` runs a scalar libm `exp` or
 //!   `erf` per element on one thread (and SiLU as three operations).
@@ -21,7 +25,9 @@
 mod activation;
 mod attention;
 mod exp;
+mod group_norm;
 mod mha;
+mod norm_op;
 
 use std::any::{Any, TypeId};
 
@@ -36,6 +42,7 @@ pub use activation::{gelu, silu};
 pub use mha::multi_head_attention;
 #[cfg(test)]
 pub(crate) use mha::reference_attention;
+pub use norm_op::group_norm;
 
 /// Which kernel path a backend takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,20 +84,27 @@ fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
     }
 }
 
+/// The primitive of `t` seen as backend `X`; the caller has checked that
+/// `B` is `X`.
+fn to<X: Backend, B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<X> {
+    cast::<FloatTensor<B>, FloatTensor<X>>(t.into_primitive().tensor())
+        .unwrap_or_else(|_| unreachable!("B is X"))
+}
+
+/// The tensor of backend `B` of a primitive of backend `X`; the caller has
+/// checked that `B` is `X`.
+fn from<X: Backend, B: Backend, const D: usize>(t: FloatTensor<X>) -> Tensor<B, D> {
+    let t = cast::<FloatTensor<X>, FloatTensor<B>>(t).unwrap_or_else(|_| unreachable!("B is X"));
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
 /// Runs `f` on the primitives of `tensors` seen as backend `X`; the caller
 /// has checked that `B` is `X`.
 fn on<B: Backend, X: Backend, const D: usize, const N: usize>(
     tensors: [Tensor<B, D>; N],
     f: impl FnOnce([FloatTensor<X>; N]) -> FloatTensor<X>,
 ) -> Tensor<B, D> {
-    let as_x = |t: Tensor<B, D>| {
-        cast::<FloatTensor<B>, FloatTensor<X>>(t.into_primitive().tensor())
-            .unwrap_or_else(|_| unreachable!("B is X"))
-    };
-    let out = f(tensors.map(as_x));
-    let out =
-        cast::<FloatTensor<X>, FloatTensor<B>>(out).unwrap_or_else(|_| unreachable!("B is X"));
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+    from::<X, B, D>(f(tensors.map(to::<X, B, D>)))
 }
 
 /// The tensor in contiguous storage (no copy when it already is).

@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
@@ -241,7 +240,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
         Ok(self
             .conv_out
-            .forward(silu(norm::group_norm(&self.conv_norm_out, x))))
+            .forward(norm::group_norm_silu(&self.conv_norm_out, x)))
     }
 
     fn check_inputs(

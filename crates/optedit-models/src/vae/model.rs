@@ -12,7 +12,6 @@ use crate::blocks::sampling::{Downsample2D, Upsample2D};
 use crate::blocks::{conv2d, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::kernels::silu;
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
@@ -293,7 +292,7 @@ impl<B: Backend> AutoencoderKL<B> {
         x = e.mid_block.forward(x);
         x = e
             .conv_out
-            .forward(silu(norm::group_norm(&e.conv_norm_out, x)));
+            .forward(norm::group_norm_silu(&e.conv_norm_out, x));
         if let Some(q) = &self.quant_conv {
             x = q.forward(x);
         }
@@ -333,6 +332,6 @@ impl<B: Backend> AutoencoderKL<B> {
             }
         }
         Ok(d.conv_out
-            .forward(silu(norm::group_norm(&d.conv_norm_out, x))))
+            .forward(norm::group_norm_silu(&d.conv_norm_out, x)))
     }
 }
