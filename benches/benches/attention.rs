@@ -9,38 +9,15 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use optedit_models::kernels::multi_head_attention;
+use optedit_models::kernels::{multi_head_attention, reference_attention};
 
 #[cfg(not(feature = "cuda"))]
 type Dev = burn::backend::Flex;
 #[cfg(feature = "cuda")]
 type Dev = burn::backend::Cuda;
 type A = Autodiff<Dev>;
-
-/// burn's attention over heads split out of the projections.
-fn burn_heads<B: Backend>(
-    q: Tensor<B, 3>,
-    k: Tensor<B, 3>,
-    v: Tensor<B, 3>,
-    heads: usize,
-) -> Tensor<B, 3> {
-    let [b, n, inner] = q.dims();
-    let m = k.dims()[1];
-    let d = inner / heads;
-    let split = |t: Tensor<B, 3>, len: usize| t.reshape([b, len, heads, d]).swap_dims(1, 2);
-    let options = AttentionModuleOptions {
-        scale: None,
-        softcap: None,
-        is_causal: false,
-    };
-    attention(split(q, n), split(k, m), split(v, m), None, None, options)
-        .swap_dims(1, 2)
-        .reshape([b, n, inner])
-}
 
 /// `(name, batch, n, m, heads, dim, with backward)`.
 const SHAPES: [(&str, usize, usize, usize, usize, usize, bool); 4] = [
@@ -62,7 +39,11 @@ fn attentions(c: &mut Criterion) {
         type F = fn(Tensor<Dev, 3>, Tensor<Dev, 3>, Tensor<Dev, 3>, usize) -> Tensor<Dev, 3>;
         type G = fn(Tensor<A, 3>, Tensor<A, 3>, Tensor<A, 3>, usize) -> Tensor<A, 3>;
         let plain: [(&str, F, G); 2] = [
-            ("burn", burn_heads::<Dev>, burn_heads::<A>),
+            (
+                "burn",
+                |q, k, v, h| reference_attention(q, k, v, h, false),
+                |q, k, v, h| reference_attention(q, k, v, h, false),
+            ),
             (
                 "optedit",
                 |q, k, v, h| multi_head_attention(q, k, v, h, false),

@@ -3,24 +3,12 @@ scaled_dot_product_attention on [batch, tokens, heads * dim] projections
 (split into heads and merged back, as diffusers' AttnProcessor2_0 does),
 forward and forward+backward w.r.t. q, k, v; 2 threads, median of 10 runs
 after 2 warm-ups."""
-import statistics
-import time
-
 import torch
 import torch.nn.functional as F
 
+from timing import median_ms
+
 torch.set_num_threads(2)
-
-
-def median_ms(fn, runs=10, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def heads_attention(q, k, v, heads):
@@ -50,7 +38,7 @@ for name, batch, n, m, heads, dim, backward in SHAPES:
         qs, ks, vs = (t.clone().requires_grad_(True) for t in (q, k, v))
         heads_attention(qs, ks, vs, heads).sum().backward()
 
-    line = f"{name}: forward {median_ms(forward):.2f} ms"
+    line = f"{name}: forward {median_ms(forward, runs=10, warmup=2):.2f} ms"
     if backward:
-        line += f", forward+backward {median_ms(forward_backward):.2f} ms"
+        line += f", forward+backward {median_ms(forward_backward, runs=10, warmup=2):.2f} ms"
     print(line + f" (torch {torch.__version__})")

@@ -1,23 +1,11 @@
 """PyTorch CPU baseline for benches/benches/norm.rs: GroupNorm(32, C) forward
 and forward+backward (w.r.t. input and affine parameters) at the same shapes,
 2 threads, median of 20 runs after 3 warm-ups."""
-import statistics
-import time
-
 import torch
 
+from timing import median_ms
+
 torch.set_num_threads(2)
-
-
-def median_ms(fn, runs=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 for shape in [(16, 64, 32, 32), (2, 320, 64, 64)]:

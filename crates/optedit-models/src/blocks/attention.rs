@@ -7,6 +7,7 @@ use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{group_norm, linear, norm};
+use crate::kernels::multi_head_attention;
 
 /// Multi-head attention with diffusers' parameter names.
 #[derive(Module, Debug)]
@@ -60,18 +61,6 @@ impl AttentionSpec {
     }
 }
 
-/// Scaled dot-product attention over `[batch, tokens, heads*dim]` projections
-/// ([`crate::kernels::multi_head_attention`]).
-pub(crate) fn multi_head<B: Backend>(
-    q: Tensor<B, 3>,
-    k: Tensor<B, 3>,
-    v: Tensor<B, 3>,
-    heads: usize,
-    causal: bool,
-) -> Tensor<B, 3> {
-    crate::kernels::multi_head_attention(q, k, v, heads, causal)
-}
-
 impl<B: Backend> Attention<B> {
     /// Token attention: `x` `[batch, n, query_dim]`, `context`
     /// `[batch, m, cross_dim]` (`None`: self-attention).
@@ -80,7 +69,8 @@ impl<B: Backend> Attention<B> {
         let q = self.to_q.forward(x);
         let k = self.to_k.forward(kv.clone());
         let v = self.to_v.forward(kv);
-        self.to_out.forward(multi_head(q, k, v, self.heads, false))
+        self.to_out
+            .forward(multi_head_attention(q, k, v, self.heads, false))
     }
 
     /// Spatial self-attention with residual (the VAE mid block):

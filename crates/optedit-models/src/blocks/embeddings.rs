@@ -7,8 +7,8 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
-use super::attention::multi_head;
 use super::{linear, zeroed};
+use crate::kernels::multi_head_attention;
 use crate::kernels::silu;
 
 /// `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift)`,
@@ -110,7 +110,7 @@ impl<B: Backend> AttentionPooling<B> {
         let q = self.q_proj.forward(class_token);
         let k = self.k_proj.forward(tokens.clone());
         let v = self.v_proj.forward(tokens);
-        multi_head(q, k, v, self.heads, false).reshape([b, width])
+        multi_head_attention(q, k, v, self.heads, false).reshape([b, width])
     }
 }
 

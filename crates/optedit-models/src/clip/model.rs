@@ -6,11 +6,11 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use super::config::ClipTextConfig;
-use crate::blocks::attention::multi_head;
 use crate::blocks::linear;
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::kernels::gelu;
+use crate::kernels::multi_head_attention;
 use crate::loader::{find_weights, load_strict, CLIP_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 
@@ -119,7 +119,7 @@ impl<B: Backend> ClipEncoderLayer<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
-        let attn = multi_head(
+        let attn = multi_head_attention(
             a.q_proj.forward(h.clone()),
             a.k_proj.forward(h.clone()),
             a.v_proj.forward(h),

@@ -66,8 +66,10 @@ pub fn multi_head_attention<B: Backend>(
     }
 }
 
-/// The same function through burn's `attention` (split into heads and back).
-pub(crate) fn reference_attention<B: Backend>(
+/// The same function through burn's `attention`: the projections split into
+/// `[batch, heads, tokens, dim]` and merged back, as the models did before
+/// the kernel (the reference of the kernel's tests and benches).
+pub fn reference_attention<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
     v: Tensor<B, 3>,

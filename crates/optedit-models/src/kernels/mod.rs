@@ -39,9 +39,7 @@ use burn::tensor::{Bytes, DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
 pub use activation::{gelu, silu};
-pub use mha::multi_head_attention;
-#[cfg(test)]
-pub(crate) use mha::reference_attention;
+pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
 
 /// Which kernel path a backend takes.
