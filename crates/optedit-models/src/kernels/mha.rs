@@ -49,8 +49,11 @@ pub fn multi_head_attention<B: Backend>(
         scale: 1.0 / (dim as f32).sqrt(),
         causal,
     };
+    // The kernel reads through raw pointers: anything but matching shapes
+    // and dtypes goes to burn's attention (which reports its own errors).
     let same_dtype = k.dtype() == q.dtype() && v.dtype() == q.dtype();
-    let fits = heads > 0 && heads * dim == inner && n > 0 && m > 0 && same_dtype;
+    let shapes = k.dims() == [batch, m, inner] && v.dims() == [batch, m, inner];
+    let fits = heads > 0 && heads * dim == inner && n > 0 && m > 0 && same_dtype && shapes;
     match path::<B>(q.dtype()) {
         _ if !fits => reference_attention(q, k, v, heads, causal),
         Path::Flex => on::<B, Flex, 3, 3>([q, k, v], |[q, k, v]| flex_forward(q, k, v, spec).0),
