@@ -11,7 +11,7 @@ use super::{multi_head_attention, reference_attention};
 /// `(batch, heads, n, m, dim, causal)`: self- and cross-attention, a causal
 /// mask, several query tiles (`n * m` above the tile budget), and a causal
 /// mask with more queries than keys, whose first rows see nothing.
-const SHAPES: [(usize, usize, usize, usize, usize, bool); 5] = [
+const SHAPES: [Shape; 5] = [
     (2, 2, 16, 16, 8, false),
     (2, 3, 24, 7, 5, false),
     (1, 2, 9, 9, 4, true),
@@ -20,7 +20,7 @@ const SHAPES: [(usize, usize, usize, usize, usize, bool); 5] = [
 ];
 
 fn inputs<B: burn::tensor::backend::Backend>(
-    (batch, heads, n, m, dim, _): (usize, usize, usize, usize, usize, bool),
+    (batch, heads, n, m, dim, _): Shape,
     device: &B::Device,
 ) -> [Tensor<B, 3>; 3] {
     let inner = heads * dim;
@@ -44,29 +44,37 @@ fn forward_matches_burn_attention() {
     }
 }
 
-fn gradients_match<C: CheckpointStrategy>() {
+type Shape = (usize, usize, usize, usize, usize, bool);
+
+/// Kernel against burn's attention on one shape: outputs to `tol`, the
+/// gradients of q, k and v of a weighted sum (every output element with its
+/// own weight) to `10 * tol`.
+fn compare<C: CheckpointStrategy>(shape: Shape, tol: f64) {
     type Ad<C> = Autodiff<Flex, C>;
     let device = Default::default();
+    let [q, k, v] = inputs::<Ad<C>>(shape, &device).map(|t| t.require_grad());
+    let weights = Tensor::<Ad<C>, 3>::random(
+        [shape.0, shape.2, shape.1 * shape.4],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let run = |f: &dyn Fn(_, _, _) -> Tensor<Ad<C>, 3>| {
+        let out = f(q.clone(), k.clone(), v.clone());
+        let grads = (out.clone() * weights.clone()).sum().backward();
+        let g = |t: &Tensor<Ad<C>, 3>| t.grad(&grads).expect("gradient").into_data();
+        (out.inner().into_data(), [g(&q), g(&k), g(&v)])
+    };
+    let (out, grads) = run(&|q, k, v| multi_head_attention(q, k, v, shape.1, shape.5));
+    let (ref_out, ref_grads) = run(&|q, k, v| reference_attention(q, k, v, shape.1, shape.5));
+    out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(tol));
+    for (ours, theirs) in grads.iter().zip(&ref_grads) {
+        ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(10.0 * tol));
+    }
+}
+
+fn gradients_match<C: CheckpointStrategy>() {
     for shape in SHAPES {
-        let [q, k, v] = inputs::<Ad<C>>(shape, &device).map(|t| t.require_grad());
-        // A weighted sum, so that every output element has its own gradient.
-        let weights = Tensor::<Ad<C>, 3>::random(
-            [shape.0, shape.2, shape.1 * shape.4],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let run = |f: &dyn Fn(_, _, _) -> Tensor<Ad<C>, 3>| {
-            let out = f(q.clone(), k.clone(), v.clone());
-            let grads = (out.clone() * weights.clone()).sum().backward();
-            let g = |t: &Tensor<Ad<C>, 3>| t.grad(&grads).expect("gradient").into_data();
-            (out.inner().into_data(), [g(&q), g(&k), g(&v)])
-        };
-        let (out, grads) = run(&|q, k, v| multi_head_attention(q, k, v, shape.1, shape.5));
-        let (ref_out, ref_grads) = run(&|q, k, v| reference_attention(q, k, v, shape.1, shape.5));
-        out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(1e-5));
-        for (ours, theirs) in grads.iter().zip(&ref_grads) {
-            ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-4));
-        }
+        compare::<C>(shape, 1e-5);
     }
 }
 
@@ -102,8 +110,6 @@ fn untracked_inputs_give_no_gradient_and_the_same_output() {
 /// end mid-way.
 #[test]
 fn random_shapes_match_burn_attention() {
-    type A = Autodiff<Flex>;
-    let device = Default::default();
     let mut state = 0x2545_f491_u64;
     let mut draw = |hi: usize| {
         state = state
@@ -120,18 +126,6 @@ fn random_shapes_match_burn_attention() {
             draw(20),
             draw(2) == 1,
         );
-        let [q, k, v] = inputs::<A>(shape, &device).map(|t| t.require_grad());
-        let run = |f: &dyn Fn(_, _, _) -> Tensor<A, 3>| {
-            let out = f(q.clone(), k.clone(), v.clone());
-            let grads = (out.clone() * out.clone()).sum().backward();
-            let g = |t: &Tensor<A, 3>| t.grad(&grads).expect("gradient").into_data();
-            (out.inner().into_data(), [g(&q), g(&k), g(&v)])
-        };
-        let (out, grads) = run(&|q, k, v| multi_head_attention(q, k, v, shape.1, shape.5));
-        let (ref_out, ref_grads) = run(&|q, k, v| reference_attention(q, k, v, shape.1, shape.5));
-        out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(1e-4));
-        for (ours, theirs) in grads.iter().zip(&ref_grads) {
-            ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-3));
-        }
+        compare::<NoCheckpointing>(shape, 1e-4);
     }
 }
