@@ -147,13 +147,8 @@ dispatch!(affine, affine_body, (x: &[f32], y: &mut [f32], mean: f32, scale: f32,
 dispatch!(row_grad, row_grad_body, (x: &[f32], g: &[f32], dy: &mut [f32], mean: f32, rstd: f32, gamma: f32, beta: f32, silu: bool) -> (f32, f32));
 dispatch!(input_grad, input_grad_body, (x: &[f32], dy: &[f32], dx: &mut [f32], mean: f32, rstd: f32, gamma: f32, a: f32, b: f32) -> ());
 
-/// Output and statistics; `gamma`, `beta` of length `c` (`None`: 1 and 0).
-pub(crate) fn forward(
-    x: &[f32],
-    gamma: Option<&[f32]>,
-    beta: Option<&[f32]>,
-    spec: Spec,
-) -> (Vec<f32>, Stats) {
+/// Output and statistics; `gamma`, `beta` of length `c`.
+pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], spec: Spec) -> (Vec<f32>, Stats) {
     let block = spec.block();
     let per = spec.c / spec.groups;
     let mut y = vec![0.0f32; x.len()];
@@ -171,8 +166,8 @@ pub(crate) fn forward(
             let group = job % spec.groups;
             for (k, (y, x)) in y.chunks_mut(spec.s).zip(x.chunks(spec.s)).enumerate() {
                 let ch = group * per + k;
-                let scale = rstd * gamma.map_or(1.0, |g| g[ch]);
-                affine(x, y, mean, scale, beta.map_or(0.0, |b| b[ch]), spec.silu);
+                let scale = rstd * gamma[ch];
+                affine(x, y, mean, scale, beta[ch], spec.silu);
             }
         });
     let (mean, rstd) = stats.into_iter().unzip();
@@ -183,8 +178,8 @@ pub(crate) fn forward(
 /// (`dgamma`, `dbeta` of length `c`).
 pub(crate) fn backward(
     x: &[f32],
-    gamma: Option<&[f32]>,
-    beta: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
     stats: &Stats,
     grad: &[f32],
     spec: Spec,
@@ -206,8 +201,8 @@ pub(crate) fn backward(
                 let (mut a, mut b) = (0.0f32, 0.0f32);
                 for (k, p) in partial.iter_mut().enumerate() {
                     let ch = group * per + k;
-                    let gm = gamma.map_or(1.0, |g| g[ch]);
-                    let bt = beta.map_or(0.0, |b| b[ch]);
+                    let gm = gamma[ch];
+                    let bt = beta[ch];
                     let at = k * spec.s..(k + 1) * spec.s;
                     let (sum_dy, dot) = row_grad(
                         &x[at.clone()],
@@ -226,7 +221,7 @@ pub(crate) fn backward(
                 let len = block as f32;
                 let (a, b) = (a / len, b / len);
                 for k in 0..per {
-                    let gm = gamma.map_or(1.0, |g| g[group * per + k]);
+                    let gm = gamma[group * per + k];
                     let at = k * spec.s..(k + 1) * spec.s;
                     input_grad(
                         &x[at.clone()],

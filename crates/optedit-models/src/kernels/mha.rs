@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 
 use super::attention::{self, Spec};
-use super::{contiguous, flex, on, path, slice, Path};
+use super::{contiguous, flex, on, path, register, saved, slice, Path};
 
 /// Multi-head scaled dot-product attention over the projections
 /// `q` `[batch, n, heads * dim]` and `k`, `v` `[batch, m, heads * dim]`:
@@ -30,6 +30,10 @@ use super::{contiguous, flex, on, path, slice, Path};
 /// kernel of this module; on any other backend or precision, burn's
 /// `attention`. Both compute the same function (the tests compare them,
 /// gradients included).
+///
+/// # Panics
+/// As burn's tensor operations do, when `heads` does not divide the width or
+/// `k` and `v` do not match `q`'s batch and width.
 pub fn multi_head_attention<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
@@ -72,6 +76,9 @@ pub fn multi_head_attention<B: Backend>(
 /// The same function through burn's `attention`: the projections split into
 /// `[batch, heads, tokens, dim]` and merged back, as the models did before
 /// the kernel (the reference of the kernel's tests and benches).
+///
+/// # Panics
+/// Under the same conditions as [`multi_head_attention`].
 pub fn reference_attention<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
@@ -123,8 +130,7 @@ impl Backward<Flex, 3> for AttentionNode {
             lse,
             spec,
         } = ops.state;
-        let [q, k, v] =
-            inputs.map(|id| contiguous(checkpointer.retrieve_node_output::<FlexTensor>(id)));
+        let [q, k, v] = saved(inputs, checkpointer);
         let (dq, dk, dv) = attention::backward(
             slice(&q),
             slice(&k),
@@ -134,17 +140,9 @@ impl Backward<Flex, 3> for AttentionNode {
             slice(&grad),
             spec,
         );
-        let inner = spec.heads * spec.dim;
-        let shapes = [
-            [spec.batch, spec.n, inner],
-            [spec.batch, spec.m, inner],
-            [spec.batch, spec.m, inner],
-        ];
-        for ((parent, values), shape) in ops.parents.into_iter().zip([dq, dk, dv]).zip(shapes) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, flex(values, &shape));
-            }
-        }
+        let like = |values, t: &FlexTensor| flex(values, t.layout().shape());
+        let values = [like(dq, &q), like(dk, &k), like(dv, &v)];
+        register(ops.parents.map(|p| p.map(|node| node.id)), values, grads);
     }
 }
 

@@ -31,7 +31,10 @@ mod norm_op;
 
 use std::any::{Any, TypeId};
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::NodeId;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -114,6 +117,25 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
         .unwrap_or_else(|| unreachable!("contiguous f32 checked by the caller"))
+}
+
+/// The inputs an autodiff node checkpointed, in contiguous storage.
+fn saved<const N: usize>(ids: [NodeId; N], checkpointer: &mut Checkpointer) -> [FlexTensor; N] {
+    ids.map(|id| contiguous(checkpointer.retrieve_node_output::<FlexTensor>(id)))
+}
+
+/// Registers each gradient for its parent (the parents' ids, `None` for an
+/// untracked one).
+fn register<const N: usize>(
+    parents: [Option<NodeId>; N],
+    values: [FlexTensor; N],
+    grads: &mut Gradients,
+) {
+    for (parent, value) in parents.into_iter().zip(values) {
+        if let Some(id) = parent {
+            grads.register::<Flex>(id, value);
+        }
+    }
 }
 
 /// A contiguous `f32` tensor of the given shape.

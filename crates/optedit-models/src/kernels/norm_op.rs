@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 
 use super::group_norm::{self, Spec, Stats};
-use super::{contiguous, flex, from, path, silu, slice, to, Path};
+use super::{contiguous, flex, from, path, register, saved, silu, slice, to, Path};
 use crate::blocks::norm::group_norm_decomposed;
 
 /// Group normalisation of `x` `[N, C, ...]` in `groups` groups with the
@@ -29,6 +29,11 @@ use crate::blocks::norm::group_norm_decomposed;
 /// kernel (and one autodiff node keeping the input and two numbers per
 /// group); elsewhere the decomposed version
 /// ([`crate::blocks::norm::group_norm`]'s arithmetic) and [`silu`].
+///
+/// # Panics
+/// As burn's tensor operations do, when `x` has fewer than two dimensions,
+/// `groups` is zero or does not divide the channels, or `gamma`, `beta` are
+/// not `[C]` (the models check all of this when they read their configs).
 pub fn group_norm<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     gamma: Tensor<B, 1>,
@@ -96,7 +101,7 @@ pub fn group_norm<B: Backend, const D: usize>(
 fn forward(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, spec: Spec) -> (FlexTensor, Stats) {
     let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
     let shape = x.layout().shape().to_vec();
-    let (y, stats) = group_norm::forward(slice(&x), Some(slice(&gamma)), Some(slice(&beta)), spec);
+    let (y, stats) = group_norm::forward(slice(&x), slice(&gamma), slice(&beta), spec);
     (flex(y, &shape), stats)
 }
 
@@ -122,27 +127,22 @@ impl Backward<Flex, 3> for GroupNormNode {
             stats,
             spec,
         } = ops.state;
-        let [x, gamma, beta] =
-            inputs.map(|id| contiguous(checkpointer.retrieve_node_output::<FlexTensor>(id)));
+        let [x, gamma, beta] = saved(inputs, checkpointer);
         let shape = x.layout().shape().to_vec();
         let (dx, dgamma, dbeta) = group_norm::backward(
             slice(&x),
-            Some(slice(&gamma)),
-            Some(slice(&beta)),
+            slice(&gamma),
+            slice(&beta),
             &stats,
             slice(&grad),
             spec,
         );
-        let grads_of = [
+        let values = [
             flex(dx, &shape),
             flex(dgamma, &[spec.c]),
             flex(dbeta, &[spec.c]),
         ];
-        for (parent, value) in ops.parents.into_iter().zip(grads_of) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, value);
-            }
-        }
+        register(ops.parents.map(|p| p.map(|node| node.id)), values, grads);
     }
 }
 
