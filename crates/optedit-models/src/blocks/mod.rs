@@ -26,7 +26,7 @@ pub(crate) fn zeroed<B: Backend, const D: usize>(
 }
 
 /// A square convolution with symmetric padding.
-pub(crate) fn conv2d<B: Backend>(
+pub(crate) fn conv_layer<B: Backend>(
     channels: [usize; 2],
     kernel: usize,
     stride: usize,

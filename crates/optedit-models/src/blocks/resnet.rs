@@ -5,8 +5,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{conv2d, group_norm, linear, norm};
-use crate::kernels::silu;
+use super::{conv_layer, group_norm, linear, norm};
+use crate::kernels::{conv2d, silu};
 
 /// Two 3x3 convolutions with group norm and SiLU, an optional time-embedding
 /// projection added between them, and a (1x1 convolution) shortcut when the
@@ -52,11 +52,11 @@ impl ResnetSpec {
         let (i, o) = (self.in_channels, self.out_channels);
         ResnetBlock2D {
             norm1: group_norm(self.groups, i, self.eps, device),
-            conv1: conv2d([i, o], 3, 1, 1, device),
+            conv1: conv_layer([i, o], 3, 1, 1, device),
             time_emb_proj: self.temb_channels.map(|t| linear(t, o, true, device)),
             norm2: group_norm(self.groups, o, self.eps, device),
-            conv2: conv2d([o, o], 3, 1, 1, device),
-            conv_shortcut: (i != o).then(|| conv2d([i, o], 1, 1, 0, device)),
+            conv2: conv_layer([o, o], 3, 1, 1, device),
+            conv_shortcut: (i != o).then(|| conv_layer([i, o], 1, 1, 0, device)),
             output_scale_factor: self.output_scale_factor,
         }
     }
@@ -66,16 +66,14 @@ impl<B: Backend> ResnetBlock2D<B> {
     /// `x`: `[batch, in, h, w]`; `temb`: `[batch, temb_channels]` (ignored when
     /// the block has no time projection).
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self
-            .conv1
-            .forward(norm::group_norm_silu(&self.norm1, x.clone()));
+        let mut h = conv2d(&self.conv1, norm::group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb.clone()));
             h = h + t.unsqueeze_dims::<4>(&[2, 3]);
         }
-        let h = self.conv2.forward(norm::group_norm_silu(&self.norm2, h));
+        let h = conv2d(&self.conv2, norm::group_norm_silu(&self.norm2, h));
         let skip = match &self.conv_shortcut {
-            Some(c) => c.forward(x),
+            Some(c) => conv2d(c, x),
             None => x,
         };
         let out = skip + h;

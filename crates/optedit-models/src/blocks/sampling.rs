@@ -6,7 +6,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use super::conv2d;
+use super::conv_layer;
+use crate::kernels::conv2d;
 
 /// Stride-2 3x3 convolution. `padding = 0` means diffusers' asymmetric
 /// `(0, 1, 0, 1)` padding (the VAE encoder).
@@ -25,14 +26,14 @@ impl<B: Backend> Downsample2D<B> {
                 .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
                 .init(device)
         } else {
-            conv2d([channels, out_channels], 3, 2, padding, device)
+            conv_layer([channels, out_channels], 3, 2, padding, device)
         };
         Self { conv }
     }
 
     /// `x`: `[batch, c, h, w]` to `[batch, out, h/2, w/2]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 
@@ -67,7 +68,7 @@ impl<B: Backend> Upsample2D<B> {
     /// Builds the module with freshly initialised weights.
     pub fn new(channels: usize, out_channels: usize, device: &B::Device) -> Self {
         Self {
-            conv: conv2d([channels, out_channels], 3, 1, 1, device),
+            conv: conv_layer([channels, out_channels], 3, 1, 1, device),
         }
     }
 
@@ -75,6 +76,6 @@ impl<B: Backend> Upsample2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, size: Option<[usize; 2]>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let size = size.unwrap_or([2 * h, 2 * w]);
-        self.conv.forward(upsample_nearest(x, size))
+        conv2d(&self.conv, upsample_nearest(x, size))
     }
 }

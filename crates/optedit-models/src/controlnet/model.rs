@@ -6,10 +6,10 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::config::ControlNetConfig;
 use crate::blocks::embeddings::{timestep_embedding, TimestepEmbedding};
-use crate::blocks::{conv2d, zeroed};
+use crate::blocks::{conv_layer, zeroed};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
-use crate::kernels::silu;
+use crate::kernels::{conv2d, silu};
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 use crate::unet::blocks::{DownBlock, MidBlock};
@@ -30,11 +30,11 @@ pub struct ControlNetConditioningEmbedding<B: Backend> {
 
 impl<B: Backend> ControlNetConditioningEmbedding<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = silu(self.conv_in.forward(x));
+        let mut x = silu(conv2d(&self.conv_in, x));
         for conv in &self.blocks {
-            x = silu(conv.forward(x));
+            x = silu(conv2d(conv, x));
         }
-        self.conv_out.forward(x)
+        conv2d(&self.conv_out, x)
     }
 }
 
@@ -72,33 +72,33 @@ impl<B: Backend> ControlNetModel<B> {
             .windows(2)
             .flat_map(|w| {
                 [
-                    conv2d([w[0], w[0]], 3, 1, 1, device),
-                    conv2d([w[0], w[1]], 3, 2, 1, device),
+                    conv_layer([w[0], w[0]], 3, 1, 1, device),
+                    conv_layer([w[0], w[1]], 3, 2, 1, device),
                 ]
             })
             .collect();
-        let mut zero = vec![conv2d([boc[0], boc[0]], 1, 1, 0, device)];
+        let mut zero = vec![conv_layer([boc[0], boc[0]], 1, 1, 0, device)];
         for (i, &c) in boc.iter().enumerate() {
             for _ in 0..config.layers_per_block {
-                zero.push(conv2d([c, c], 1, 1, 0, device));
+                zero.push(conv_layer([c, c], 1, 1, 0, device));
             }
             if i + 1 < boc.len() {
-                zero.push(conv2d([c, c], 1, 1, 0, device));
+                zero.push(conv_layer([c, c], 1, 1, 0, device));
             }
         }
         let last = *boc.last().expect("non-empty");
         Ok(Self {
-            conv_in: conv2d([config.in_channels, boc[0]], 3, 1, 1, device),
+            conv_in: conv_layer([config.in_channels, boc[0]], 3, 1, 1, device),
             time_embedding: TimestepEmbedding::new(boc[0], boc[0] * 4, device),
             controlnet_cond_embedding: ControlNetConditioningEmbedding {
-                conv_in: conv2d([config.conditioning_channels, emb[0]], 3, 1, 1, device),
+                conv_in: conv_layer([config.conditioning_channels, emb[0]], 3, 1, 1, device),
                 blocks,
-                conv_out: conv2d([*emb.last().expect("non-empty"), boc[0]], 3, 1, 1, device),
+                conv_out: conv_layer([*emb.last().expect("non-empty"), boc[0]], 3, 1, 1, device),
             },
             down_blocks: spec.down_blocks(device),
             controlnet_down_blocks: zero,
             mid_block: spec.mid_block(device),
-            controlnet_mid_block: conv2d([last, last], 1, 1, 0, device),
+            controlnet_mid_block: conv_layer([last, last], 1, 1, 0, device),
             config,
         })
     }
@@ -249,7 +249,7 @@ impl<B: Backend> ControlNetModel<B> {
             self.config.freq_shift,
         ));
         let context = encoder_hidden_states;
-        let mut x = self.conv_in.forward(sample) + self.controlnet_cond_embedding.forward(cond);
+        let mut x = conv2d(&self.conv_in, sample) + self.controlnet_cond_embedding.forward(cond);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, s) = block.forward(x, &temb, &context);
@@ -268,9 +268,9 @@ impl<B: Backend> ControlNetModel<B> {
         let down = skips
             .into_iter()
             .zip(&self.controlnet_down_blocks)
-            .map(|(s, conv)| finish(conv.forward(s)))
+            .map(|(s, conv)| finish(conv2d(conv, s)))
             .collect();
-        let mid = finish(self.controlnet_mid_block.forward(x));
+        let mid = finish(conv2d(&self.controlnet_mid_block, x));
         Ok(ControlResiduals { down, mid })
     }
 }

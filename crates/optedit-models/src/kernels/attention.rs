@@ -11,9 +11,8 @@
 //! `gemm` crate, the softmax is that of burn's `attention_fallback` (maximum
 //! subtracted, fully masked rows give zeros).
 
-use gemm::{gemm, Parallelism};
-
 use super::exp;
+use super::product::{nested, product, Shared};
 use rayon::prelude::*;
 
 /// Query rows per tile: enough rows to amortise the packing of `k` and `v`
@@ -68,76 +67,6 @@ impl Spec {
     fn head(&self, b: usize, h: usize, tokens: usize) -> usize {
         b * tokens * self.inner() + h * self.dim
     }
-
-    /// Nested parallelism for the products when the jobs alone cannot keep
-    /// the threads busy.
-    fn parallelism(&self, jobs: usize) -> Parallelism {
-        if jobs < rayon::current_num_threads() {
-            Parallelism::Rayon(0)
-        } else {
-            Parallelism::None
-        }
-    }
-}
-
-/// A raw pointer that jobs writing disjoint parts of one buffer share.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: every job writes a disjoint set of elements (its own head columns
-// and, in the forward pass, its own query rows), and the buffer outlives the
-// parallel loop.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// The pointer (a method, so that closures capture the whole `Shared`).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
-/// Strides `(column, row)` of a matrix view, as `gemm` takes them.
-type Strides = (isize, isize);
-
-/// `dst (rows x cols) = alpha * dst + beta * lhs (rows x k) . rhs (k x cols)`,
-/// with `alpha` applied only when `accumulate`.
-///
-/// # Safety
-/// The pointers must address the whole views their strides describe.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    (rows, cols, k): (usize, usize, usize),
-    dst: (*mut f32, Strides),
-    accumulate: bool,
-    lhs: (*const f32, Strides),
-    rhs: (*const f32, Strides),
-    beta: f32,
-    parallelism: Parallelism,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        gemm(
-            rows,
-            cols,
-            k,
-            dst.0,
-            dst.1 .0,
-            dst.1 .1,
-            accumulate,
-            lhs.0,
-            lhs.1 .0,
-            lhs.1 .1,
-            rhs.0,
-            rhs.1 .0,
-            rhs.1 .1,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
 }
 
 /// Output `[batch, n, inner]` and row log-sum-exp `[batch, heads, n]` of
@@ -157,7 +86,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
     let rows = spec.tile_rows();
     let tiles = n.div_ceil(rows);
     let jobs = batch * heads * tiles;
-    let parallelism = spec.parallelism(jobs);
+    let parallelism = nested(jobs);
     let (out_ptr, lse_ptr) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
     (0..jobs).into_par_iter().for_each_init(
         || vec![0.0f32; rows * m],
@@ -253,7 +182,7 @@ pub(crate) fn backward(
     let mut dv = vec![0.0f32; batch * m * width];
     let rows = spec.tile_rows();
     let jobs = batch * heads;
-    let parallelism = spec.parallelism(jobs);
+    let parallelism = nested(jobs);
     let (dq_ptr, dk_ptr, dv_ptr) = (
         Shared(dq.as_mut_ptr()),
         Shared(dk.as_mut_ptr()),

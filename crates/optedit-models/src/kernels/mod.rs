@@ -21,13 +21,20 @@
 //! - [`silu`] and [`gelu`]: one vectorised, multi-threaded pass forward and
 //!   one backward, where burn 0.21 on `Flex` runs a scalar libm `exp` or
 //!   `erf` per element on one thread (and SiLU as three operations).
+//! - [`conv2d`]: convolution as tiled im2col and `gemm` products written
+//!   straight into the output, with a backward pass that computes only the
+//!   gradients asked for, where burn's default backward runs a transposed
+//!   convolution and a convolution over transposed copies.
 
 mod activation;
 mod attention;
+mod conv;
+mod conv_op;
 mod exp;
 mod group_norm;
 mod mha;
 mod norm_op;
+mod product;
 
 use std::any::{Any, TypeId};
 
@@ -42,6 +49,7 @@ use burn::tensor::{Bytes, DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
 pub use activation::{gelu, silu};
+pub use conv_op::conv2d;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
 
@@ -147,5 +155,7 @@ fn flex(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     )
 }
 
+#[cfg(test)]
+mod conv_tests;
 #[cfg(test)]
 mod tests;

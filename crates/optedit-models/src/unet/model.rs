@@ -8,9 +8,10 @@ use burn::tensor::{backend::Backend, Tensor};
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
 use super::config::UNet2DConditionConfig;
 use crate::blocks::embeddings::{timestep_embedding, TextTimeEmbedding, TimestepEmbedding};
-use crate::blocks::{conv2d, group_norm, norm};
+use crate::blocks::{conv_layer, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels::conv2d;
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
@@ -114,7 +115,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             .map(|t| t == "CrossAttnUpBlock2D")
             .collect();
         Ok(Self {
-            conv_in: conv2d([config.in_channels, c0], 3, 1, 1, device),
+            conv_in: conv_layer([config.in_channels, c0], 3, 1, 1, device),
             time_embedding: TimestepEmbedding::new(c0, config.time_embed_dim(), device),
             add_embedding: config.text_time_embedding().then(|| {
                 TextTimeEmbedding::new(
@@ -128,7 +129,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             mid_block: spec.mid_block(device),
             up_blocks: spec.up_blocks(&up_cross, device),
             conv_norm_out: group_norm(config.norm_num_groups, c0, config.norm_eps, device),
-            conv_out: conv2d([c0, config.out_channels], 3, 1, 1, device),
+            conv_out: conv_layer([c0, config.out_channels], 3, 1, 1, device),
             config,
         })
     }
@@ -192,7 +193,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
         let context = encoder_hidden_states;
 
-        let mut x = self.conv_in.forward(sample);
+        let mut x = conv2d(&self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, s) = block.forward(x, &temb, &context);
@@ -238,9 +239,10 @@ impl<B: Backend> UNet2DConditionModel<B> {
             });
             x = block.forward(x, &mut skips, &temb, &context, size);
         }
-        Ok(self
-            .conv_out
-            .forward(norm::group_norm_silu(&self.conv_norm_out, x)))
+        Ok(conv2d(
+            &self.conv_out,
+            norm::group_norm_silu(&self.conv_norm_out, x),
+        ))
     }
 
     fn check_inputs(

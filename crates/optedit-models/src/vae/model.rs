@@ -9,9 +9,10 @@ use super::config::AutoencoderKLConfig;
 use crate::blocks::attention::{Attention, AttentionSpec};
 use crate::blocks::resnet::{ResnetBlock2D, ResnetSpec};
 use crate::blocks::sampling::{Downsample2D, Upsample2D};
-use crate::blocks::{conv2d, group_norm, norm};
+use crate::blocks::{conv_layer, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels::conv2d;
 use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
 use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
 
@@ -186,11 +187,11 @@ impl<B: Backend> AutoencoderKL<B> {
             })
             .collect();
         let encoder = Encoder {
-            conv_in: conv2d([config.in_channels, boc[0]], 3, 1, 1, device),
+            conv_in: conv_layer([config.in_channels, boc[0]], 3, 1, 1, device),
             down_blocks,
             mid_block: VaeMidBlock::new(last, g, config.mid_block_add_attention, device),
             conv_norm_out: group_norm(g, last, EPS, device),
-            conv_out: conv2d([last, 2 * lat], 3, 1, 1, device),
+            conv_out: conv_layer([last, 2 * lat], 3, 1, 1, device),
         };
         let rev: Vec<usize> = boc.iter().rev().copied().collect();
         let mut out = rev[0];
@@ -211,21 +212,21 @@ impl<B: Backend> AutoencoderKL<B> {
             })
             .collect();
         let decoder = Decoder {
-            conv_in: conv2d([lat, last], 3, 1, 1, device),
+            conv_in: conv_layer([lat, last], 3, 1, 1, device),
             mid_block: VaeMidBlock::new(last, g, config.mid_block_add_attention, device),
             up_blocks,
             conv_norm_out: group_norm(g, boc[0], EPS, device),
-            conv_out: conv2d([boc[0], config.out_channels], 3, 1, 1, device),
+            conv_out: conv_layer([boc[0], config.out_channels], 3, 1, 1, device),
         };
         Ok(Self {
             encoder,
             decoder,
             quant_conv: config
                 .use_quant_conv
-                .then(|| conv2d([2 * lat, 2 * lat], 1, 1, 0, device)),
+                .then(|| conv_layer([2 * lat, 2 * lat], 1, 1, 0, device)),
             post_quant_conv: config
                 .use_post_quant_conv
-                .then(|| conv2d([lat, lat], 1, 1, 0, device)),
+                .then(|| conv_layer([lat, lat], 1, 1, 0, device)),
             config,
         })
     }
@@ -280,7 +281,7 @@ impl<B: Backend> AutoencoderKL<B> {
             });
         }
         let e = &self.encoder;
-        let mut x = e.conv_in.forward(image);
+        let mut x = conv2d(&e.conv_in, image);
         for block in &e.down_blocks {
             for r in &block.resnets {
                 x = r.forward(x, None);
@@ -290,11 +291,9 @@ impl<B: Backend> AutoencoderKL<B> {
             }
         }
         x = e.mid_block.forward(x);
-        x = e
-            .conv_out
-            .forward(norm::group_norm_silu(&e.conv_norm_out, x));
+        x = conv2d(&e.conv_out, norm::group_norm_silu(&e.conv_norm_out, x));
         if let Some(q) = &self.quant_conv {
-            x = q.forward(x);
+            x = conv2d(q, x);
         }
         let mut halves = x.chunk(2, 1);
         let logvar = halves.pop().expect("two halves").clamp(-30.0, 20.0);
@@ -317,11 +316,11 @@ impl<B: Backend> AutoencoderKL<B> {
             });
         }
         let mut x = match &self.post_quant_conv {
-            Some(p) => p.forward(latent),
+            Some(p) => conv2d(p, latent),
             None => latent,
         };
         let d = &self.decoder;
-        x = d.conv_in.forward(x);
+        x = conv2d(&d.conv_in, x);
         x = d.mid_block.forward(x);
         for block in &d.up_blocks {
             for r in &block.resnets {
@@ -331,7 +330,9 @@ impl<B: Backend> AutoencoderKL<B> {
                 x = u.forward(x, None);
             }
         }
-        Ok(d.conv_out
-            .forward(norm::group_norm_silu(&d.conv_norm_out, x)))
+        Ok(conv2d(
+            &d.conv_out,
+            norm::group_norm_silu(&d.conv_norm_out, x),
+        ))
     }
 }

@@ -17,11 +17,12 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::AvgPool2dConfig;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::AdamWConfig;
-use burn::tensor::activation::silu;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 use image::GrayImage;
+use optedit_models::blocks::norm::group_norm_silu;
+use optedit_models::kernels::conv2d;
 use optedit_world::{Rendered, SceneSpec};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -57,7 +58,7 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        silu(self.norm.forward(self.conv.forward(x)))
+        group_norm_silu(&self.norm, conv2d(&self.conv, x))
     }
 }
 

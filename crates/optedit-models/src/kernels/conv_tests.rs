@@ -1,0 +1,182 @@
+//! The convolution kernel against burn's `Conv2d`, values and gradients.
+
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::{Autodiff, Flex};
+use burn::module::{AutodiffModule, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
+
+use super::conv2d;
+
+/// `(batch, in, h, w, out, [kh, kw], [sh, sw], (top, left, bottom, right), bias)`.
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+    (usize, usize, usize, usize),
+    bool,
+);
+
+/// The models' convolutions (3x3 same, stride-2 down-sampling with
+/// symmetric and the VAE encoder's asymmetric padding, 1x1 shortcuts with
+/// and without bias) and odd ones: a non-square kernel, a strided 1x1, a
+/// 5x5, and uneven padding.
+const CASES: [Case; 9] = [
+    (2, 3, 8, 8, 5, [3, 3], [1, 1], (1, 1, 1, 1), true),
+    (1, 4, 7, 9, 6, [3, 3], [2, 2], (1, 1, 1, 1), true),
+    (2, 4, 9, 8, 3, [3, 3], [2, 2], (0, 0, 1, 1), true),
+    (3, 6, 5, 7, 4, [1, 1], [1, 1], (0, 0, 0, 0), true),
+    (2, 3, 6, 6, 2, [1, 1], [1, 1], (0, 0, 0, 0), false),
+    (1, 2, 10, 11, 3, [3, 2], [1, 1], (2, 1, 0, 1), false),
+    (2, 5, 9, 9, 4, [1, 1], [2, 2], (0, 0, 0, 0), true),
+    (1, 3, 12, 10, 2, [5, 5], [1, 2], (2, 2, 2, 2), true),
+    (2, 40, 6, 6, 3, [3, 3], [1, 1], (1, 1, 1, 1), true),
+];
+
+fn module<B: Backend>(case: Case, device: &B::Device) -> Conv2d<B> {
+    let (_, ci, _, _, co, kernel, stride, (t, l, b, r), bias) = case;
+    let mut conv = Conv2dConfig::new([ci, co], kernel)
+        .with_stride(stride)
+        .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+        .with_bias(bias)
+        .init::<B>(device);
+    // A non-zero bias, so that its gradient and its broadcast are checked.
+    conv.bias = conv.bias.map(|p| {
+        p.map(|b| Tensor::random(b.dims(), Distribution::Normal(0.0, 1.0), device).require_grad())
+    });
+    conv
+}
+
+fn input<B: Backend>(case: Case, device: &B::Device) -> Tensor<B, 4> {
+    let (n, ci, h, w, ..) = case;
+    Tensor::random([n, ci, h, w], Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn forward_matches_burn_conv2d() {
+    let device = Default::default();
+    for case in CASES {
+        let conv = module::<Flex>(case, &device);
+        let x = input::<Flex>(case, &device);
+        let ours = conv2d(&conv, x.clone()).into_data();
+        let burns = conv.forward(x).into_data();
+        assert_eq!(ours.shape, burns.shape, "{case:?}");
+        ours.assert_approx_eq::<f32>(&burns, Tolerance::absolute(1e-5));
+    }
+}
+
+/// Output, and the gradients of input, weight and bias of a weighted sum
+/// of the output (every element its own weight).
+fn run<C: CheckpointStrategy>(
+    conv: &Conv2d<Autodiff<Flex, C>>,
+    x: &Tensor<Autodiff<Flex, C>, 4>,
+    weights: &Tensor<Autodiff<Flex, C>, 4>,
+    f: impl Fn(&Conv2d<Autodiff<Flex, C>>, Tensor<Autodiff<Flex, C>, 4>) -> Tensor<Autodiff<Flex, C>, 4>,
+) -> (TensorData, Vec<TensorData>) {
+    let out = f(conv, x.clone());
+    let grads = (out.clone() * weights.clone()).sum().backward();
+    let mut g = vec![
+        x.grad(&grads).expect("input gradient").into_data(),
+        conv.weight
+            .val()
+            .grad(&grads)
+            .expect("weight gradient")
+            .into_data(),
+    ];
+    if let Some(b) = &conv.bias {
+        g.push(b.val().grad(&grads).expect("bias gradient").into_data());
+    }
+    (out.inner().into_data(), g)
+}
+
+fn compare<C: CheckpointStrategy>(case: Case) {
+    let device = Default::default();
+    let conv = module::<Autodiff<Flex, C>>(case, &device);
+    let x = input::<Autodiff<Flex, C>>(case, &device).require_grad();
+    let shape = conv.forward(x.clone()).dims();
+    let weights = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let (out, grads) = run(&conv, &x, &weights, conv2d);
+    let (ref_out, ref_grads) = run(&conv, &x, &weights, |c, x| c.forward(x));
+    out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(1e-5));
+    for (ours, theirs) in grads.iter().zip(&ref_grads) {
+        ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-4));
+    }
+}
+
+#[test]
+fn gradients_match_burn_conv2d() {
+    for case in CASES {
+        compare::<NoCheckpointing>(case);
+    }
+}
+
+#[test]
+fn gradients_match_burn_conv2d_under_balanced_checkpointing() {
+    for case in CASES {
+        compare::<BalancedCheckpointing>(case);
+    }
+}
+
+#[test]
+fn untracked_weights_give_only_the_input_gradient() {
+    let device = Default::default();
+    let case = CASES[0];
+    let conv = module::<Autodiff<Flex>>(case, &device).no_grad();
+    let x = input::<Autodiff<Flex>>(case, &device).require_grad();
+    let grads = conv2d(&conv, x.clone()).sum().backward();
+    assert!(x.grad(&grads).is_some());
+    assert!(conv.weight.val().grad(&grads).is_none());
+    let plain = conv2d(&module_inner(&conv), x.clone().inner());
+    let tracked = conv2d(&conv, x.clone()).inner();
+    tracked
+        .into_data()
+        .assert_approx_eq::<f32>(&plain.into_data(), Tolerance::absolute(0.0));
+}
+
+fn module_inner(conv: &Conv2d<Autodiff<Flex>>) -> Conv2d<Flex> {
+    conv.valid()
+}
+
+/// Thirty shapes from a fixed-seed generator (batch 1-3, 1-12 channels in
+/// and out, 1-14 rows and columns, kernels 1-4, strides 1-3, padding 0-2 per
+/// side, with and without bias) against burn, values and gradients.
+#[test]
+fn random_shapes_match_burn_conv2d() {
+    let mut state = 0x9e37_79b9_u64;
+    let mut draw = |hi: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % hi
+    };
+    let mut done = 0;
+    while done < 30 {
+        let kernel = [1 + draw(4), 1 + draw(4)];
+        let pad = (draw(3), draw(3), draw(3), draw(3));
+        let (h, w) = (1 + draw(14), 1 + draw(14));
+        if h + pad.0 + pad.2 < kernel[0] || w + pad.1 + pad.3 < kernel[1] {
+            continue;
+        }
+        let case = (
+            1 + draw(3),
+            1 + draw(12),
+            h,
+            w,
+            1 + draw(12),
+            kernel,
+            [1 + draw(3), 1 + draw(3)],
+            pad,
+            draw(2) == 1,
+        );
+        compare::<NoCheckpointing>(case);
+        done += 1;
+    }
+}
