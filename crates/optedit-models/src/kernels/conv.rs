@@ -361,7 +361,7 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
         let count = total.div_ceil(limit).max(threads).div_ceil(threads) * threads;
         let groups = groups(&s, total.div_ceil(count));
         let per = groups.len().div_ceil(threads);
-        return groups
+        let partials: Vec<Vec<f32>> = groups
             .par_chunks(per)
             .map(|part| {
                 let mut dw = vec![0.0f32; s.co * k];
@@ -372,11 +372,15 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
                 }
                 dw
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-            .unwrap_or_else(|| vec![0.0; s.co * k]);
+            .collect();
+        // Added in a fixed order, so that the result does not depend on
+        // which thread finished first.
+        let mut parts = partials.into_iter();
+        let mut dw = parts.next().unwrap_or_else(|| vec![0.0; s.co * k]);
+        for part in parts {
+            dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        }
+        return dw;
     }
     let mut dw = vec![0.0f32; s.co * k];
     let (mut dy, mut col) = (Vec::new(), Vec::new());
