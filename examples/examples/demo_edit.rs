@@ -5,11 +5,13 @@
 //! and `input | mask | result | target` is written side by side.
 //!
 //! ```text
-//! cargo run --release -p optedit-examples --example demo_edit [SEED] [COLOUR]
+//! cargo run --release -p optedit-examples --example demo_edit [SCENE] [COLOUR]
 //! ```
 //!
-//! Until the trained folder is committed, export it first with
-//! `optedit-train export` (see `docs/demo-model.md`).
+//! `SCENE` is the index of a held-out world scene (default 3), `COLOUR` the
+//! new colour of its leftmost object (default: one no object has).
+//! `docs/demo-model.md` says how the model was trained and how well it
+//! follows its captions.
 
 use std::time::Instant;
 
