@@ -365,6 +365,7 @@ const EVAL_ABOUT: &str = "Evaluate editing methods on the procedural world of th
 
   optedit eval make-cases --out cases.jsonl --count 200 --kinds text,pose,text+pose
   optedit eval run --model models/optedit-demo --cases cases.jsonl --method optimise --out results/optimise
+  optedit eval compare --cases cases.jsonl --out results/compare results/optimise results/sdedit
   optedit eval quality --model models/optedit-demo --count 100
 
 The model folder is a demo pipeline: the Stable Diffusion parts, controlnet-pose/, \
@@ -379,6 +380,8 @@ pub enum EvalCommand {
     Run(EvalRunArgs),
     /// The model's own quality: attribute accuracy of plain samples, inversion PSNR.
     Quality(QualityArgs),
+    /// Put finished runs side by side: one summary table, one picture grid.
+    Compare(CompareArgs),
 }
 
 /// `optedit eval make-cases`.
@@ -453,6 +456,24 @@ pub struct EvalRunArgs {
     /// No progress bar and no summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `optedit eval compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Results folders of `optedit eval run`, in column order.
+    #[arg(value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The case file the runs were made from (the grid renders its inputs and targets).
+    #[arg(long, value_name = "FILE")]
+    pub cases: PathBuf,
+    /// Output folder: compare.md (summary rows) and compare.png
+    /// (input | first run's mask | each run's result | target).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Cases in the grid (the first ones with a result image in every run); 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub rows: usize,
 }
 
 /// `optedit eval quality`.

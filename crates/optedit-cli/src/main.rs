@@ -111,6 +111,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
         Command::Edges(a) => commands::edges::run(a),
         Command::Eval(EvalCommand::MakeCases(a)) => commands::eval::make(a),
         Command::Eval(EvalCommand::Run(a)) => dispatch!(a.model.device, commands::eval::run(a)),
+        Command::Eval(EvalCommand::Compare(a)) => commands::eval::compare(a),
         Command::Eval(EvalCommand::Quality(a)) => {
             dispatch!(a.model.device, commands::eval::quality(a))
         }

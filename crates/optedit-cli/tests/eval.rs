@@ -247,6 +247,31 @@ fn eval_run_and_quality_end_to_end() {
         &["resume", "other settings"],
     );
 
+    // Runs side by side: the run twice gives two equal rows and two result columns.
+    let cmp = root.path().join("compare");
+    let compare = |runs: &[&Path]| {
+        let mut args = vec![
+            "eval".to_string(),
+            "compare".into(),
+            "--cases".into(),
+            s(&cases),
+        ];
+        args.extend(["--out".to_string(), s(&cmp)]);
+        args.extend(runs.iter().map(|r| s(r)));
+        optedit(args)
+    };
+    let side = compare(&[&out, &out]);
+    assert_success(&side);
+    let table = std::fs::read_to_string(cmp.join("compare.md")).unwrap();
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(table
+        .lines()
+        .all(|l| l.starts_with('|') || l.starts_with("<!--")));
+    assert_eq!(table.lines().nth(2), table.lines().nth(3));
+    let grid = image::open(cmp.join("compare.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (5 * 128 + 8, 2 * 128 + 2));
+    assert_failure(&compare(&[&out, &root.path().join("none")]), 2, &["none"]);
+
     let q = root.path().join("quality");
     let quality = optedit([
         "eval",

@@ -246,7 +246,7 @@ fn write_records(path: &Path, records: &[CaseRecord]) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-fn image_paths(out: &Path, id: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn image_paths(out: &Path, id: &str) -> (PathBuf, PathBuf) {
     (
         out.join("images").join(format!("{id}-result.png")),
         out.join("images").join(format!("{id}-mask.png")),

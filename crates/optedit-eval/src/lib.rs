@@ -28,6 +28,8 @@
 //!     ([`features::References`]); per class a Fréchet distance with
 //!     diagonal covariances ([`metrics::frechet_diagonal`] says why),
 //!     averaged over the classes present.
+//! - **Comparison** ([`compare()`]): finished runs side by side, one
+//!   summary table and one picture grid (`docs/results.md`).
 //! - **Model quality** ([`quality()`]): attribute accuracy of plain samples
 //!   of held-out captions, and DDIM inversion + reconstruction PSNR.
 //!
@@ -35,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+pub mod compare;
 pub mod error;
 pub mod evaluate;
 pub mod features;
@@ -50,6 +53,7 @@ pub mod summary;
 pub use cases::{
     cases_to_jsonl, parse_cases, read_cases, Case, CaseEdit, CaseKind, ControlName, MaskSpec,
 };
+pub use compare::{compare, Comparison};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, Observer, Quiet, RunEvent, RunPlan};
 pub use features::{ClassKey, Judge, Judgement, References};

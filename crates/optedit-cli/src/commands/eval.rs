@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use optedit_eval::output::write_atomic;
+use optedit_eval::output::{write_atomic, write_png};
 use optedit_eval::{
     cases_to_jsonl, make_cases, read_cases, CaseKind, EvalError, EvalModels, Judge, MakeOptions,
     MaskSpec, Method, ModelPaths, QualityOptions, RunEvent, RunOptions, RunPlan, Summary,
 };
 
-use crate::args::{EvalRunArgs, MakeCasesArgs, Method as MethodArg, QualityArgs};
+use crate::args::{CompareArgs, EvalRunArgs, MakeCasesArgs, Method as MethodArg, QualityArgs};
 use crate::models::check_model_path;
 use crate::UsageError;
 
@@ -35,6 +35,34 @@ fn mask_spec(text: &str, flag: &str) -> Result<MaskSpec> {
         EvalError::Case { message, .. } => usage(format!("{flag} {message}")),
         other => usage(other),
     })
+}
+
+/// Runs `optedit eval compare`.
+pub fn compare(args: &CompareArgs) -> Result<()> {
+    for run in &args.runs {
+        if !run.is_dir() {
+            return Err(usage(format!("{}: not a results folder", run.display())));
+        }
+    }
+    if args.out.is_file() {
+        return Err(usage(format!("--out {}: is a file", args.out.display())));
+    }
+    let cases = read_cases(&args.cases).map_err(usage)?;
+    let c = optedit_eval::compare(&args.runs, &cases, args.rows).map_err(usage)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    write_atomic(&args.out.join("compare.md"), c.table.as_bytes())?;
+    if let Some(grid) = c.grid {
+        write_png(
+            &args.out.join("compare.png"),
+            &image::DynamicImage::ImageRgb8(grid),
+        )?;
+    }
+    print!("{}", c.table);
+    if args.rows > 0 {
+        eprintln!("optedit: grid rows: {}", c.shown.join(", "));
+    }
+    Ok(())
 }
 
 /// Runs `optedit eval make-cases`.

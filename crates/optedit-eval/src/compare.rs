@@ -1,0 +1,203 @@
+//! Side by side comparison of finished results folders of [`evaluate`]
+//! (the tables and pictures of `docs/results.md`): one markdown table of
+//! their summary rows, and one picture grid with a row per case:
+//! input | the first run's mask | each run's result | target render.
+//!
+//! [`evaluate`]: crate::evaluate()
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+
+use crate::cases::Case;
+use crate::error::{io, EvalError, Result};
+use crate::evaluate::image_paths;
+use crate::grid::grid;
+use crate::scenes::CaseScenes;
+
+/// The comparison of several results folders.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// Markdown: the summary table's header, then one row per run, in order,
+    /// then the runs' settings comments (`<!-- ... -->`, one line each).
+    pub table: String,
+    /// The picture grid (`None` when no case has a result image in every run).
+    pub grid: Option<RgbImage>,
+    /// The case ids shown in the grid, top to bottom.
+    pub shown: Vec<String>,
+}
+
+/// Reads a run's `summary.md`: (header lines, row, settings comment lines).
+fn summary_lines(run: &Path) -> Result<(String, String, Vec<String>)> {
+    let path = run.join("summary.md");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let (comments, lines): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .partition(|l| l.trim_start().starts_with("<!--"));
+    let comments = comments.into_iter().map(str::to_string).collect();
+    match lines.as_slice() {
+        [header, rule, row] => Ok((format!("{header}\n{rule}"), row.to_string(), comments)),
+        _ => Err(EvalError::argument(
+            "runs",
+            format!(
+                "{}: expected a header, a rule and one row, found {} lines",
+                path.display(),
+                lines.len()
+            ),
+        )),
+    }
+}
+
+fn read_rgb(path: &Path) -> Result<RgbImage> {
+    image::open(path)
+        .map(|i| i.to_rgb8())
+        .map_err(|source| EvalError::Image {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Compares the results folders `runs` (each written by [`evaluate`] and
+/// finished, so that it holds `summary.md`). The grid shows the first `rows`
+/// cases of `cases`, in that order, whose result image every run kept
+/// (runs keep the images of their first `grid` cases); `rows` 0 makes none.
+///
+/// # Errors
+/// No runs; a run without a readable `summary.md` or with a summary table
+/// whose columns differ from the first run's; unreadable images.
+///
+/// [`evaluate`]: crate::evaluate()
+pub fn compare(runs: &[PathBuf], cases: &[Case], rows: usize) -> Result<Comparison> {
+    let Some(first) = runs.first() else {
+        return Err(EvalError::argument("runs", "no results folder given"));
+    };
+    let (header, _, _) = summary_lines(first)?;
+    let mut table = header.clone();
+    let mut notes = Vec::new();
+    for run in runs {
+        let (h, row, comments) = summary_lines(run)?;
+        notes.extend(comments);
+        if h != header {
+            return Err(EvalError::argument(
+                "runs",
+                format!(
+                    "{}: its summary columns differ from those of {}",
+                    run.join("summary.md").display(),
+                    first.display()
+                ),
+            ));
+        }
+        table.push('\n');
+        table.push_str(&row);
+    }
+    table.push('\n');
+    for note in notes {
+        table.push_str(&note);
+        table.push('\n');
+    }
+    let mut grid_rows = Vec::new();
+    let mut shown = Vec::new();
+    for case in cases {
+        if grid_rows.len() >= rows {
+            break;
+        }
+        let results: Vec<PathBuf> = runs.iter().map(|r| image_paths(r, &case.id).0).collect();
+        let mask = image_paths(first, &case.id).1;
+        if !mask.exists() || results.iter().any(|p| !p.exists()) {
+            continue;
+        }
+        let scenes = CaseScenes::of(case)?;
+        let mut row = vec![scenes.input().clone(), read_rgb(&mask)?];
+        for r in &results {
+            row.push(read_rgb(r)?);
+        }
+        row.push(scenes.target_render.image.clone());
+        grid_rows.push(row);
+        shown.push(case.id.clone());
+    }
+    Ok(Comparison {
+        table,
+        grid: (!grid_rows.is_empty()).then(|| grid(&grid_rows)),
+        shown,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{make_cases, MakeOptions};
+    use crate::grid::GAP;
+    use image::Rgb;
+
+    const HEADER: &str = "| method | cases |\n|---|---|";
+
+    fn run(dir: &Path, row: &str, ids: &[&str], colour: u8) {
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        let md = format!("<!-- {row} settings -->\n{HEADER}\n{row}\n");
+        std::fs::write(dir.join("summary.md"), md).unwrap();
+        for id in ids {
+            let (result, mask) = image_paths(dir, id);
+            RgbImage::from_pixel(128, 128, Rgb([colour, 0, 0]))
+                .save(result)
+                .unwrap();
+            RgbImage::from_pixel(128, 128, Rgb([0, 0, colour]))
+                .save(mask)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn tables_and_grids_line_runs_up() {
+        let cases = make_cases(&MakeOptions {
+            count: 3,
+            ..MakeOptions::default()
+        })
+        .unwrap();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        run(&a, "| optimise | 3 |", &ids, 10);
+        // The second run kept no image of the first case.
+        run(&b, "| sdedit | 3 |", &ids[1..], 20);
+        let c = compare(&[a.clone(), b.clone()], &cases, 5).unwrap();
+        assert_eq!(
+            c.table,
+            format!(
+                "{HEADER}\n| optimise | 3 |\n| sdedit | 3 |\n\
+                 <!-- | optimise | 3 | settings -->\n<!-- | sdedit | 3 | settings -->\n"
+            )
+        );
+        assert_eq!(c.shown, ids[1..]);
+        let g = c.grid.unwrap();
+        let cell = 128 + GAP;
+        assert_eq!(g.dimensions(), (5 * cell - GAP, 2 * cell - GAP));
+        // Columns: input, a's mask, a's result, b's result, target; rows: cases 1 and 2.
+        assert_eq!(g.get_pixel(cell, 0).0, [0, 0, 10]);
+        assert_eq!(g.get_pixel(2 * cell, cell).0, [10, 0, 0]);
+        assert_eq!(g.get_pixel(3 * cell, cell).0, [20, 0, 0]);
+        let input = CaseScenes::of(&cases[1]).unwrap().input().clone();
+        assert_eq!(g.get_pixel(5, 5), input.get_pixel(5, 5));
+        // One row only when asked for one.
+        assert_eq!(
+            compare(&[a.clone(), b.clone()], &cases, 1).unwrap().shown,
+            ids[1..2]
+        );
+        assert!(compare(&[a.clone()], &cases, 0).unwrap().grid.is_none());
+    }
+
+    #[test]
+    fn mismatched_or_missing_summaries_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        run(&a, "| optimise | 3 |", &[], 0);
+        let other = tmp.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("summary.md"), "| x |\n|---|\n| 1 |\n").unwrap();
+        let e = compare(&[a.clone(), other.clone()], &[], 0).unwrap_err();
+        assert!(e.to_string().contains("columns differ"), "{e}");
+        let e = compare(&[tmp.path().join("missing")], &[], 0).unwrap_err();
+        assert!(e.to_string().contains("summary.md"), "{e}");
+        assert!(compare(&[], &[], 0).is_err());
+    }
+}
