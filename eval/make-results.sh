@@ -1,0 +1,69 @@
+#!/bin/bash
+# Regenerates the measurements of docs/results.md (issue 7): the three
+# methods on the committed cases (eval/cases.jsonl), the lambda sweep and
+# the rough-mask rows on its first SUBSET cases, and the picture grids.
+#
+#   BIN=target/release/optedit MODEL=models/optedit-demo OUT=target/results eval/make-results.sh
+#
+# Runs JOBS evaluation runs at a time (one edit keeps about one core busy);
+# every run resumes, so an interrupted call continues where it stopped.
+# OUT/{main,lambda,masks}/compare.{md,png} are the tables and grids.
+set -euo pipefail
+: "${BIN:?}" "${MODEL:?}" "${OUT:?}"
+CASES=${CASES:-eval/cases.jsonl}
+JOBS=${JOBS:-2}
+SUBSET=${SUBSET:-48}
+mkdir -p "$OUT/runs"
+head -n "$SUBSET" "$CASES" > "$OUT/subset.jsonl"
+REFS="$OUT/references.json"
+# The class references are rendered once and shared by every run.
+[ -f "$REFS" ] || "$BIN" eval run --model "$MODEL" --cases "$CASES" --limit 1 --grid 0 \
+  --quiet --method sdedit --out "$OUT/runs/references" --references "$REFS" > /dev/null
+# name|case file|arguments
+RUNS=(
+  "optimise|$CASES|--method optimise --grid 12"
+  "diffedit|$CASES|--method diffedit --grid 12"
+  "diffedit-estimated|$CASES|--method diffedit --mask-override estimated --grid 12"
+  "sdedit|$CASES|--method sdedit --grid 12"
+  "lambda-0.0|$OUT/subset.jsonl|--method optimise --lambda 0.0 --grid 6"
+  "lambda-0.2|$OUT/subset.jsonl|--method optimise --lambda 0.2 --grid 6"
+  "lambda-0.4|$OUT/subset.jsonl|--method optimise --lambda 0.4 --grid 6"
+  "lambda-0.8|$OUT/subset.jsonl|--method optimise --lambda 0.8 --grid 6"
+  "lambda-1.0|$OUT/subset.jsonl|--method optimise --lambda 1.0 --grid 6"
+  "optimise-dilate|$OUT/subset.jsonl|--method optimise --mask-override dilate:8 --grid 6"
+  "optimise-erode|$OUT/subset.jsonl|--method optimise --mask-override erode:4 --grid 6"
+  "diffedit-dilate|$OUT/subset.jsonl|--method diffedit --mask-override dilate:8 --grid 6"
+  "diffedit-erode|$OUT/subset.jsonl|--method diffedit --mask-override erode:4 --grid 6"
+)
+run_one() {
+  IFS='|' read -r name cases args <<< "$1"
+  # shellcheck disable=SC2086
+  "$BIN" eval run --model "$MODEL" --cases "$cases" --out "$OUT/runs/$name" --quiet \
+    --resume --references "$REFS" $args > "$OUT/runs/$name.log" 2>&1 \
+    || { echo "run $name failed: see $OUT/runs/$name.log" >&2; return 1; }
+  echo "done: $name"
+}
+export -f run_one
+export BIN MODEL OUT REFS
+printf '%s\n' "${RUNS[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}
+
+# The subset's rows of the main optimise and DiffEdit runs (lambda 0.6, the
+# case's own mask): their finished records, summarised again without rerunning.
+for m in optimise diffedit; do
+  sub="$OUT/runs/$m-subset"
+  mkdir -p "$sub/images"
+  cp "$OUT/runs/$m/run.json" "$sub/"
+  cut -d'"' -f4 "$OUT/subset.jsonl" > "$OUT/subset.ids"
+  grep -F -f <(sed 's/.*/"id":"&"/' "$OUT/subset.ids") "$OUT/runs/$m/cases.jsonl" > "$sub/cases.jsonl"
+  cp "$OUT/runs/$m"/images/*.png "$sub/images/" 2>/dev/null || true
+  "$BIN" eval run --model "$MODEL" --cases "$OUT/subset.jsonl" --out "$sub" --quiet \
+    --resume --references "$REFS" --method "$m" --grid 6 > /dev/null
+done
+R="$OUT/runs"
+"$BIN" eval compare --cases "$CASES" --out "$OUT/main" --rows 9 \
+  "$R/optimise" "$R/diffedit" "$R/diffedit-estimated" "$R/sdedit"
+"$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/lambda" --rows 6 \
+  "$R/lambda-0.0" "$R/lambda-0.2" "$R/lambda-0.4" "$R/optimise-subset" "$R/lambda-0.8" "$R/lambda-1.0"
+"$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/masks" --rows 6 \
+  "$R/optimise-subset" "$R/optimise-dilate" "$R/optimise-erode" \
+  "$R/diffedit-subset" "$R/diffedit-dilate" "$R/diffedit-erode"

@@ -1,0 +1,166 @@
+//! Where one optimisation edit spends its time: wall time per stage, the
+//! mean time of a denoising step and of a gradient step in each, and the
+//! process's peak memory, so that a user can predict the cost of `t_u`, `k`
+//! and the number of steps (issue 8; docs/benchmarks.md "Cost of an edit
+//! per stage").
+//!
+//! ```text
+//! cargo run --release -p optedit-examples --example edit_stages [MODEL] [STEPS] [T_U] [K]
+//! ```
+//!
+//! `MODEL` is `demo` (the shipped demo model at 128 x 128, the default),
+//! `sd15-random` (the full-size SD 1.5 topology with random weights at
+//! 512 x 512, from `tests/fixtures/sd15-configs` and the real CLIP
+//! tokenizer: speed and memory are those of SD 1.5, the image is noise) or a
+//! diffusers SD 1.x folder. `STEPS`, `T_U` and `K` default to
+//! `EditConfig::default()`'s. The mask is the centre quarter of the image.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use optedit_cond::{ClipTokenizer, PromptEncoder};
+use optedit_edit::{EditCondition, EditConfig, Editor, ProgressEvent, SdPipeline, UserMask};
+use optedit_examples::{demo_model_dir, image_size, input_image};
+use optedit_models::{AutoencoderKL, ClipTextModel, UNet2DConditionModel};
+use optedit_schedule::SchedulerConfig;
+
+/// Balanced checkpointing recomputes memory-bound operations in the backward
+/// pass instead of keeping them: less peak memory, same speed and numbers.
+type B = Autodiff<Flex, BalancedCheckpointing>;
+
+/// Peak resident memory of this process so far, GiB (`VmHWM`; 0 off Linux).
+fn peak_gib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0))
+}
+
+/// The full-size SD 1.5 topology with random weights.
+fn sd15_random<Bk: Backend>(
+    device: &Bk::Device,
+) -> Result<SdPipeline<Bk>, Box<dyn std::error::Error>> {
+    let fixtures = optedit_fixtures::fixtures_dir();
+    let configs = fixtures.join("sd15-configs");
+    let text = ClipTextModel::from_config_file(&configs.join("text_encoder/config.json"), device)?;
+    Ok(SdPipeline {
+        unet: UNet2DConditionModel::from_config_file(&configs.join("unet/config.json"), device)?
+            .no_grad(),
+        vae: AutoencoderKL::from_config_file(&configs.join("vae/config.json"), device)?.no_grad(),
+        prompts: PromptEncoder::new(
+            ClipTokenizer::from_dir(&fixtures.join("tiny-sd/tokenizer"))?,
+            text.no_grad(),
+            device.clone(),
+        ),
+        scheduler: SchedulerConfig::from_file(configs.join("scheduler/scheduler_config.json"))?,
+        device: device.clone(),
+    })
+}
+
+fn arg(n: usize, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
+    Ok(std::env::args()
+        .nth(n)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(default))
+}
+
+/// Per stage: (denoising steps, their seconds, gradient steps, their seconds).
+type Tally = BTreeMap<String, (usize, f64, usize, f64)>;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
+    let defaults = EditConfig::default();
+    let config = EditConfig {
+        num_steps: arg(2, defaults.num_steps)?,
+        t_u: arg(3, defaults.t_u)?,
+        k: arg(4, defaults.k)?,
+        ..defaults
+    };
+    let device = Default::default();
+    let t0 = Instant::now();
+    let pipeline = match which.as_str() {
+        "demo" => SdPipeline::<B>::load(&demo_model_dir(), &device)?,
+        "sd15-random" => sd15_random(&device)?,
+        dir => SdPipeline::<B>::load(Path::new(dir), &device)?,
+    };
+    let size = image_size(&pipeline);
+    println!(
+        "{which}: {size} x {size}, {} steps, strength {}, t_u {}, k {}; loaded in {:.1} s, peak {:.2} GiB",
+        config.num_steps,
+        config.strength,
+        config.t_u,
+        config.k,
+        t0.elapsed().as_secs_f64(),
+        peak_gib()
+    );
+    let image = input_image::<B>(size, &device);
+    let source = pipeline.encode_prompt("a red circle on a blue striped background", None)?;
+    let target = EditCondition::text(
+        pipeline.encode_prompt("a green circle on a blue striped background", None)?,
+    );
+    let pixels: Vec<f32> = (0..size * size)
+        .map(|i| {
+            let (y, x) = (i / size, i % size);
+            let inside = |v: usize| (size / 4..3 * size / 4).contains(&v);
+            if inside(x) && inside(y) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut mask = UserMask::new(pixels, size, size)?;
+
+    let mut tally = Tally::new();
+    let mut last = Instant::now();
+    let mut progress = |e: &ProgressEvent| {
+        let dt = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let entry = tally.entry(e.stage.to_string()).or_default();
+        if e.loss.is_some() {
+            entry.2 += 1;
+            entry.3 += dt;
+        } else {
+            entry.0 += 1;
+            entry.1 += dt;
+        }
+        ControlFlow::Continue(())
+    };
+    let t1 = Instant::now();
+    let out =
+        Editor::new(&pipeline, config)?.edit(image, &source, &target, &mut mask, &mut progress)?;
+    let total = t1.elapsed().as_secs_f64();
+
+    println!("| stage | wall s | steps | s/step | gradient steps | s/gradient step |");
+    println!("|---|---|---|---|---|---|");
+    let per = |n: usize, s: f64| {
+        if n == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.3}", s / n as f64)
+        }
+    };
+    for (stage, d) in &out.timings {
+        let (n, s, g, gs) = tally.get(&stage.to_string()).copied().unwrap_or_default();
+        println!(
+            "| {stage} | {:.2} | {n} | {} | {g} | {} |",
+            d.as_secs_f64(),
+            per(n, s),
+            per(g, gs)
+        );
+    }
+    println!("| total | {total:.2} | | | | |");
+    println!("peak resident memory: {:.2} GiB", peak_gib());
+    Ok(())
+}
