@@ -12,7 +12,7 @@ set -euo pipefail
 : "${BIN:?}" "${MODEL:?}" "${OUT:?}"
 CASES=${CASES:-eval/cases.jsonl}
 JOBS=${JOBS:-2}
-SUBSET=${SUBSET:-48}
+SUBSET=${SUBSET:-36}
 mkdir -p "$OUT/runs"
 head -n "$SUBSET" "$CASES" > "$OUT/subset.jsonl"
 REFS="$OUT/references.json"

@@ -467,7 +467,8 @@ pub struct CompareArgs {
     /// The case file the runs were made from (the grid renders its inputs and targets).
     #[arg(long, value_name = "FILE")]
     pub cases: PathBuf,
-    /// Output folder: compare.md (summary rows) and compare.png
+    /// Output folder: compare.md (summary rows), compare-kinds.md (edit
+    /// accuracy and background PSNR per kind of case) and compare.png
     /// (input | first run's mask | each run's result | target).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

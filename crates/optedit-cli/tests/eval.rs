@@ -268,6 +268,12 @@ fn eval_run_and_quality_end_to_end() {
         .lines()
         .all(|l| l.starts_with('|') || l.starts_with("<!--")));
     assert_eq!(table.lines().nth(2), table.lines().nth(3));
+    let kinds = std::fs::read_to_string(cmp.join("compare-kinds.md")).unwrap();
+    assert_eq!(kinds.lines().count(), 4, "{kinds}");
+    assert!(
+        kinds.lines().nth(2).unwrap().starts_with("| results | "),
+        "{kinds}"
+    );
     let grid = image::open(cmp.join("compare.png")).unwrap();
     assert_eq!((grid.width(), grid.height()), (5 * 128 + 8, 2 * 128 + 2));
     assert_failure(&compare(&[&out, &root.path().join("none")]), 2, &["none"]);

@@ -1,6 +1,7 @@
 //! Side by side comparison of finished results folders of [`evaluate`]
 //! (the tables and pictures of `docs/results.md`): one markdown table of
-//! their summary rows, and one picture grid with a row per case:
+//! their summary rows, one of their edit accuracy and background PSNR per
+//! kind of case, and one picture grid with a row per case:
 //! input | the first run's mask | each run's result | target render.
 //!
 //! [`evaluate`]: crate::evaluate()
@@ -9,11 +10,18 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use crate::cases::Case;
+use crate::cases::{Case, CaseKind};
 use crate::error::{io, EvalError, Result};
 use crate::evaluate::image_paths;
 use crate::grid::grid;
 use crate::scenes::CaseScenes;
+use crate::summary::PartSummary;
+
+/// The part of `summary.json` the per-kind table reads.
+#[derive(serde::Deserialize)]
+struct Kinds {
+    by_kind: std::collections::BTreeMap<String, PartSummary>,
+}
 
 /// The comparison of several results folders.
 #[derive(Debug, Clone)]
@@ -21,6 +29,9 @@ pub struct Comparison {
     /// Markdown: the summary table's header, then one row per run, in order,
     /// then the runs' settings comments (`<!-- ... -->`, one line each).
     pub table: String,
+    /// Markdown: per run (named by its folder), edit accuracy and background
+    /// PSNR per kind of case (`text`, `pose`, `text+pose`, ...).
+    pub by_kind: String,
     /// The picture grid (`None` when no case has a result image in every run).
     pub grid: Option<RgbImage>,
     /// The case ids shown in the grid, top to bottom.
@@ -47,6 +58,52 @@ fn summary_lines(run: &Path) -> Result<(String, String, Vec<String>)> {
             ),
         )),
     }
+}
+
+/// The per-kind table of the runs' `summary.json`.
+fn kind_table(runs: &[PathBuf]) -> Result<String> {
+    let mut summaries = Vec::new();
+    for run in runs {
+        let path = run.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let summary: Kinds = serde_json::from_str(&text)
+            .map_err(|e| EvalError::argument("runs", format!("{}: {e}", path.display())))?;
+        summaries.push(summary);
+    }
+    let mut kinds: Vec<&String> = summaries.iter().flat_map(|s| s.by_kind.keys()).collect();
+    // The case file's order of kinds (text, pose, text+pose), others after.
+    let rank = |k: &str| CaseKind::ALL.iter().position(|c| c.word() == k);
+    kinds.sort_by_key(|k| (rank(k).unwrap_or(usize::MAX), k.as_str()));
+    kinds.dedup();
+    let mut t = String::from("| run |");
+    for k in &kinds {
+        t.push_str(&format!(
+            " {k}: cases | {k}: edit acc % | {k}: bg PSNR dB |"
+        ));
+    }
+    t.push_str("\n|---|");
+    t.push_str(&"---|---|---|".repeat(kinds.len()));
+    for (run, s) in runs.iter().zip(&summaries) {
+        let name = run.file_name().map_or_else(
+            || run.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        t.push_str(&format!("\n| {name} |"));
+        for k in &kinds {
+            match s.by_kind.get(*k) {
+                Some(p) => t.push_str(&format!(
+                    " {} | {} | {} |",
+                    p.cases,
+                    p.edit_accuracy
+                        .map_or_else(|| "–".into(), |v| format!("{:.1}", 100.0 * v)),
+                    p.psnr_bg.map_or_else(|| "–".into(), |v| format!("{v:.2}"))
+                )),
+                None => t.push_str(" 0 | – | – |"),
+            }
+        }
+    }
+    t.push('\n');
+    Ok(t)
 }
 
 fn read_rgb(path: &Path) -> Result<RgbImage> {
@@ -118,6 +175,7 @@ pub fn compare(runs: &[PathBuf], cases: &[Case], rows: usize) -> Result<Comparis
     }
     Ok(Comparison {
         table,
+        by_kind: kind_table(runs)?,
         grid: (!grid_rows.is_empty()).then(|| grid(&grid_rows)),
         shown,
     })
@@ -136,6 +194,16 @@ mod tests {
         std::fs::create_dir_all(dir.join("images")).unwrap();
         let md = format!("<!-- {row} settings -->\n{HEADER}\n{row}\n");
         std::fs::write(dir.join("summary.md"), md).unwrap();
+        let part = |n: u8| {
+            format!(r#"{{"cases":{n},"edit_accuracy":0.{n},"psnr_bg":{colour}.5,"mae_bg":1.0}}"#)
+        };
+        let kinds = if colour == 10 {
+            format!(r#"{{"text":{},"text+pose":{}}}"#, part(2), part(3))
+        } else {
+            format!(r#"{{"pose":{},"text":{}}}"#, part(4), part(5))
+        };
+        let json = format!(r#"{{"cases":3,"by_kind":{kinds}}}"#);
+        std::fs::write(dir.join("summary.json"), json).unwrap();
         for id in ids {
             let (result, mask) = image_paths(dir, id);
             RgbImage::from_pixel(128, 128, Rgb([colour, 0, 0]))
@@ -169,6 +237,15 @@ mod tests {
             )
         );
         assert_eq!(c.shown, ids[1..]);
+        assert_eq!(
+            c.by_kind,
+            "| run | text: cases | text: edit acc % | text: bg PSNR dB | \
+             pose: cases | pose: edit acc % | pose: bg PSNR dB | \
+             text+pose: cases | text+pose: edit acc % | text+pose: bg PSNR dB |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n\
+             | a | 2 | 20.0 | 10.50 | 0 | – | – | 3 | 30.0 | 10.50 |\n\
+             | b | 5 | 50.0 | 20.50 | 4 | 40.0 | 20.50 | 0 | – | – |\n"
+        );
         let g = c.grid.unwrap();
         let cell = 128 + GAP;
         assert_eq!(g.dimensions(), (5 * cell - GAP, 2 * cell - GAP));
