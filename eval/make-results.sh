@@ -32,6 +32,7 @@ RUNS=(
   "lambda-1.0|$OUT/subset.jsonl|--method optimise --lambda 1.0 --grid 6"
   "optimise-dilate|$OUT/subset.jsonl|--method optimise --mask-override dilate:8 --grid 6"
   "optimise-erode|$OUT/subset.jsonl|--method optimise --mask-override erode:4 --grid 6"
+  "optimise-paste-back|$OUT/subset.jsonl|--method optimise --paste-back --grid 6"
   "diffedit-dilate|$OUT/subset.jsonl|--method diffedit --mask-override dilate:8 --grid 6"
   "diffedit-erode|$OUT/subset.jsonl|--method diffedit --mask-override erode:4 --grid 6"
 )
@@ -65,5 +66,5 @@ R="$OUT/runs"
 "$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/lambda" --rows 6 \
   "$R/lambda-0.0" "$R/lambda-0.2" "$R/lambda-0.4" "$R/optimise-subset" "$R/lambda-0.8" "$R/lambda-1.0"
 "$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/masks" --rows 6 \
-  "$R/optimise-subset" "$R/optimise-dilate" "$R/optimise-erode" \
+  "$R/optimise-subset" "$R/optimise-dilate" "$R/optimise-erode" "$R/optimise-paste-back" \
   "$R/diffedit-subset" "$R/diffedit-dilate" "$R/diffedit-erode"
