@@ -13,23 +13,11 @@ use std::time::Instant;
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use optedit_edit::{EditCondition, EditConfig, Editor, FullMask, SdPipeline, Silent};
-use optedit_examples::{image_size, input_image, model_dir};
+use optedit_examples::{image_size, input_image, model_dir, peak_kib};
 
 /// Balanced checkpointing recomputes memory-bound operations in the backward
 /// pass instead of keeping them: less peak memory, same speed and numbers.
 type B = Autodiff<Flex, BalancedCheckpointing>;
-
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
 
 fn child(t_u: usize) -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();

@@ -26,7 +26,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use optedit_cond::{ClipTokenizer, PromptEncoder};
 use optedit_edit::{EditCondition, EditConfig, Editor, ProgressEvent, SdPipeline, UserMask};
-use optedit_examples::{demo_model_dir, image_size, input_image};
+use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
 use optedit_models::{AutoencoderKL, ClipTextModel, UNet2DConditionModel};
 use optedit_schedule::SchedulerConfig;
 
@@ -34,16 +34,9 @@ use optedit_schedule::SchedulerConfig;
 /// pass instead of keeping them: less peak memory, same speed and numbers.
 type B = Autodiff<Flex, BalancedCheckpointing>;
 
-/// Peak resident memory of this process so far, GiB (`VmHWM`; 0 off Linux).
+/// Peak resident memory of this process so far, GiB.
 fn peak_gib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / (1024.0 * 1024.0))
+    peak_kib() as f64 / (1024.0 * 1024.0)
 }
 
 /// The full-size SD 1.5 topology with random weights.

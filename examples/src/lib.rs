@@ -152,3 +152,16 @@ pub fn dilate(mask: &image::GrayImage, r: u32) -> image::GrayImage {
         image::Luma([if hit { 255 } else { 0 }])
     })
 }
+
+/// Peak resident memory of this process so far, KiB (`VmHWM` of
+/// `/proc/self/status`; 0 where that file does not exist).
+pub fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
