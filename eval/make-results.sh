@@ -50,11 +50,11 @@ printf '%s\n' "${RUNS[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c 'run_one "$@"
 
 # The subset's rows of the main optimise and DiffEdit runs (lambda 0.6, the
 # case's own mask): their finished records, summarised again without rerunning.
+cut -d'"' -f4 "$OUT/subset.jsonl" > "$OUT/subset.ids"
 for m in optimise diffedit; do
   sub="$OUT/runs/$m-subset"
   mkdir -p "$sub/images"
   cp "$OUT/runs/$m/run.json" "$sub/"
-  cut -d'"' -f4 "$OUT/subset.jsonl" > "$OUT/subset.ids"
   grep -F -f <(sed 's/.*/"id":"&"/' "$OUT/subset.ids") "$OUT/runs/$m/cases.jsonl" > "$sub/cases.jsonl"
   cp "$OUT/runs/$m"/images/*.png "$sub/images/" 2>/dev/null || true
   "$BIN" eval run --model "$MODEL" --cases "$OUT/subset.jsonl" --out "$sub" --quiet \

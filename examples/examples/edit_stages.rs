@@ -15,7 +15,7 @@
 //! diffusers SD 1.x folder. `STEPS`, `T_U` and `K` default to
 //! `EditConfig::default()`'s. The mask is the centre quarter of the image.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
@@ -25,7 +25,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use optedit_cond::{ClipTokenizer, PromptEncoder};
-use optedit_edit::{EditCondition, EditConfig, Editor, ProgressEvent, SdPipeline, UserMask};
+use optedit_edit::{EditCondition, EditConfig, Editor, ProgressEvent, SdPipeline, Stage, UserMask};
 use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
 use optedit_models::{AutoencoderKL, ClipTextModel, UNet2DConditionModel};
 use optedit_schedule::SchedulerConfig;
@@ -69,7 +69,7 @@ fn arg(n: usize, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
 }
 
 /// Per stage: (denoising steps, their seconds, gradient steps, their seconds).
-type Tally = BTreeMap<String, (usize, f64, usize, f64)>;
+type Tally = HashMap<Stage, (usize, f64, usize, f64)>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut progress = |e: &ProgressEvent| {
         let dt = last.elapsed().as_secs_f64();
         last = Instant::now();
-        let entry = tally.entry(e.stage.to_string()).or_default();
+        let entry = tally.entry(e.stage).or_default();
         if e.loss.is_some() {
             entry.2 += 1;
             entry.3 += dt;
@@ -145,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     for (stage, d) in &out.timings {
-        let (n, s, g, gs) = tally.get(&stage.to_string()).copied().unwrap_or_default();
+        let (n, s, g, gs) = tally.get(stage).copied().unwrap_or_default();
         println!(
             "| {stage} | {:.2} | {n} | {} | {g} | {} |",
             d.as_secs_f64(),

@@ -15,7 +15,7 @@ use crate::error::{io, EvalError, Result};
 use crate::evaluate::image_paths;
 use crate::grid::grid;
 use crate::scenes::CaseScenes;
-use crate::summary::PartSummary;
+use crate::summary::{num, pct, PartSummary};
 
 /// The part of `summary.json` the per-kind table reads.
 #[derive(serde::Deserialize)]
@@ -94,9 +94,8 @@ fn kind_table(runs: &[PathBuf]) -> Result<String> {
                 Some(p) => t.push_str(&format!(
                     " {} | {} | {} |",
                     p.cases,
-                    p.edit_accuracy
-                        .map_or_else(|| "–".into(), |v| format!("{:.1}", 100.0 * v)),
-                    p.psnr_bg.map_or_else(|| "–".into(), |v| format!("{v:.2}"))
+                    pct(p.edit_accuracy),
+                    num(p.psnr_bg, 2)
                 )),
                 None => t.push_str(" 0 | – | – |"),
             }
@@ -129,10 +128,9 @@ pub fn compare(runs: &[PathBuf], cases: &[Case], rows: usize) -> Result<Comparis
     let Some(first) = runs.first() else {
         return Err(EvalError::argument("runs", "no results folder given"));
     };
-    let (header, _, _) = summary_lines(first)?;
-    let mut table = header.clone();
-    let mut notes = Vec::new();
-    for run in runs {
+    let (header, first_row, mut notes) = summary_lines(first)?;
+    let mut table = format!("{header}\n{first_row}");
+    for run in &runs[1..] {
         let (h, row, comments) = summary_lines(run)?;
         notes.extend(comments);
         if h != header {

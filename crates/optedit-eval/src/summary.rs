@@ -256,11 +256,13 @@ pub fn summarise(
     }
 }
 
-fn pct(v: Option<f64>) -> String {
+/// A share as a percentage with one decimal, `–` when absent.
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{:.1}", 100.0 * v))
 }
 
-fn num(v: Option<f64>, digits: usize) -> String {
+/// A number with `digits` decimals, `–` when absent.
+pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
 }
 
