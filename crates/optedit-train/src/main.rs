@@ -71,6 +71,12 @@ struct Opts {
     /// the image mean; 0: none).
     #[arg(long, default_value_t = 0.0, value_name = "D")]
     pyramid_noise: f64,
+    /// UNet and ControlNet stages: weigh each latent pixel's squared error
+    /// by 1 + W x the part of it covered by an object or the figure, so
+    /// that shapes and limbs count for more than the background (0: the
+    /// plain loss).
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    foreground_weight: f64,
     /// Split each batch into this many shards computed on parallel threads
     /// (data parallelism; on a CPU, the number of cores). Divides --batch.
     #[arg(long, default_value_t = 1)]
@@ -191,6 +197,7 @@ fn stage_options(o: &Opts, seed: u64) -> StageOptions {
         x0_weight_floor: o.x0_weight_floor,
         offset_noise: o.offset_noise,
         pyramid_noise: o.pyramid_noise,
+        foreground_weight: o.foreground_weight,
         shards: o.shards,
         keep_checkpoints: o.keep_checkpoints,
         steps: o.steps,

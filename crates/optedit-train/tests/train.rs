@@ -32,6 +32,7 @@ fn options(steps: usize) -> StageOptions {
         x0_weight_floor: 0.0,
         offset_noise: 0.0,
         pyramid_noise: 0.0,
+        foreground_weight: 0.0,
         shards: 1,
         keep_checkpoints: false,
     }
@@ -566,4 +567,23 @@ fn pyramid_noise_keeps_unit_variance_and_raises_the_block_means() {
     assert!(o.validate().is_ok());
     let e = o.validate_without_noise().unwrap_err().to_string();
     assert!(e.contains("pyramid-noise") && e.contains("unet"), "{e}");
+}
+
+#[test]
+fn foreground_weight_is_checked_and_refused_without_noise() {
+    for bad in [-0.5, f64::NAN, f64::INFINITY] {
+        let o = StageOptions {
+            foreground_weight: bad,
+            ..options(10)
+        };
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("foreground-weight"), "{e}");
+    }
+    let o = StageOptions {
+        foreground_weight: 4.0,
+        ..options(10)
+    };
+    assert!(o.validate().is_ok());
+    let e = o.validate_without_noise().unwrap_err().to_string();
+    assert!(e.contains("foreground-weight") && e.contains("unet"), "{e}");
 }

@@ -15,8 +15,9 @@ use optedit_models::{ControlNetConfig, ControlNetModel, UNet2DConditionModel};
 use rand::Rng;
 use rayon::prelude::*;
 
+use super::foreground::ForegroundMaps;
 use super::latents::LatentSet;
-use super::text_to_image::{alphas_cumprod, noised, token_ids, weighted_mse, TextToImage};
+use super::text_to_image::{alphas_cumprod, diffusion_loss, noised, token_ids, TextToImage};
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::conditions::{condition_image, ControlKind};
 use crate::data::conditions_to_tensor;
@@ -49,6 +50,15 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
+    let foreground = (options.foreground_weight > 0.0).then(|| {
+        let maps = ForegroundMaps::new(&set.seeds);
+        println!(
+            "foreground weight {}: objects and figure cover {:.1}% of the latent pixels",
+            options.foreground_weight,
+            100.0 * maps.mean_coverage()
+        );
+        maps
+    });
     let init = || Ok(ControlNetModel::<B>::from_unet(&unet, config(), device)?);
     let run = Run::<B, _>::start(
         dir,
@@ -94,7 +104,14 @@ pub fn train<B: AutodiffBackend>(
             let (noisy, t, noise, w) = noised(latents, &acp, &options.noising(), rng, device);
             let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
             let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
-            Ok(StepLoss::single(weighted_mse(pred, noise, w)))
+            Ok(StepLoss::single(diffusion_loss(
+                pred,
+                noise,
+                w,
+                foreground.as_ref(),
+                &idx,
+                options.foreground_weight,
+            )))
         },
     )?;
     Ok(model.valid())

@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod controlnet;
+pub mod foreground;
 pub mod latents;
 pub mod text_to_image;
 pub mod vae;
@@ -56,6 +57,14 @@ pub struct StageOptions {
     /// SD's schedule. 0 (the default): none. The VAE and classifier stages
     /// refuse any other value.
     pub pyramid_noise: f64,
+    /// Foreground weighting in the diffusion stages: each latent pixel's
+    /// squared error is weighed by `1 + w * coverage`, the coverage being
+    /// the part of the pixel's image block within an object or the figure
+    /// ([`foreground::ForegroundMaps`]), so that the objects' shapes and
+    /// the figure's limbs count for more than the textured background
+    /// around them. 0 (the default): the plain loss. The VAE and
+    /// classifier stages refuse any other value.
+    pub foreground_weight: f64,
     /// Each step's batch is split into this many equal shards whose losses
     /// and gradients are computed on separate threads and summed (data
     /// parallelism on one machine). burn's `Flex` CPU backend keeps about one
@@ -95,6 +104,7 @@ impl StageOptions {
             ("x0-weight-floor", self.x0_weight_floor),
             ("offset-noise", self.offset_noise),
             ("pyramid-noise", self.pyramid_noise),
+            ("foreground-weight", self.foreground_weight),
         ] {
             if value != 0.0 {
                 return Err(crate::TrainError::InvalidArgument {
@@ -131,6 +141,9 @@ impl StageOptions {
         }
         if !(self.pyramid_noise.is_finite() && (0.0..1.0).contains(&self.pyramid_noise)) {
             return bad("pyramid-noise", "must be in [0, 1)");
+        }
+        if !(self.foreground_weight.is_finite() && self.foreground_weight >= 0.0) {
+            return bad("foreground-weight", "must be finite and non-negative");
         }
         if self.steps == 0 {
             return bad("steps", "must be positive");
@@ -471,6 +484,7 @@ mod tests {
             x0_weight_floor: 0.0,
             offset_noise: 0.0,
             pyramid_noise: 0.0,
+            foreground_weight: 0.0,
             shards,
             keep_checkpoints: false,
         }
