@@ -152,8 +152,9 @@ enum Stage {
         opts: Opts,
     },
     /// Report how much the text-to-image model uses its captions: the
-    /// denoising loss under each scene's own caption, another scene's and
-    /// the empty one (same latents, timesteps and noise).
+    /// denoising loss under each scene's own caption, another scene's, the
+    /// empty one, and the own caption with the objects' shapes or colours
+    /// swapped (same latents, timesteps and noise).
     Probe {
         /// Probe the UNet and text encoder of this pipeline folder instead of
         /// the run's last checkpoint.

@@ -414,8 +414,9 @@ pub fn load_averaged<B: Backend>(
 
 /// How much the model's noise predictions depend on the caption: the
 /// min-SNR-weighted denoising loss of the same latents, timesteps and noise
-/// under each scene's own caption, under another scene's caption, and under
-/// the empty caption. A model that follows its captions has a clearly lower
+/// under each scene's own caption, under another scene's caption, under
+/// the empty caption, and under the own caption with the objects' shapes or
+/// colours swapped. A model that follows its captions has a clearly lower
 /// loss under its own; equal losses mean the text is ignored.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CaptionProbe {
@@ -427,7 +428,13 @@ pub struct CaptionProbe {
     pub other: f64,
     /// Loss under the empty caption.
     pub empty: f64,
-    /// The same three losses per quarter of the timestep range, from the
+    /// Loss under the own caption with every object's shape replaced by the
+    /// next one (circle by square, ...): how much the shape words are used.
+    pub shape: f64,
+    /// Loss under the own caption with every object's colour replaced by
+    /// the next one (red by green, ...): how much the colour words are used.
+    pub colour: f64,
+    /// The same five losses per quarter of the timestep range, from the
     /// least noisy (`t` in 0..250) to the noisiest (750..1000).
     pub by_timestep: Vec<ProbeBucket>,
 }
@@ -448,6 +455,10 @@ pub struct ProbeBucket {
     pub other: f64,
     /// Mean loss under the empty caption.
     pub empty: f64,
+    /// Mean loss under the shape-swapped caption.
+    pub shape: f64,
+    /// Mean loss under the colour-swapped caption.
+    pub colour: f64,
 }
 
 /// Number of timestep ranges of [`CaptionProbe::by_timestep`].
@@ -479,9 +490,10 @@ pub fn caption_probe<B: Backend>(
     }
     let acp = alphas_cumprod()?;
     let width = acp.len().div_ceil(PROBE_BUCKETS);
-    let caption = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]).caption();
-    // [bucket][own, other, empty] loss sums and the bucket sizes.
-    let mut sums = [[0.0f64; 3]; PROBE_BUCKETS];
+    let spec = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]);
+    let caption = |i: usize| spec(i).caption();
+    // [bucket][own, other, empty, shape, colour] loss sums and the bucket sizes.
+    let mut sums = [[0.0f64; 5]; PROBE_BUCKETS];
     let mut sizes = [0usize; PROBE_BUCKETS];
     let mut start = 0;
     while start < count {
@@ -507,7 +519,9 @@ pub fn caption_probe<B: Backend>(
         let own: Vec<String> = idx.iter().map(|&i| caption(i)).collect();
         let other: Vec<String> = idx.iter().map(|&i| caption((i + 1) % set.len())).collect();
         let empty = vec![String::new(); idx.len()];
-        for (k, captions) in [own, other, empty].into_iter().enumerate() {
+        let shape: Vec<String> = idx.iter().map(|&i| swapped(spec(i), true)).collect();
+        let colour: Vec<String> = idx.iter().map(|&i| swapped(spec(i), false)).collect();
+        for (k, captions) in [own, other, empty, shape, colour].into_iter().enumerate() {
             let ids = token_ids::<B>(tokenizer, &captions, device)?;
             let context = model.text_encoder.forward(ids)?.last_hidden_state;
             let pred = model.unet.forward(noisy.clone(), t.clone(), context)?;
@@ -534,6 +548,8 @@ pub fn caption_probe<B: Backend>(
                 own: sums[b][0] / m,
                 other: sums[b][1] / m,
                 empty: sums[b][2] / m,
+                shape: sums[b][3] / m,
+                colour: sums[b][4] / m,
             }
         })
         .collect();
@@ -542,6 +558,22 @@ pub fn caption_probe<B: Backend>(
         own: total(0),
         other: total(1),
         empty: total(2),
+        shape: total(3),
+        colour: total(4),
         by_timestep,
     })
+}
+
+/// The caption of `spec` with every object's shape (`shapes`) or colour
+/// replaced by the next in the world's list.
+fn swapped(mut spec: optedit_world::SceneSpec, shapes: bool) -> String {
+    use optedit_world::{Colour, Shape};
+    for o in &mut spec.objects {
+        if shapes {
+            o.shape = Shape::ALL[(o.shape.index() + 1) % Shape::ALL.len()];
+        } else {
+            o.colour = Colour::ALL[(o.colour.index() + 1) % Colour::ALL.len()];
+        }
+    }
+    spec.caption()
 }
