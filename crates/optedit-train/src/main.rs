@@ -137,6 +137,12 @@ enum Stage {
         /// that has none.
         #[arg(long, value_name = "HEADS")]
         text_time_heads: Option<usize>,
+        /// Graft cross-attention onto every up level of the UNet that has
+        /// none (on the demo UNet, the full-resolution one), with a zero
+        /// output, so an `--init-from` model's predictions do not change at
+        /// first; the encoder and the ControlNets keep their architecture.
+        #[arg(long)]
+        up_cross_attention: bool,
     },
     /// Stage 4: a ControlNet.
     Controlnet {
@@ -279,6 +285,7 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             opts,
             init_from,
             text_time_heads,
+            up_cross_attention,
         } => {
             text_to_image::train::<B>(
                 dir,
@@ -286,7 +293,10 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 &tokenizer()?,
                 &stage_options(opts, cli.seed),
                 init_from.as_deref(),
-                *text_time_heads,
+                &text_to_image::Grafts {
+                    text_time_heads: *text_time_heads,
+                    up_cross_attention: *up_cross_attention,
+                },
                 &device,
             )?;
         }

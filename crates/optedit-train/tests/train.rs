@@ -455,7 +455,7 @@ fn a_grafted_text_time_embedding_starts_silent_then_follows_the_caption_and_expo
 }
 
 #[test]
-fn a_text_time_run_records_its_unet_config_and_reloads() {
+fn a_grafted_run_records_its_unet_config_and_reloads() {
     let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let latent_len = 4 * 32 * 32;
@@ -470,7 +470,7 @@ fn a_text_time_run_records_its_unet_config_and_reloads() {
         &optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer"),
     )
     .unwrap();
-    use optedit_train::stages::text_to_image::{load_trained, run_unet_config, train};
+    use optedit_train::stages::text_to_image::{load_trained, run_unet_config, train, Grafts};
     let tmp = tempfile::tempdir().unwrap();
     let trained = train::<A>(
         tmp.path(),
@@ -478,7 +478,10 @@ fn a_text_time_run_records_its_unet_config_and_reloads() {
         &tokenizer,
         &options(2),
         None,
-        Some(4),
+        &Grafts {
+            text_time_heads: Some(4),
+            up_cross_attention: true,
+        },
         &device,
     )
     .unwrap();
@@ -488,6 +491,16 @@ fn a_text_time_run_records_its_unet_config_and_reloads() {
         recorded["addition_embed_type_num_heads"],
         serde_json::json!(4)
     );
+    // The demo UNet's plain full-resolution up level now attends to the text.
+    assert_eq!(
+        recorded["up_block_types"],
+        serde_json::json!([
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D",
+            "CrossAttnUpBlock2D"
+        ])
+    );
+    assert_eq!(trained.unet.up_blocks[2].attentions.len(), 2);
     // The checkpoint loads into the recorded architecture.
     let back = load_trained::<A>(tmp.path(), &device).unwrap();
     let gamma = |m: &TextToImage<B>| {
@@ -501,9 +514,18 @@ fn a_text_time_run_records_its_unet_config_and_reloads() {
             .into_data()
     };
     assert_eq!(gamma(&back), gamma(&trained));
-    // Two steps moved the grafted gate off zero.
+    // Two steps moved the grafted gate and the grafted attention's output
+    // projection off zero.
     let g: Vec<f32> = gamma(&trained).to_vec().unwrap();
     assert!(g.iter().any(|v| *v != 0.0));
+    let proj: Vec<f32> = trained.unet.up_blocks[2].attentions[0]
+        .proj_out
+        .weight
+        .val()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert!(proj.iter().any(|v| *v != 0.0));
 }
 
 #[test]

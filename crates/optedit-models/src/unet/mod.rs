@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod config;
+mod graft;
 mod model;
 
 pub use config::UNet2DConditionConfig;

@@ -125,6 +125,54 @@ impl<B: Backend> TextToImage<B> {
     }
 }
 
+/// Modules grafted onto the UNet at the start of a fresh run (onto the
+/// `--init-from` model, or a fresh demo UNet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grafts {
+    /// A text-time embedding with this many pooling heads
+    /// ([`TextToImage::with_text_time_embedding`]).
+    pub text_time_heads: Option<usize>,
+    /// Cross-attention on every plain up level
+    /// ([`TextToImage::with_up_cross_attention`]).
+    pub up_cross_attention: bool,
+}
+
+impl<B: Backend> TextToImage<B> {
+    /// Gives every up level of the UNet without cross-attention one
+    /// transformer per resnet, with a zero output projection, so the
+    /// predictions do not change until training moves it
+    /// ([`UNet2DConditionModel::with_up_cross_attention`]). On the demo UNet
+    /// this is the full-resolution (32 x 32) level, where the objects'
+    /// outlines are drawn, and the encoder (which the ControlNets copy)
+    /// keeps its architecture.
+    pub fn with_up_cross_attention(mut self) -> Result<Self> {
+        let (unet, grafted) = self.unet.with_up_cross_attention()?;
+        self.unet = unet;
+        if grafted > 0 {
+            if let serde_json::Value::Object(m) = &mut self.unet_config {
+                m.insert(
+                    "up_block_types".into(),
+                    serde_json::json!(self.unet.config.up_block_types),
+                );
+            }
+        }
+        Ok(self)
+    }
+
+    /// Applies `grafts`.
+    pub fn with_grafts(self, grafts: &Grafts) -> Result<Self> {
+        let model = match grafts.text_time_heads {
+            Some(heads) => self.with_text_time_embedding(heads)?,
+            None => self,
+        };
+        if grafts.up_cross_attention {
+            model.with_up_cross_attention()
+        } else {
+            Ok(model)
+        }
+    }
+}
+
 /// The UNet config a run in `dir` trains (recorded at its start; the demo
 /// config for runs older than the record).
 pub fn run_unet_config(dir: &Path) -> Result<serde_json::Value> {
@@ -304,9 +352,8 @@ pub fn weighted_mse<B: Backend>(
 
 /// Trains (or resumes) the text-to-image model on `set`; a fresh run starts
 /// from the weights of the pipeline folder `init_from` when given (a
-/// checkpoint in `dir` takes precedence), with a text-time embedding of
-/// `text_time_heads` heads grafted on when given and missing (see
-/// [`TextToImage::with_text_time_embedding`]). The UNet config is recorded
+/// checkpoint in `dir` takes precedence), with `grafts` applied (see
+/// [`TextToImage::with_grafts`]). The UNet config is recorded
 /// in the run's checkpoint folder, for [`load_trained`] and the export.
 pub fn train<B: AutodiffBackend>(
     dir: &Path,
@@ -314,7 +361,7 @@ pub fn train<B: AutodiffBackend>(
     tokenizer: &ClipTokenizer,
     options: &StageOptions,
     init_from: Option<&Path>,
-    text_time_heads: Option<usize>,
+    grafts: &Grafts,
     device: &B::Device,
 ) -> Result<TextToImage<B::InnerBackend>> {
     options.validate()?;
@@ -338,10 +385,7 @@ pub fn train<B: AutodiffBackend>(
                 Some(folder) => TextToImage::from_pipeline(folder, device)?,
                 None => TextToImage::new(device)?,
             };
-            match text_time_heads {
-                Some(heads) => model.with_text_time_embedding(heads),
-                None => Ok(model),
-            }
+            model.with_grafts(grafts)
         },
         device,
     )?;
