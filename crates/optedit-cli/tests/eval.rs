@@ -246,6 +246,14 @@ fn eval_run_and_quality_end_to_end() {
         1,
         &["resume", "other settings"],
     );
+    // Other weights in the same folder (a retrained model): refused too.
+    let weights = model.join("unet/diffusion_pytorch_model.safetensors");
+    let original = std::fs::read(&weights).unwrap();
+    let mut changed = original.clone();
+    *changed.last_mut().unwrap() ^= 1; // the last byte of the tensor data
+    std::fs::write(&weights, &changed).unwrap();
+    assert_failure(&run("3", &["--resume"]), 1, &["resume", "other settings"]);
+    std::fs::write(&weights, &original).unwrap();
 
     // Runs side by side: the run twice gives two equal rows and two result columns.
     let cmp = root.path().join("compare");

@@ -152,6 +152,10 @@ struct RunFile {
     edit_config: String,
     negative_prompt: Option<String>,
     classifier: String,
+    /// The pipeline's and ControlNets' weights (absent in folders written
+    /// before it was recorded, which therefore cannot be resumed).
+    #[serde(default)]
+    weights: String,
 }
 
 const OUTPUTS: [&str; 5] = [
@@ -292,6 +296,7 @@ pub fn evaluate<B: AutodiffBackend>(
         edit_config: format!("{:?}", plan.options.config),
         negative_prompt: plan.options.negative_prompt.clone(),
         classifier: models.classifier_fingerprint.clone(),
+        weights: models.weights_fingerprint.clone(),
     };
     if plan.references_per_class == 0 {
         return Err(EvalError::argument(

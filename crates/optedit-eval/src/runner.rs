@@ -21,7 +21,7 @@ use optedit_train::data::images_to_tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::cases::{Case, ControlName, MaskSpec};
-use crate::error::{EvalError, Result};
+use crate::error::{io, EvalError, Result};
 use crate::features::{fingerprint, ClassKey, Judge};
 use crate::grid::{mask_to_image, tensor_to_image};
 use crate::metrics::{coverage, iou, mae_outside, psnr_outside};
@@ -92,6 +92,10 @@ pub struct EvalModels<B: AutodiffBackend> {
     pub judge: Judge<B::InnerBackend>,
     /// Fingerprint of the classifier's weights (keys cached references).
     pub classifier_fingerprint: String,
+    /// Fingerprint of the weight files of the pipeline (UNet, text encoder,
+    /// VAE) and of the ControlNets loaded: a resumed run must use the same
+    /// weights, not only the same folder names.
+    pub weights_fingerprint: String,
     /// The ControlNets loaded.
     pub controlnets: BTreeMap<ControlName, ControlNetModel<B>>,
 }
@@ -102,6 +106,10 @@ impl<B: AutodiffBackend> EvalModels<B> {
         let pipeline = SdPipeline::load(&paths.pipeline, device)?;
         let judge = Judge::load(&paths.classifier, device)?;
         let mut controlnets = BTreeMap::new();
+        let mut weight_dirs: Vec<PathBuf> = ["unet", "text_encoder", "vae"]
+            .iter()
+            .map(|p| paths.pipeline.join(p))
+            .collect();
         for &c in controls {
             let dir = paths.controlnet(c);
             if !dir.is_dir() {
@@ -115,14 +123,34 @@ impl<B: AutodiffBackend> EvalModels<B> {
                 ));
             }
             controlnets.insert(c, ControlNetModel::load(dir, device)?.no_grad());
+            weight_dirs.push(dir.to_path_buf());
         }
         Ok(Self {
             pipeline,
             judge,
             classifier_fingerprint: fingerprint(&paths.classifier)?,
+            weights_fingerprint: weights_fingerprint(&weight_dirs)?,
             controlnets,
         })
     }
+}
+
+/// The fingerprints of the `*.safetensors` files in `dirs` (each folder's
+/// files in name order), joined.
+fn weights_fingerprint(dirs: &[PathBuf]) -> Result<String> {
+    let mut parts = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        files.sort();
+        for f in files {
+            parts.push(fingerprint(&f)?);
+        }
+    }
+    Ok(parts.join(","))
 }
 
 /// How cases are run.
