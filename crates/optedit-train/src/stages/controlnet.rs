@@ -50,15 +50,7 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
-    let foreground = (options.foreground_weight > 0.0).then(|| {
-        let maps = ForegroundMaps::new(&set.seeds);
-        println!(
-            "foreground weight {}: objects and figure cover {:.1}% of the latent pixels",
-            options.foreground_weight,
-            100.0 * maps.mean_coverage()
-        );
-        maps
-    });
+    let foreground = ForegroundMaps::for_weight(set, options.foreground_weight);
     let init = || Ok(ControlNetModel::<B>::from_unet(&unet, config(), device)?);
     let run = Run::<B, _>::start(
         dir,

@@ -16,6 +16,7 @@ use image::GrayImage;
 use rayon::prelude::*;
 
 use super::classifier::dilate;
+use super::latents::LatentSet;
 use crate::demo::{IMAGE_SIZE, LATENT_SIZE};
 
 /// Pixels by which the object masks are dilated before pooling, so that the
@@ -52,6 +53,19 @@ impl ForegroundMaps {
             })
             .collect();
         Self { maps }
+    }
+
+    /// The maps of the encoded `set` when `weight` is positive (announcing
+    /// their coverage), none otherwise.
+    pub fn for_weight(set: &LatentSet, weight: f64) -> Option<Self> {
+        (weight > 0.0).then(|| {
+            let maps = Self::new(&set.seeds);
+            println!(
+                "foreground weight {weight}: objects and figure cover {:.1}% of the latent pixels",
+                100.0 * maps.mean_coverage()
+            );
+            maps
+        })
     }
 
     /// Number of scenes.

@@ -389,15 +389,7 @@ pub fn train<B: AutodiffBackend>(
         },
         device,
     )?;
-    let foreground = (options.foreground_weight > 0.0).then(|| {
-        let maps = ForegroundMaps::new(&set.seeds);
-        println!(
-            "foreground weight {}: objects and figure cover {:.1}% of the latent pixels",
-            options.foreground_weight,
-            100.0 * maps.mean_coverage()
-        );
-        maps
-    });
+    let foreground = ForegroundMaps::for_weight(set, options.foreground_weight);
     let record = dir.join("checkpoints").join(NAME).join(UNET_CONFIG);
     let config = serde_json::to_string_pretty(&run.model.unet_config).expect("serialisable");
     std::fs::write(&record, config).map_err(io(&record))?;
