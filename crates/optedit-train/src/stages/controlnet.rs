@@ -15,9 +15,9 @@ use optedit_models::{ControlNetConfig, ControlNetModel, UNet2DConditionModel};
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::foreground::ForegroundMaps;
+use super::foreground::ForegroundLoss;
 use super::latents::LatentSet;
-use super::text_to_image::{alphas_cumprod, diffusion_loss, noised, token_ids, TextToImage};
+use super::text_to_image::{alphas_cumprod, noised, token_ids, TextToImage};
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::conditions::{condition_image, ControlKind};
 use crate::data::conditions_to_tensor;
@@ -50,7 +50,7 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
-    let foreground = ForegroundMaps::for_weight(set, options.foreground_weight);
+    let loss = ForegroundLoss::new(set, options.foreground_weight);
     let init = || Ok(ControlNetModel::<B>::from_unet(&unet, config(), device)?);
     let run = Run::<B, _>::start(
         dir,
@@ -96,14 +96,7 @@ pub fn train<B: AutodiffBackend>(
             let (noisy, t, noise, w) = noised(latents, &acp, &options.noising(), rng, device);
             let residuals = model.forward(noisy.clone(), t.clone(), context.clone(), cond, 1.0)?;
             let pred = unet.forward_with_residuals(noisy, t, context, Some(&residuals))?;
-            Ok(StepLoss::single(diffusion_loss(
-                pred,
-                noise,
-                w,
-                foreground.as_ref(),
-                &idx,
-                options.foreground_weight,
-            )))
+            Ok(StepLoss::single(loss.loss(pred, noise, w, &idx)))
         },
     )?;
     Ok(model.valid())

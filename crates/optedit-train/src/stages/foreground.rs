@@ -6,7 +6,7 @@
 //! outweighs them. [`ForegroundMaps`] gives every encoded scene a map of
 //! where its objects and figure are, at latent resolution; the UNet and
 //! ControlNet stages then weigh each latent pixel's squared error by
-//! `1 + weight * map` ([`pixel_weighted_mse`]). This is the per-pixel loss
+//! `1 + weight * map` ([`ForegroundLoss`]). This is the per-pixel loss
 //! weighting that subject-driven fine-tuning uses with masks (e.g. the
 //! masked loss of DreamBooth trainers), applied to the world's known
 //! foreground.
@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::classifier::dilate;
 use super::latents::LatentSet;
+use super::text_to_image::weighted_mse;
 use crate::demo::{IMAGE_SIZE, LATENT_SIZE};
 
 /// Pixels by which the object masks are dilated before pooling, so that the
@@ -53,19 +54,6 @@ impl ForegroundMaps {
             })
             .collect();
         Self { maps }
-    }
-
-    /// The maps of the encoded `set` when `weight` is positive (announcing
-    /// their coverage), none otherwise.
-    pub fn for_weight(set: &LatentSet, weight: f64) -> Option<Self> {
-        (weight > 0.0).then(|| {
-            let maps = Self::new(&set.seeds);
-            println!(
-                "foreground weight {weight}: objects and figure cover {:.1}% of the latent pixels",
-                100.0 * maps.mean_coverage()
-            );
-            maps
-        })
     }
 
     /// Number of scenes.
@@ -147,14 +135,46 @@ pub fn pixel_weighted_mse_per_sample<B: Backend>(
     per * weights
 }
 
-/// Mean over the batch of [`pixel_weighted_mse_per_sample`].
-pub fn pixel_weighted_mse<B: Backend>(
-    pred: Tensor<B, 4>,
-    target: Tensor<B, 4>,
-    weights: Tensor<B, 1>,
-    map: Tensor<B, 4>,
-) -> Tensor<B, 1> {
-    pixel_weighted_mse_per_sample(pred, target, weights, map).mean()
+/// The loss of a diffusion stage: the min-SNR-weighted MSE, weighted per
+/// pixel by the foreground maps when the weight is positive.
+#[derive(Debug, Clone)]
+pub struct ForegroundLoss {
+    maps: Option<ForegroundMaps>,
+    weight: f64,
+}
+
+impl ForegroundLoss {
+    /// Builds the maps of the encoded `set` when `weight` is positive
+    /// (announcing their coverage); with 0 the loss is the plain one.
+    pub fn new(set: &LatentSet, weight: f64) -> Self {
+        let maps = (weight > 0.0).then(|| {
+            let maps = ForegroundMaps::new(&set.seeds);
+            println!(
+                "foreground weight {weight}: objects and figure cover {:.1}% of the latent pixels",
+                100.0 * maps.mean_coverage()
+            );
+            maps
+        });
+        Self { maps, weight }
+    }
+
+    /// The batch's loss: `pred` and `target` `[n, c, h, w]`, per-sample
+    /// `weights` `[n]`, `idx` the scenes of the batch in the set.
+    pub fn loss<B: Backend>(
+        &self,
+        pred: Tensor<B, 4>,
+        target: Tensor<B, 4>,
+        weights: Tensor<B, 1>,
+        idx: &[usize],
+    ) -> Tensor<B, 1> {
+        match &self.maps {
+            Some(maps) => {
+                let map = maps.weights::<B>(idx, self.weight, &pred.device());
+                pixel_weighted_mse_per_sample(pred, target, weights, map).mean()
+            }
+            None => weighted_mse(pred, target, weights),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +272,7 @@ mod tests {
         .into_data()
         .to_vec::<f32>()
         .unwrap();
-        let values = pred.into_data().to_vec::<f32>().unwrap();
+        let values = pred.clone().into_data().to_vec::<f32>().unwrap();
         for (k, &i) in idx.iter().enumerate() {
             assert!((zero[k] - plain[k]).abs() <= 1e-6 * plain[k].abs().max(1.0));
             let map = maps.map(i);
@@ -270,5 +290,20 @@ mod tests {
             );
             assert!(four[k] > plain[k]);
         }
+        // ForegroundLoss: the batch mean of the same, or the plain loss at 0.
+        let set = LatentSet {
+            seeds: seeds.clone(),
+            latents: vec![0.0; seeds.len() * 4 * PER],
+            scaling_factor: 1.0,
+        };
+        let w = Tensor::<B, 1>::from_data(TensorData::new(vec![0.5f32, 2.0], [2]), &device);
+        let batch_loss = |weight: f64| {
+            ForegroundLoss::new(&set, weight)
+                .loss(pred.clone(), pred.zeros_like(), w.clone(), &idx)
+                .into_scalar()
+        };
+        let mean = |v: &[f32]| (v[0] + v[1]) / 2.0;
+        assert!((batch_loss(0.0) - mean(&plain)).abs() <= 1e-6 * mean(&plain));
+        assert!((batch_loss(4.0) - mean(&four)).abs() <= 1e-5 * mean(&four));
     }
 }

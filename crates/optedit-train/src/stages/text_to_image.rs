@@ -17,7 +17,7 @@ use optedit_models::{ClipTextConfig, ClipTextModel, UNet2DConditionConfig, UNet2
 use optedit_schedule::{NoiseSchedule, SchedulerConfig};
 use rand::Rng;
 
-use super::foreground::{pixel_weighted_mse, ForegroundMaps};
+use super::foreground::ForegroundLoss;
 use super::latents::LatentSet;
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::data::normal;
@@ -322,25 +322,6 @@ pub fn weighted_mse_per_sample<B: Backend>(
     per * weights
 }
 
-/// The loss of a diffusion stage: [`weighted_mse`], or with `foreground`
-/// maps [`pixel_weighted_mse`] under the maps of scenes `idx` at `weight`.
-pub fn diffusion_loss<B: Backend>(
-    pred: Tensor<B, 4>,
-    target: Tensor<B, 4>,
-    weights: Tensor<B, 1>,
-    foreground: Option<&ForegroundMaps>,
-    idx: &[usize],
-    weight: f64,
-) -> Tensor<B, 1> {
-    match foreground {
-        Some(maps) => {
-            let map = maps.weights::<B>(idx, weight, &pred.device());
-            pixel_weighted_mse(pred, target, weights, map)
-        }
-        None => weighted_mse(pred, target, weights),
-    }
-}
-
 /// Weighted MSE between prediction and target, `[n, c, h, w]` each.
 pub fn weighted_mse<B: Backend>(
     pred: Tensor<B, 4>,
@@ -389,7 +370,7 @@ pub fn train<B: AutodiffBackend>(
         },
         device,
     )?;
-    let foreground = ForegroundMaps::for_weight(set, options.foreground_weight);
+    let loss = ForegroundLoss::new(set, options.foreground_weight);
     let record = dir.join("checkpoints").join(NAME).join(UNET_CONFIG);
     let config = serde_json::to_string_pretty(&run.model.unet_config).expect("serialisable");
     std::fs::write(&record, config).map_err(io(&record))?;
@@ -410,14 +391,7 @@ pub fn train<B: AutodiffBackend>(
         let (noisy, t, noise, w) = noised(latents, &acp, &options.noising(), rng, device);
         let context = model.text_encoder.forward(ids)?.last_hidden_state;
         let pred = model.unet.forward(noisy, t, context)?;
-        Ok(StepLoss::single(diffusion_loss(
-            pred,
-            noise,
-            w,
-            foreground.as_ref(),
-            &idx,
-            options.foreground_weight,
-        )))
+        Ok(StepLoss::single(loss.loss(pred, noise, w, &idx)))
     })?;
     Ok(model.valid())
 }
