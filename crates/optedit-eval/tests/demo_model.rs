@@ -63,5 +63,8 @@ fn the_demo_model_draws_the_attributes_of_held_out_captions() {
         ..QualityOptions::default()
     };
     let (q, _) = sample_quality(&pipeline, &judge, &options, &mut Quiet).expect("samples");
-    assert!(q.mean >= 0.9, "mean attribute accuracy of plain samples: {q:?}");
+    assert!(
+        q.mean >= 0.9,
+        "mean attribute accuracy of plain samples: {q:?}"
+    );
 }
