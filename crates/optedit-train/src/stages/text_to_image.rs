@@ -501,7 +501,6 @@ pub fn caption_probe<B: Backend>(
     let acp = alphas_cumprod()?;
     let width = acp.len().div_ceil(PROBE_BUCKETS);
     let spec = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]);
-    let caption = |i: usize| spec(i).caption();
     // [bucket][own, other, empty, shape, colour] loss sums and the bucket sizes.
     let mut sums = [[0.0f64; 5]; PROBE_BUCKETS];
     let mut sizes = [0usize; PROBE_BUCKETS];
@@ -526,11 +525,15 @@ pub fn caption_probe<B: Backend>(
         for &b in &buckets {
             sizes[b] += 1;
         }
-        let own: Vec<String> = idx.iter().map(|&i| caption(i)).collect();
-        let other: Vec<String> = idx.iter().map(|&i| caption((i + 1) % set.len())).collect();
+        let specs: Vec<_> = idx.iter().map(|&i| spec(i)).collect();
+        let own: Vec<String> = specs.iter().map(|s| s.caption()).collect();
+        let other: Vec<String> = idx
+            .iter()
+            .map(|&i| spec((i + 1) % set.len()).caption())
+            .collect();
         let empty = vec![String::new(); idx.len()];
-        let shape: Vec<String> = idx.iter().map(|&i| swapped(spec(i), true)).collect();
-        let colour: Vec<String> = idx.iter().map(|&i| swapped(spec(i), false)).collect();
+        let shape: Vec<String> = specs.iter().map(|s| swapped(s.clone(), true)).collect();
+        let colour: Vec<String> = specs.into_iter().map(|s| swapped(s, false)).collect();
         for (k, captions) in [own, other, empty, shape, colour].into_iter().enumerate() {
             let ids = token_ids::<B>(tokenizer, &captions, device)?;
             let context = model.text_encoder.forward(ids)?.last_hidden_state;
