@@ -13,6 +13,7 @@ use optedit_cond::PromptEmbeddings;
 use crate::condition::EditCondition;
 use crate::editor::Editor;
 use crate::error::{EditError, Result};
+use crate::graph::release_graphs;
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
 use crate::progress::{Progress, Stage, Timer};
@@ -60,6 +61,7 @@ impl<B: AutodiffBackend> Editor<'_, B> {
             seed: self.config().seed,
         };
         let mask = mask_source.mask(&ctx)?;
+        release_graphs::<B>(&self.pipeline().device);
         timer.lap(Stage::Mask);
         let out = self.denoise_blended(&inversion, &mask, condition, progress)?;
         timer.lap(Stage::Denoise);

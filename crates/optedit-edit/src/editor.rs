@@ -12,6 +12,7 @@ use crate::condition::EditCondition;
 use crate::config::EditConfig;
 use crate::denoiser::Denoiser;
 use crate::error::{EditError, Result};
+use crate::graph::release_graphs;
 use crate::loss::Objective;
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
@@ -111,7 +112,9 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
                 ),
             ));
         }
-        self.pipeline.encode_image(image)
+        let z0 = self.pipeline.encode_image(image)?;
+        release_graphs::<B>(&self.pipeline.device);
+        Ok(z0)
     }
 
     /// Stage 1b: the inversion trajectory of `z0` under `source`.
@@ -201,7 +204,9 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
 
     /// Stage 5: decodes a clean latent to an image in `[-1, 1]`.
     pub fn decode(&self, latent: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
-        self.pipeline.decode_latent(latent)
+        let image = self.pipeline.decode_latent(latent)?;
+        release_graphs::<B>(&self.pipeline.device);
+        Ok(image)
     }
 
     /// The whole method with the default objective
@@ -248,6 +253,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             seed: self.config.seed,
         };
         let mask = mask_source.mask(&ctx)?;
+        release_graphs::<B>(&self.pipeline.device);
         let [_, _, lh, lw] = z0.dims();
         if mask.dims() != [1, 1, lh, lw] {
             return Err(EditError::input(

@@ -9,6 +9,7 @@ use optedit_schedule::{DdimInverseScheduler, DdimScheduler};
 use crate::config::EditConfig;
 use crate::denoiser::Denoiser;
 use crate::error::{EditError, Result};
+use crate::graph::release_graphs;
 use crate::loss::{LossInputs, Objective};
 use crate::optimizer::LatentOptimizer;
 use crate::progress::{emit, LossValues, Progress, ProgressEvent, Stage};
@@ -87,6 +88,7 @@ pub(crate) fn denoise<B: AutodiffBackend>(
         }
         check_latent(&next, stage, j, t)?;
         z = next;
+        release_graphs::<B>(&z.device());
         latents.push(z.clone());
         emit(
             progress,
@@ -207,6 +209,7 @@ pub fn invert<B: AutodiffBackend>(
         let eps = denoiser.predict(z.clone(), t, 0, 1)?;
         z = inverse.step(eps, t, z)?.prev_sample.detach();
         check_latent(&z, Stage::Invert, i, t)?;
+        release_graphs::<B>(&z.device());
         latents.push(z.clone());
         emit(
             progress,

@@ -11,7 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use image::{DynamicImage, GrayImage, Luma, RgbImage};
 use optedit_edit::{
-    EditCondition, EditConfig, Editor, NoiseSource, ProgressEvent, SdPipeline, Stage,
+    release_graphs, EditCondition, EditConfig, Editor, NoiseSource, ProgressEvent, SdPipeline,
+    Stage,
 };
 use optedit_train::data::{images_to_tensor, mix};
 use optedit_world::{scene_seed, SampleOptions, SceneSpec, Split};
@@ -183,8 +184,12 @@ pub fn sample_quality<B: AutodiffBackend>(
         let noise = NoiseSource::new(mix(&[options.seed, i as u64]))
             .normal([1, channels, lh, lw], &pipeline.device);
         let mut scheduler = editor.scheduler().clone();
-        let mut predict =
-            optedit_schedule::fallible(|z: Tensor<B, 4>, t: usize| denoiser.predict(z, t, 0, 1));
+        // Forward only: the autodiff graph store is swept after every step.
+        let mut predict = optedit_schedule::fallible(|z: Tensor<B, 4>, t: usize| {
+            let eps = denoiser.predict(z, t, 0, 1);
+            release_graphs::<B>(&pipeline.device);
+            eps
+        });
         let mut cancelled = false;
         let mut steps = Steps(&mut *observer);
         let mut progress = |step: usize, total: usize| {
@@ -217,6 +222,7 @@ pub fn sample_quality<B: AutodiffBackend>(
             *h += usize::from(r);
         }
         all_right += usize::from(right.iter().all(|&r| r));
+        release_graphs::<B>(&pipeline.device);
         if i < options.grid {
             pairs.push((sample, real));
         }
@@ -281,6 +287,7 @@ pub fn reconstruction_quality<B: AutodiffBackend>(
         let trajectory = editor.reconstruct(&inversion, &source, &mut steps)?;
         let recon = tensor_to_image(editor.decode(trajectory.last().clone())?);
         psnrs.push(psnr(&original, &recon));
+        release_graphs::<B>(&pipeline.device);
         if i < options.grid {
             pairs.push((original, recon));
         }
