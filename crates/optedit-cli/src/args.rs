@@ -468,8 +468,10 @@ pub struct CompareArgs {
     #[arg(long, value_name = "FILE")]
     pub cases: PathBuf,
     /// Output folder: compare.md (summary rows), compare-kinds.md (edit
-    /// accuracy and background PSNR per kind of case) and compare.png
-    /// (input | first run's mask | each run's result | target).
+    /// accuracy and background PSNR per kind of case), compare-paired.md
+    /// (the first run against each other, case by case, with an exact sign
+    /// test) and compare.png (input | first run's mask | each run's result
+    /// | target).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Cases in the grid (the first ones with a result image in every run); 0 for none.

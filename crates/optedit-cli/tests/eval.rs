@@ -282,6 +282,14 @@ fn eval_run_and_quality_end_to_end() {
         kinds.lines().nth(2).unwrap().starts_with("| results | "),
         "{kinds}"
     );
+    // A run against itself never disagrees.
+    let paired = std::fs::read_to_string(cmp.join("compare-paired.md")).unwrap();
+    assert_eq!(paired.lines().count(), 3, "{paired}");
+    let row = paired.lines().nth(2).unwrap();
+    assert!(
+        row.starts_with("| results | ") && row.ends_with(" | 0 | 0 | 1.000 |"),
+        "{paired}"
+    );
     let grid = image::open(cmp.join("compare.png")).unwrap();
     assert_eq!((grid.width(), grid.height()), (5 * 128 + 8, 2 * 128 + 2));
     assert_failure(&compare(&[&out, &root.path().join("none")]), 2, &["none"]);

@@ -1,7 +1,8 @@
 //! Side by side comparison of finished results folders of [`evaluate`]
 //! (the tables and pictures of `docs/results.md`): one markdown table of
 //! their summary rows, one of their edit accuracy and background PSNR per
-//! kind of case, and one picture grid with a row per case:
+//! kind of case, one of the first run against each other case by case
+//! ([`paired_table`]), and one picture grid with a row per case:
 //! input | the first run's mask | each run's result | target render.
 //!
 //! [`evaluate`]: crate::evaluate()
@@ -14,6 +15,7 @@ use crate::cases::{Case, CaseKind};
 use crate::error::{io, EvalError, Result};
 use crate::evaluate::image_paths;
 use crate::grid::grid;
+use crate::paired::paired_table;
 use crate::scenes::CaseScenes;
 use crate::summary::{num, pct, PartSummary};
 
@@ -32,6 +34,10 @@ pub struct Comparison {
     /// Markdown: per run (named by its folder), edit accuracy and background
     /// PSNR per kind of case (`text`, `pose`, `text+pose`, ...).
     pub by_kind: String,
+    /// Markdown: the first run against each other one, case by case: the
+    /// cases only one of the two edited correctly and the exact sign test
+    /// on them ([`paired_table`]).
+    pub paired: String,
     /// The picture grid (`None` when no case has a result image in every run).
     pub grid: Option<RgbImage>,
     /// The case ids shown in the grid, top to bottom.
@@ -174,6 +180,7 @@ pub fn compare(runs: &[PathBuf], cases: &[Case], rows: usize) -> Result<Comparis
     Ok(Comparison {
         table,
         by_kind: kind_table(runs)?,
+        paired: paired_table(runs)?,
         grid: (!grid_rows.is_empty()).then(|| grid(&grid_rows)),
         shown,
     })
@@ -202,6 +209,11 @@ mod tests {
         };
         let json = format!(r#"{{"cases":3,"by_kind":{kinds}}}"#);
         std::fs::write(dir.join("summary.json"), json).unwrap();
+        let records: String = ids
+            .iter()
+            .map(|id| format!("{{\"id\":\"{id}\",\"correct\":{}}}\n", colour == 10))
+            .collect();
+        std::fs::write(dir.join("cases.jsonl"), records).unwrap();
         for id in ids {
             let (result, mask) = image_paths(dir, id);
             RgbImage::from_pixel(128, 128, Rgb([colour, 0, 0]))
@@ -243,6 +255,13 @@ mod tests {
              |---|---|---|---|---|---|---|---|---|---|\n\
              | a | 2 | 20.0 | 10.50 | 0 | – | – | 3 | 30.0 | 10.50 |\n\
              | b | 5 | 50.0 | 20.50 | 4 | 40.0 | 20.50 | 0 | – | – |\n"
+        );
+        // a is right on all three cases, b wrong on the two it holds.
+        assert_eq!(
+            c.paired,
+            "| run | cases in both | only a right | only the run right | sign test p |\n\
+             |---|---|---|---|---|\n\
+             | b | 2 | 2 | 0 | 0.500 |\n"
         );
         let g = c.grid.unwrap();
         let cell = 128 + GAP;

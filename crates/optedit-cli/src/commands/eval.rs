@@ -53,13 +53,14 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_atomic(&args.out.join("compare.md"), c.table.as_bytes())?;
     write_atomic(&args.out.join("compare-kinds.md"), c.by_kind.as_bytes())?;
+    write_atomic(&args.out.join("compare-paired.md"), c.paired.as_bytes())?;
     if let Some(grid) = c.grid {
         write_png(
             &args.out.join("compare.png"),
             &image::DynamicImage::ImageRgb8(grid),
         )?;
     }
-    print!("{}\n{}", c.table, c.by_kind);
+    print!("{}\n{}\n{}", c.table, c.by_kind, c.paired);
     if args.rows > 0 {
         eprintln!("optedit: grid rows: {}", c.shown.join(", "));
     }
