@@ -4,64 +4,24 @@
 //! binary's own global allocator; the tests share it, so they run one at a
 //! time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::Mutex;
-
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 use optedit_edit::{
     release_graphs, EditCondition, EditConfig, Editor, SdPipeline, Silent, UserMask,
 };
+use optedit_fixtures::alloc::{live_bytes as live, serial, CountingAllocator};
 use optedit_fixtures::{cases_with_prefix, fixtures_dir};
 
 /// What the `optedit` binary runs on.
 type AD = Autodiff<Flex, BalancedCheckpointing>;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only a
-// counter is updated on the side.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[test]
 fn release_graphs_frees_what_forward_only_operations_registered() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let device = Default::default();
     release_graphs::<AD>(&device);
     let before = live();
@@ -94,7 +54,7 @@ fn release_graphs_frees_what_forward_only_operations_registered() {
 
 #[test]
 fn repeated_baseline_edits_do_not_accumulate_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let device = Default::default();
     let p = SdPipeline::<AD>::load(&fixtures_dir().join("tiny-sd"), &device).unwrap();
     let image: Tensor<AD, 4> = cases_with_prefix("vae_encode")

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
+pub mod alloc;
+
 /// The CPU backend the parity tests run on.
 pub type TestBackend = burn::backend::Flex;
 /// The autodiff CPU backend the gradient tests run on.

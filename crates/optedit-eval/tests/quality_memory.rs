@@ -1,0 +1,62 @@
+//! `optedit eval quality` generates and reconstructs hundreds of images on
+//! an autodiff backend without a single `backward`; burn 0.21 keeps the
+//! graph entries of such forward-only work until one runs, so the loops
+//! release them (`optedit_edit::release_graphs`). This checks that repeated
+//! rounds on the committed demo model keep no memory, counting live heap
+//! bytes with this test binary's own global allocator.
+
+use std::path::PathBuf;
+
+use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+use burn::backend::{Autodiff, Flex};
+use optedit_edit::SdPipeline;
+use optedit_eval::quality::{reconstruction_quality, sample_quality};
+use optedit_eval::{Judge, QualityOptions, Quiet};
+use optedit_fixtures::alloc::{live_bytes, serial, CountingAllocator};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// What the `optedit` binary runs on.
+type AD = Autodiff<Flex, BalancedCheckpointing>;
+
+#[test]
+fn repeated_quality_rounds_keep_no_memory() {
+    let _serial = serial();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/optedit-demo");
+    let device = Default::default();
+    let pipeline = SdPipeline::<AD>::load(&dir, &device).expect("demo model");
+    let judge = Judge::load(&dir.join("classifier/model.safetensors"), &device).expect("judge");
+    let options = QualityOptions {
+        count: 1,
+        steps: 8,
+        grid: 0,
+        ..QualityOptions::default()
+    };
+    // Each measure on its own: a sweep in one would hide the other's leak.
+    let samples = || {
+        sample_quality(&pipeline, &judge, &options, &mut Quiet).expect("samples");
+    };
+    let reconstructions = || {
+        reconstruction_quality(&pipeline, &options, &mut Quiet).expect("reconstruction");
+    };
+    for (name, round) in [
+        ("samples", &samples as &dyn Fn()),
+        ("reconstructions", &reconstructions),
+    ] {
+        // Warm-up: lazily built caches and pools.
+        round();
+        round();
+        let before = live_bytes();
+        for _ in 0..3 {
+            round();
+        }
+        let growth = live_bytes() - before;
+        // Without the sweeps each round keeps megabytes (8 or 16 UNet
+        // passes, their checkpointed inputs included).
+        assert!(
+            growth < 512 * 1024,
+            "{growth} bytes more after three rounds of {name}"
+        );
+    }
+}
