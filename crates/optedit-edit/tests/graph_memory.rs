@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use optedit_edit::{
     release_graphs, EditCondition, EditConfig, Editor, SdPipeline, Silent, UserMask,
 };
-use optedit_fixtures::alloc::{live_bytes as live, serial, CountingAllocator};
+use optedit_fixtures::alloc::{growth_over, live_bytes as live, serial, CountingAllocator};
 use optedit_fixtures::{cases_with_prefix, fixtures_dir};
 
 /// What the `optedit` binary runs on.
@@ -81,14 +81,7 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
             .unwrap();
         drop((d, s));
     };
-    // Warm-up: lazily built caches and pools.
-    edit();
-    edit();
-    let before = live();
-    for _ in 0..3 {
-        edit();
-    }
-    let growth = live() - before;
+    let growth = growth_over(3, edit);
     // Without the sweeps these three runs keep several megabytes (hundreds
     // of UNet, VAE and ControlNet-free operations each).
     assert!(

@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Flex};
 use optedit_edit::SdPipeline;
 use optedit_eval::quality::{reconstruction_quality, sample_quality};
 use optedit_eval::{Judge, QualityOptions, Quiet};
-use optedit_fixtures::alloc::{live_bytes, serial, CountingAllocator};
+use optedit_fixtures::alloc::{growth_over, serial, CountingAllocator};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -44,14 +44,7 @@ fn repeated_quality_rounds_keep_no_memory() {
         ("samples", &samples as &dyn Fn()),
         ("reconstructions", &reconstructions),
     ] {
-        // Warm-up: lazily built caches and pools.
-        round();
-        round();
-        let before = live_bytes();
-        for _ in 0..3 {
-            round();
-        }
-        let growth = live_bytes() - before;
+        let growth = growth_over(3, round);
         // Without the sweeps each round keeps megabytes (8 or 16 UNet
         // passes, their checkpointed inputs included).
         assert!(

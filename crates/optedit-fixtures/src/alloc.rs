@@ -59,3 +59,15 @@ pub fn live_bytes() -> isize {
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Live bytes gained over `rounds` calls of `round`, after two warm-up calls
+/// (lazily built caches and pools); a loop that keeps nothing gains about 0.
+pub fn growth_over(rounds: usize, mut round: impl FnMut()) -> isize {
+    round();
+    round();
+    let before = live_bytes();
+    for _ in 0..rounds {
+        round();
+    }
+    live_bytes() - before
+}
