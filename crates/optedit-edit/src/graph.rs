@@ -12,8 +12,8 @@
 //! the demo model, 11 GB over `optedit eval quality`'s 200 generations.
 //!
 //! [`release_graphs`] triggers that sweep on purpose. The editor calls it
-//! after every inference-only denoising or inversion step and after encoding
-//! and decoding; call it yourself in your own forward-only loops on an
+//! after every inference-only denoising or inversion step and after
+//! encoding, decoding and mask estimation; call it yourself in your own forward-only loops on an
 //! autodiff backend.
 
 use burn::tensor::backend::AutodiffBackend;

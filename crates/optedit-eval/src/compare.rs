@@ -90,11 +90,7 @@ fn kind_table(runs: &[PathBuf]) -> Result<String> {
     t.push_str("\n|---|");
     t.push_str(&"---|---|---|".repeat(kinds.len()));
     for (run, s) in runs.iter().zip(&summaries) {
-        let name = run.file_name().map_or_else(
-            || run.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        t.push_str(&format!("\n| {name} |"));
+        t.push_str(&format!("\n| {} |", run_name(run)));
         for k in &kinds {
             match s.by_kind.get(*k) {
                 Some(p) => t.push_str(&format!(
@@ -109,6 +105,14 @@ fn kind_table(runs: &[PathBuf]) -> Result<String> {
     }
     t.push('\n');
     Ok(t)
+}
+
+/// A run's name in the tables: its folder's name.
+pub(crate) fn run_name(run: &Path) -> String {
+    run.file_name().map_or_else(
+        || run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn read_rgb(path: &Path) -> Result<RgbImage> {

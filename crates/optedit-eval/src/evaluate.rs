@@ -335,7 +335,6 @@ pub fn evaluate<B: AutodiffBackend>(
             },
         )?;
         let outcome = run_case(models, case, &plan.options, &mut Steps(observer))?;
-        optedit_edit::release_graphs::<B>(&models.pipeline.device);
         if index < plan.grid {
             let (result, mask) = image_paths(&plan.out, &case.id);
             write_png(

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::compare::run_name;
 use crate::error::{io, EvalError, Result};
 
 /// The fields of a `cases.jsonl` record this comparison reads.
@@ -87,13 +88,6 @@ pub fn paired(first: &BTreeMap<String, bool>, other: &BTreeMap<String, bool>) ->
     }
 }
 
-fn name(run: &Path) -> String {
-    run.file_name().map_or_else(
-        || run.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
 /// Markdown: the first of `runs` against each other one (each folder's
 /// `cases.jsonl`), a row per other run.
 pub fn paired_table(runs: &[PathBuf]) -> Result<String> {
@@ -101,7 +95,7 @@ pub fn paired_table(runs: &[PathBuf]) -> Result<String> {
         return Err(EvalError::argument("runs", "no results folder given"));
     };
     let base = outcomes(first)?;
-    let a = name(first);
+    let a = run_name(first);
     let mut t = format!(
         "| run | cases in both | only {a} right | only the run right | sign test p |\n\
          |---|---|---|---|---|\n"
@@ -115,7 +109,7 @@ pub fn paired_table(runs: &[PathBuf]) -> Result<String> {
         };
         t.push_str(&format!(
             "| {} | {} | {} | {} | {shown} |\n",
-            name(run),
+            run_name(run),
             p.cases,
             p.only_first,
             p.only_other

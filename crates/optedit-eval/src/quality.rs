@@ -184,7 +184,9 @@ pub fn sample_quality<B: AutodiffBackend>(
         let noise = NoiseSource::new(mix(&[options.seed, i as u64]))
             .normal([1, channels, lh, lw], &pipeline.device);
         let mut scheduler = editor.scheduler().clone();
-        // Forward only: the autodiff graph store is swept after every step.
+        // Forward only, outside the editor: the autodiff graph store is swept
+        // after every step (which also frees the previous sample's prompt
+        // encoding and decoding); the editor's stages sweep their own.
         let mut predict = optedit_schedule::fallible(|z: Tensor<B, 4>, t: usize| {
             let eps = denoiser.predict(z, t, 0, 1);
             release_graphs::<B>(&pipeline.device);
@@ -222,7 +224,6 @@ pub fn sample_quality<B: AutodiffBackend>(
             *h += usize::from(r);
         }
         all_right += usize::from(right.iter().all(|&r| r));
-        release_graphs::<B>(&pipeline.device);
         if i < options.grid {
             pairs.push((sample, real));
         }
@@ -287,7 +288,6 @@ pub fn reconstruction_quality<B: AutodiffBackend>(
         let trajectory = editor.reconstruct(&inversion, &source, &mut steps)?;
         let recon = tensor_to_image(editor.decode(trajectory.last().clone())?);
         psnrs.push(psnr(&original, &recon));
-        release_graphs::<B>(&pipeline.device);
         if i < options.grid {
             pairs.push((original, recon));
         }
