@@ -12,12 +12,13 @@ use burn::tensor::Tensor;
 use image::{GrayImage, RgbImage};
 use optedit_train::data::images_to_tensor;
 use optedit_train::stages::classifier::{masks_to_tensor, AttributeClassifier};
+use optedit_train::stages::judge_examples::judged_box;
 use optedit_world::{scene_seed, Colour, PoseClass, SceneSpec, Shape, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io, EvalError, Result};
-use crate::metrics::{dilate, Moments};
-use crate::scenes::{Attribute, REGION_DILATION};
+use crate::metrics::Moments;
+use crate::scenes::Attribute;
 
 /// Held-out scene indices of reference renders start here (cases use
 /// indices below [`crate::generate::CASE_INDEX_LIMIT`]).
@@ -72,10 +73,11 @@ impl ClassKey {
         }
     }
 
-    /// `per_class` real renders of the class with its region (the object's or
-    /// the figure's true mask dilated by [`REGION_DILATION`], as for edits):
-    /// held-out scenes whose first object is given the class's colour and
-    /// shape, or whose figure is put in the class's pose.
+    /// `per_class` real renders of the class with its region, a judged box
+    /// as for edits (around the thing and a version of it in the next shape
+    /// or pose, as an edit's box is around source and target): held-out
+    /// scenes whose first object is given the class's colour and shape, or
+    /// whose figure is put in the class's pose.
     pub fn reference_renders(&self, per_class: usize) -> Vec<(RgbImage, GrayImage)> {
         (0..per_class as u64)
             .map(|k| {
@@ -90,12 +92,22 @@ impl ClassKey {
                             .with_object_colour(0, colour)
                             .and_then(|s| s.with_object_shape(0, shape))
                             .expect("a sampled scene has an object 0");
+                        let next = Shape::ALL[(shape.index() + 1) % Shape::ALL.len()];
+                        let alt = spec
+                            .with_object_shape(0, next)
+                            .expect("a sampled scene has an object 0")
+                            .render();
                         let r = spec.render();
-                        (r.image, dilate(&r.object_masks[0], REGION_DILATION))
+                        let region = judged_box(&[&r.object_masks[0], &alt.object_masks[0]]);
+                        (r.image, region)
                     }
                     ClassKey::Pose(p) => {
-                        let r = spec.with_pose(p).render();
-                        (r.image, dilate(&r.figure_mask, REGION_DILATION))
+                        let spec = spec.with_pose(p);
+                        let next = PoseClass::ALL[(p.index() + 1) % PoseClass::ALL.len()];
+                        let alt = spec.with_pose(next).render();
+                        let r = spec.render();
+                        let region = judged_box(&[&r.figure_mask, &alt.figure_mask]);
+                        (r.image, region)
                     }
                 }
             })
@@ -142,14 +154,17 @@ impl TryFrom<String> for ClassKey {
     }
 }
 
-/// What the judge says about one region.
+/// What the judge says about one region. Each index is a class of the
+/// world, or one past them for "nothing recognisable"
+/// (`optedit_train::stages::judge_examples::NOTHING_SHAPE` and so on), which
+/// never equals a target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
-    /// Predicted shape class index.
+    /// Predicted shape class index (or nothing).
     pub shape: usize,
-    /// Predicted colour class index.
+    /// Predicted colour class index (or nothing).
     pub colour: usize,
-    /// Predicted pose class index.
+    /// Predicted pose class index (or nothing).
     pub pose: usize,
     /// The pooled features.
     pub features: Vec<f32>,

@@ -2,6 +2,7 @@
 //! region, the mask the method is given and the regions the judge reads.
 
 use image::{GrayImage, Luma, RgbImage};
+use optedit_train::stages::judge_examples::judged_box;
 use optedit_world::{Colour, PoseClass, Rendered, SceneSpec, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -10,9 +11,8 @@ use crate::error::Result;
 use crate::features::ClassKey;
 use crate::metrics::{bounding_box, dilate, erode, union};
 
-/// Pixels by which the judged region and the preserved-background exclusion
-/// grow the true masks: the decoded edges of an edited object may bleed a
-/// little, and the classifier was trained on regions dilated by 0-8 px.
+/// Pixels by which the preserved-background exclusion grows the true edit
+/// region: the decoded edges of an edited object may bleed a little.
 pub const REGION_DILATION: u32 = 2;
 
 /// An attribute the judge names.
@@ -41,8 +41,18 @@ impl Attribute {
     }
 }
 
-/// The name of class `index` of `attribute` ("blue", "star", "waving").
+/// The name of class `index` of `attribute` ("blue", "star", "waving"), or
+/// "nothing" for the judge's "nothing recognisable" class (one past the
+/// world's classes).
 pub fn value_name(attribute: Attribute, index: usize) -> String {
+    let classes = match attribute {
+        Attribute::Colour => Colour::ALL.len(),
+        Attribute::Shape => Shape::ALL.len(),
+        Attribute::Pose => PoseClass::ALL.len(),
+    };
+    if index == classes {
+        return NOTHING.to_string();
+    }
     match attribute {
         Attribute::Colour => Colour::ALL.get(index).map(|c| c.word().to_string()),
         Attribute::Shape => Shape::ALL.get(index).map(|s| s.word().to_string()),
@@ -51,11 +61,17 @@ pub fn value_name(attribute: Attribute, index: usize) -> String {
     .unwrap_or_else(|| format!("#{index}"))
 }
 
-/// One region the judge reads: where the edited thing should be in the
-/// target scene, what it should be, and its class for the feature distance.
+/// What the judge's "nothing recognisable" outcome is called in records.
+pub const NOTHING: &str = "nothing";
+
+/// One region the judge reads: a box around the edited thing's source and
+/// target masks (the same for every method, and not the target's outline:
+/// the judge is not shown the answer), what the thing should be there, and
+/// its class for the feature distance.
 #[derive(Debug, Clone)]
 pub struct JudgedRegion {
-    /// The target scene's mask of the thing, dilated by [`REGION_DILATION`].
+    /// The judged box ([`optedit_train::stages::judge_examples::judged_box`]
+    /// of the thing's source and target masks).
     pub mask: GrayImage,
     /// Its class (the feature distance groups by it).
     pub class: ClassKey,
@@ -152,10 +168,11 @@ impl CaseScenes {
 
     /// The regions the judge reads: the edited object (its colour and/or
     /// shape; class = its target colour and shape) and/or the figure (its
-    /// pose; class = its target pose).
+    /// pose; class = its target pose), each as the box around the thing's
+    /// source and target masks.
     pub fn judged_regions(&self, case: &Case) -> Vec<JudgedRegion> {
         let mut out = Vec::new();
-        let t = &self.target_render;
+        let (s, t) = (&self.source_render, &self.target_render);
         if let Some(i) = case.edit.object {
             let o = &self.target.objects[i];
             let (mut edited, mut kept) = (Vec::new(), Vec::new());
@@ -180,7 +197,7 @@ impl CaseScenes {
                 kept.push(shape)
             }
             out.push(JudgedRegion {
-                mask: dilate(&t.object_masks[i], REGION_DILATION),
+                mask: judged_box(&[&s.object_masks[i], &t.object_masks[i]]),
                 class: ClassKey::Object {
                     colour: o.colour,
                     shape: o.shape,
@@ -201,7 +218,7 @@ impl CaseScenes {
                 Vec::new()
             };
             out.push(JudgedRegion {
-                mask: dilate(&t.figure_mask, REGION_DILATION),
+                mask: judged_box(&[&s.figure_mask, &t.figure_mask]),
                 class: ClassKey::Pose(p),
                 edited,
                 kept,
@@ -270,5 +287,18 @@ mod tests {
         assert_eq!(regions[1].edited, vec![(Attribute::Pose, pose.index())]);
         assert_eq!(regions[1].class, ClassKey::Pose(pose));
         assert_eq!(value_name(Attribute::Pose, pose.index()), pose.phrase());
+        assert_eq!(value_name(Attribute::Pose, PoseClass::ALL.len()), NOTHING);
+        assert_eq!(value_name(Attribute::Shape, Shape::ALL.len()), NOTHING);
+        // Each judged box covers the thing's source and target masks, and is
+        // more than their union (a box, not the target's outline).
+        for (r, (src, tgt)) in regions.iter().zip(&s.parts) {
+            let both = union(src.dimensions(), [src, tgt]);
+            for (x, y, p) in both.enumerate_pixels() {
+                if p[0] > 127 {
+                    assert!(r.mask.get_pixel(x, y)[0] > 127);
+                }
+            }
+            assert!(coverage(&r.mask) > coverage(&both));
+        }
     }
 }

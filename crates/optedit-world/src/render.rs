@@ -68,7 +68,28 @@ fn blend(px: &mut [f32; 3], rgb: [u8; 3], a: f32) {
     }
 }
 
+/// Rounds a row-major `IMAGE_SIZE^2` float buffer to an 8-bit image.
+fn quantise(buf: &[[f32; 3]]) -> RgbImage {
+    let n = IMAGE_SIZE as usize;
+    let mut image = RgbImage::new(IMAGE_SIZE, IMAGE_SIZE);
+    for (i, px) in buf.iter().enumerate() {
+        let q = px.map(|v| (v.clamp(0.0, 255.0) + 0.5) as u8);
+        image.put_pixel((i % n) as u32, (i / n) as u32, Rgb(q));
+    }
+    image
+}
+
 impl SceneSpec {
+    /// The scene's background alone, without objects or figure: exactly the
+    /// pixels [`render`](Self::render) draws wherever no object or figure
+    /// touches, so pasting it over a thing's mask removes the thing.
+    pub fn render_background(&self) -> RgbImage {
+        let n = IMAGE_SIZE as usize;
+        let mut buf = vec![[0.0f32; 3]; n * n];
+        self.background.fill(&mut buf);
+        quantise(&buf)
+    }
+
     /// Draws the scene: background, then objects in order, then the figure.
     /// Edges are anti-aliased with a one-pixel linear coverage ramp of the
     /// exact signed distance, so a pixel a shape does not touch keeps exactly
@@ -114,13 +135,8 @@ impl SceneSpec {
             }
         }
 
-        let mut image = RgbImage::new(IMAGE_SIZE, IMAGE_SIZE);
-        for (i, px) in buf.iter().enumerate() {
-            let q = px.map(|v| (v.clamp(0.0, 255.0) + 0.5) as u8);
-            image.put_pixel((i % n) as u32, (i / n) as u32, Rgb(q));
-        }
         Rendered {
-            image,
+            image: quantise(&buf),
             object_masks,
             figure_mask,
             keypoints: skeleton.keypoints.map(Some),
@@ -132,6 +148,28 @@ impl SceneSpec {
 mod tests {
     use super::*;
     use crate::shape::Shape;
+
+    /// The background render agrees with the scene outside every mask and
+    /// differs inside the things' masks.
+    #[test]
+    fn background_is_the_scene_without_its_things() {
+        for seed in 0..8 {
+            let spec = SceneSpec::sample(seed);
+            let r = spec.render();
+            let bg = spec.render_background();
+            let mut inside_differs = 0;
+            for (x, y, px) in r.image.enumerate_pixels() {
+                let covered = r.figure_mask.get_pixel(x, y)[0] > 0
+                    || r.object_masks.iter().any(|m| m.get_pixel(x, y)[0] > 0);
+                if covered {
+                    inside_differs += usize::from(bg.get_pixel(x, y) != px);
+                } else {
+                    assert_eq!(bg.get_pixel(x, y), px, "seed {seed} at {x},{y}");
+                }
+            }
+            assert!(inside_differs > 100, "seed {seed}: {inside_differs}");
+        }
+    }
 
     /// Each mask's pixel count is the shape's area grown by half its
     /// perimeter (the anti-aliased rim), within 8 %; for circles it is also

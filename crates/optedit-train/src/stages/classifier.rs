@@ -1,13 +1,17 @@
-//! Stage 5: the evaluation classifier. A small CNN reads an image and a
-//! region mask (a fourth input channel) and names the shape and colour of the
-//! object in the region and the pose class of the figure. It judges edits
-//! (the edited object's region) and plain samples (the whole image, for scenes
-//! with one object), and its pooled features are the space of the class-wise
-//! feature distance (the CSFID idea of arXiv 2311.16882, section 5).
+//! Stage 5: the evaluation classifier, the judge of edits. A small CNN
+//! reads an image and a region mask (a fourth input channel) and names the
+//! shape and colour of the object in the region and the pose class of the
+//! figure, or says that the region holds nothing recognisable (one extra
+//! class per head). It judges edits and plain samples (the whole image, for
+//! scenes with one object), and its pooled features are the space of the
+//! class-wise feature distance (the CSFID idea of arXiv 2311.16882,
+//! section 5).
 //!
-//! Features are averaged over the region (mask-weighted pooling), so the
-//! judgement is about the region, not the whole scene. Training regions are jittered (dilated by 0-8 px, or the bounding box) so
-//! the judge does not depend on an exact mask.
+//! The region of an edit is the box around the thing's source and target
+//! masks (`judge_examples::judged_box`), never the target's outline, so the
+//! judge is not shown the answer; see [`super::judge_examples`] for the
+//! training examples, the "nothing" outcome and the garbage it learns from.
+//! Features are averaged over the region (mask-weighted pooling).
 
 use std::path::Path;
 
@@ -23,10 +27,15 @@ use burn_store::{ModuleStore, SafetensorsStore};
 use image::GrayImage;
 use optedit_models::blocks::norm::group_norm_silu;
 use optedit_models::kernels::conv2d;
-use optedit_world::{Rendered, SceneSpec};
+use optedit_world::SceneSpec;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use super::judge_examples::{
+    example_of, random_example, whole_scene_example, Content, Example, Garbage, Thing,
+    COLOUR_CLASSES, IGNORE, NOTHING_COLOUR, NOTHING_POSE, NOTHING_SHAPE, POSE_CLASSES,
+    SHAPE_CLASSES,
+};
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::data::{images_to_tensor, train_scene_seed};
 use crate::error::{Result, TrainError};
@@ -36,8 +45,6 @@ const STAGE: u64 = 6;
 const NAME: &str = "classifier";
 /// Width of the pooled feature vector.
 pub const FEATURES: usize = 128;
-/// Label meaning "not asked" in a head's targets.
-const IGNORE: i64 = -100;
 
 /// One conv + norm + SiLU layer.
 #[derive(Module, Debug)]
@@ -71,14 +78,15 @@ pub struct AttributeClassifier<B: Backend> {
     pose: Linear<B>,
 }
 
-/// Logits of the three heads and the pooled features.
+/// Logits of the three heads and the pooled features. Each head's last
+/// class is "nothing recognisable" (`judge_examples::NOTHING_*`).
 #[derive(Debug, Clone)]
 pub struct ClassifierOutput<B: Backend> {
-    /// `[n, shapes]`.
+    /// `[n, shapes + 1]`.
     pub shape: Tensor<B, 2>,
-    /// `[n, colours]`.
+    /// `[n, colours + 1]`.
     pub colour: Tensor<B, 2>,
-    /// `[n, poses]`.
+    /// `[n, poses + 1]`.
     pub pose: Tensor<B, 2>,
     /// `[n, FEATURES]`.
     pub features: Tensor<B, 2>,
@@ -100,9 +108,9 @@ impl<B: Backend> AttributeClassifier<B> {
                 .iter()
                 .map(|&(i, o, s)| ConvBlock::new(i, o, s, device))
                 .collect(),
-            shape: LinearConfig::new(FEATURES, optedit_world::NUM_SHAPES).init(device),
-            colour: LinearConfig::new(FEATURES, optedit_world::NUM_COLOURS).init(device),
-            pose: LinearConfig::new(FEATURES, optedit_world::NUM_POSES).init(device),
+            shape: LinearConfig::new(FEATURES, SHAPE_CLASSES).init(device),
+            colour: LinearConfig::new(FEATURES, COLOUR_CLASSES).init(device),
+            pose: LinearConfig::new(FEATURES, POSE_CLASSES).init(device),
         }
     }
 
@@ -222,23 +230,6 @@ pub fn bounding_box(mask: &GrayImage) -> GrayImage {
     })
 }
 
-/// One training example: region and the labels it asks about.
-struct Example {
-    image: image::RgbImage,
-    mask: GrayImage,
-    shape: i64,
-    colour: i64,
-    pose: i64,
-}
-
-fn jitter(mask: &GrayImage, rng: &mut rand_chacha::ChaCha8Rng) -> GrayImage {
-    if rng.random_bool(0.2) {
-        dilate(&bounding_box(mask), rng.random_range(0..4))
-    } else {
-        dilate(mask, rng.random_range(0..9))
-    }
-}
-
 /// The classifier's logits for a batch of examples.
 fn forward_examples<B: Backend>(
     model: &AttributeClassifier<B>,
@@ -254,46 +245,7 @@ fn forward_examples<B: Backend>(
 }
 
 fn example(rng: &mut rand_chacha::ChaCha8Rng) -> Example {
-    example_from(SceneSpec::sample(train_scene_seed(rng)), rng)
-}
-
-fn example_from(spec: SceneSpec, rng: &mut rand_chacha::ChaCha8Rng) -> Example {
-    let r: Rendered = spec.render();
-    let pose = spec.figure.pose.index() as i64;
-    let n = spec.objects.len();
-    let u: f64 = rng.random();
-    if n == 1 && u < 0.3 {
-        let full = GrayImage::from_pixel(r.image.width(), r.image.height(), image::Luma([255]));
-        let o = &spec.objects[0];
-        return Example {
-            image: r.image,
-            mask: full,
-            shape: o.shape.index() as i64,
-            colour: o.colour.index() as i64,
-            pose,
-        };
-    }
-    if u < 0.75 {
-        let i = rng.random_range(0..n);
-        let o = &spec.objects[i];
-        let mask = jitter(&r.object_masks[i], rng);
-        Example {
-            image: r.image,
-            mask,
-            shape: o.shape.index() as i64,
-            colour: o.colour.index() as i64,
-            pose: IGNORE,
-        }
-    } else {
-        let mask = jitter(&r.figure_mask, rng);
-        Example {
-            image: r.image,
-            mask,
-            shape: IGNORE,
-            colour: IGNORE,
-            pose,
-        }
-    }
+    random_example(&SceneSpec::sample(train_scene_seed(rng)), rng)
 }
 
 fn labels<B: Backend>(v: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
@@ -385,69 +337,117 @@ pub fn load_trained<B: AutodiffBackend>(
     load_checkpoint::<B, _>(dir, NAME, AttributeClassifier::new(device), device)
 }
 
-/// Accuracy of each head on held-out scenes, regions jittered as in training.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+/// The judge measured on held-out scenes, with judged boxes drawn as for
+/// edits (around the thing and a random alternative version of it).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HeldOutAccuracy {
-    /// Shape head (object regions and whole single-object scenes).
+    /// Shape head on object boxes and whole one-object scenes showing the
+    /// thing as rendered.
     pub shape: f64,
-    /// Colour head.
+    /// Colour head, likewise.
     pub colour: f64,
-    /// Pose head (figure regions and whole single-object scenes).
+    /// Pose head on figure boxes and whole scenes.
     pub pose: f64,
-    /// Examples drawn.
-    pub examples: usize,
+    /// Share of the rendered things (any head asked) judged "nothing".
+    pub false_nothing: f64,
+    /// For each garbage kind, the share of its examples on which every asked
+    /// head says "nothing".
+    pub nothing: Vec<(Garbage, f64)>,
+    /// For each garbage kind, the share on which some asked head names a
+    /// real class (what could score as an edit).
+    pub named: Vec<(Garbage, f64)>,
+    /// Examples of each content (rendered things, and each garbage kind).
+    pub examples_per_content: usize,
 }
 
-/// Measures `model` on `count` examples from held-out scenes (seeded).
+/// The examples of held-out scene `index` (the thing chosen at random).
+fn held_out_example(content: Content, rng: &mut rand_chacha::ChaCha8Rng) -> Example {
+    let index = rng.random::<u32>() as u64;
+    let spec = SceneSpec::sample(optedit_world::scene_seed(
+        optedit_world::Split::HeldOut,
+        index,
+    ));
+    if content == Content::Thing && spec.objects.len() == 1 && rng.random_bool(0.08) {
+        return whole_scene_example(&spec, rng);
+    }
+    let thing = if rng.random_bool(0.6) {
+        Thing::Object(rng.random_range(0..spec.objects.len()))
+    } else {
+        Thing::Figure
+    };
+    example_of(&spec, thing, content, rng)
+}
+
+/// Predicted classes of each head.
+fn predictions<B: Backend>(out: ClassifierOutput<B>) -> [Vec<i64>; 3] {
+    [out.shape, out.colour, out.pose].map(|logits| {
+        logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .into_vec::<i64>()
+            .expect("int data")
+    })
+}
+
+/// Measures `model` on `per_content` held-out examples of rendered things
+/// and of each garbage kind (seeded).
 pub fn held_out_accuracy<B: Backend>(
     model: &AttributeClassifier<B>,
-    count: usize,
+    per_content: usize,
     seed: u64,
     device: &B::Device,
 ) -> HeldOutAccuracy {
     use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, STAGE, 1]));
+    let nothing = [NOTHING_SHAPE, NOTHING_COLOUR, NOTHING_POSE].map(|n| n as i64);
+    let contents: Vec<Content> = std::iter::once(Content::Thing)
+        .chain(Garbage::ALL.into_iter().map(Content::Garbage))
+        .collect();
     let mut hits = [0usize; 3];
     let mut asked = [0usize; 3];
-    let mut done = 0;
-    while done < count {
-        let n = (count - done).min(32);
-        let ex: Vec<Example> = (0..n)
-            .map(|_| {
-                let index = rng.random::<u32>() as u64;
-                example_from(
-                    SceneSpec::sample(optedit_world::scene_seed(
-                        optedit_world::Split::HeldOut,
-                        index,
-                    )),
-                    &mut rng,
-                )
-            })
-            .collect();
-        let out = forward_examples(model, &ex, device);
-        let heads = [out.shape, out.colour, out.pose];
-        for (h, logits) in heads.into_iter().enumerate() {
-            let pred: Vec<i64> = logits
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .into_vec::<i64>()
-                .expect("int data");
-            for (e, p) in ex.iter().zip(pred) {
-                let target = [e.shape, e.colour, e.pose][h];
-                if target != IGNORE {
-                    asked[h] += 1;
-                    hits[h] += usize::from(target == p);
+    let mut false_nothing = 0usize;
+    let (mut all_nothing, mut named) = (Vec::new(), Vec::new());
+    for (k, &content) in contents.iter().enumerate() {
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, STAGE, 1, k as u64]));
+        let (mut rejected, mut scored) = (0usize, 0usize);
+        let mut done = 0;
+        while done < per_content {
+            let n = (per_content - done).min(32);
+            let ex: Vec<Example> = (0..n)
+                .map(|_| held_out_example(content, &mut rng))
+                .collect();
+            let pred = predictions(forward_examples(model, &ex, device));
+            for (i, e) in ex.iter().enumerate() {
+                let targets = [e.shape, e.colour, e.pose];
+                let heads: Vec<usize> = (0..3).filter(|&h| targets[h] != IGNORE).collect();
+                let says_nothing = heads.iter().map(|&h| pred[h][i] == nothing[h]);
+                if content == Content::Thing {
+                    for &h in &heads {
+                        asked[h] += 1;
+                        hits[h] += usize::from(pred[h][i] == targets[h]);
+                    }
+                    false_nothing += usize::from(says_nothing.clone().any(|b| b));
+                } else {
+                    rejected += usize::from(says_nothing.clone().all(|b| b));
+                    scored += usize::from(says_nothing.clone().any(|b| !b));
                 }
             }
+            done += n;
         }
-        done += n;
+        if let Content::Garbage(g) = content {
+            all_nothing.push((g, rejected as f64 / per_content.max(1) as f64));
+            named.push((g, scored as f64 / per_content.max(1) as f64));
+        }
     }
     let rate = |h: usize| hits[h] as f64 / asked[h].max(1) as f64;
     HeldOutAccuracy {
         shape: rate(0),
         colour: rate(1),
         pose: rate(2),
-        examples: count,
+        false_nothing: false_nothing as f64 / per_content.max(1) as f64,
+        nothing: all_nothing,
+        named,
+        examples_per_content: per_content,
     }
 }

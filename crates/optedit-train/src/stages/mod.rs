@@ -3,6 +3,7 @@
 pub mod classifier;
 pub mod controlnet;
 pub mod foreground;
+pub mod judge_examples;
 pub mod latents;
 pub mod text_to_image;
 pub mod vae;
