@@ -49,6 +49,7 @@ pub mod paired;
 pub mod quality;
 pub mod runner;
 pub mod scenes;
+pub mod stats;
 pub mod summary;
 
 pub use cases::{
@@ -63,6 +64,7 @@ pub use paired::{paired_table, sign_test_p, Paired};
 pub use quality::{quality, QualityOptions, QualityReport};
 pub use runner::{run_case, CaseOutcome, CaseRecord, EvalModels, Method, ModelPaths, RunOptions};
 pub use scenes::{Attribute, CaseScenes};
+pub use stats::{bootstrap_mean, wilson, Interval};
 pub use summary::{summarise, Summary};
 
 /// The classifier type the judge wraps (re-exported for tests and tools).
