@@ -19,17 +19,25 @@
 //!     the result in the target object's (or figure's) region, dilated by
 //!     2 px; a case is right when every edited attribute is judged to have
 //!     its target value (per-attribute rates too);
-//!   - *background preservation*: PSNR and mean absolute error (0-255)
-//!     between result and input outside the true edit region (the union of
-//!     the edited things' source and target masks) dilated by 2 px;
+//!   - *background preservation*: PSNR, mean absolute error (0-255) and
+//!     SSIM ([`metrics::ssim_outside`]) between result and input outside
+//!     the true edit region (the union of the edited things' source and
+//!     target masks) dilated by 2 px;
 //!   - *class-wise feature distance* (the paper's CSFID idea): classifier
 //!     features of edited regions grouped by target class (object colour and
 //!     shape, or pose), against features of real renders of the class
 //!     ([`features::References`]); per class a Fréchet distance with
 //!     diagonal covariances ([`metrics::frechet_diagonal`] says why),
 //!     averaged over the classes present.
+//! - **Statistics** ([`stats`]): a 95% Wilson interval on every rate and a
+//!   95% case-bootstrap interval on every background mean; failed edits
+//!   count as wrong everywhere.
+//! - **Calibration rows** ([`Method::Identity`], [`Method::Blank`],
+//!   [`Method::Oracle`]): the input unchanged, the edit region blanked, the
+//!   target render, run and measured like a method, with no model call.
 //! - **Comparison** ([`compare()`]): finished runs side by side, one
-//!   summary table and one picture grid (`docs/results.md`).
+//!   summary table and one picture grid (`docs/results.md`); runs of
+//!   several seeds pool into one row ([`RunGroup`]).
 //! - **Model quality** ([`quality()`]): attribute accuracy of plain samples
 //!   of held-out captions, and DDIM inversion + reconstruction PSNR.
 //!
@@ -55,7 +63,7 @@ pub mod summary;
 pub use cases::{
     cases_to_jsonl, parse_cases, read_cases, Case, CaseEdit, CaseKind, ControlName, MaskSpec,
 };
-pub use compare::{compare, Comparison};
+pub use compare::{compare, Comparison, RunGroup};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, Observer, Quiet, RunEvent, RunPlan};
 pub use features::{ClassKey, Judge, Judgement, References};

@@ -24,10 +24,15 @@ use crate::cases::{Case, ControlName, MaskSpec};
 use crate::error::{io, EvalError, Result};
 use crate::features::{fingerprint, ClassKey, Judge};
 use crate::grid::{mask_to_image, tensor_to_image};
-use crate::metrics::{coverage, iou, mae_outside, psnr_outside};
+use crate::metrics::{coverage, iou, mae_outside, psnr_outside, ssim_outside};
 use crate::scenes::{value_name, Attribute, CaseScenes};
 
-/// The editing method.
+/// The editing method, or a calibration row.
+///
+/// The calibration "methods" edit nothing and call no model: they are the
+/// rows that show what the referee makes of results whose answer is known
+/// (the input unchanged, the edit region blanked, the target itself), so
+/// that a table's edit accuracies can be read against them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// The optimisation-based method (arXiv 2311.16882).
@@ -36,16 +41,62 @@ pub enum Method {
     Diffedit,
     /// SDEdit (arXiv 2108.01073): no mask.
     Sdedit,
+    /// Calibration row, not an editor: the result is the input, unchanged
+    /// (no mask; a sound judge calls almost none of these edits right).
+    Identity,
+    /// Calibration row, not an editor: the input with the case's edit
+    /// region (its mask, [`CaseScenes::pixel_mask`]; the true region
+    /// [`CaseScenes::true_region`] for the `estimated` and `full` masks)
+    /// filled with flat grey [`BLANK_GREY`], the rest unchanged (a sound
+    /// judge calls almost none of these right).
+    Blank,
+    /// Calibration row, not an editor: the result is the target render, the
+    /// ideal edit (no mask; a sound judge calls almost all of these right).
+    Oracle,
 }
 
+/// The fill of the [`Method::Blank`] calibration row: RGB(128, 128, 128).
+pub const BLANK_GREY: [u8; 3] = [128, 128, 128];
+
 impl Method {
-    /// Its name: `optimise`, `diffedit`, `sdedit`.
+    /// Every method, the editors first.
+    pub const ALL: [Method; 6] = [
+        Method::Optimise,
+        Method::Diffedit,
+        Method::Sdedit,
+        Method::Identity,
+        Method::Blank,
+        Method::Oracle,
+    ];
+
+    /// Its name: `optimise`, `diffedit`, `sdedit`, `identity`, `blank`,
+    /// `oracle`.
     pub fn word(self) -> &'static str {
         match self {
             Method::Optimise => "optimise",
             Method::Diffedit => "diffedit",
             Method::Sdedit => "sdedit",
+            Method::Identity => "identity",
+            Method::Blank => "blank",
+            Method::Oracle => "oracle",
         }
+    }
+
+    /// The method named `word` (as [`word`](Self::word) writes it).
+    pub fn from_word(word: &str) -> Option<Method> {
+        Self::ALL.into_iter().find(|m| m.word() == word)
+    }
+
+    /// Whether it is a calibration row (identity, blank, oracle), which
+    /// edits nothing and calls no model.
+    pub fn is_calibration(self) -> bool {
+        matches!(self, Method::Identity | Method::Blank | Method::Oracle)
+    }
+
+    /// Whether it uses the case's (or the override's) mask: not SDEdit,
+    /// identity or oracle, whose records say `none`.
+    pub fn uses_mask(self) -> bool {
+        !matches!(self, Method::Sdedit | Method::Identity | Method::Oracle)
     }
 }
 
@@ -211,7 +262,7 @@ pub struct CaseRecord {
     pub kind: String,
     /// The method.
     pub method: String,
-    /// The mask given (`none` for SDEdit).
+    /// The mask given (`none` for SDEdit and the identity and oracle rows).
     pub mask: String,
     /// The source prompt used.
     pub source_prompt: String,
@@ -225,6 +276,11 @@ pub struct CaseRecord {
     pub kept: Vec<AttributeResult>,
     /// PSNR (dB) vs the input outside the true edit region dilated by 2 px.
     pub psnr_bg: Option<f64>,
+    /// SSIM vs the input there ([`ssim_outside`]: the mean of the SSIM map
+    /// over window centres outside the region; absent in records written
+    /// before it was measured).
+    #[serde(default)]
+    pub ssim_bg: Option<f64>,
     /// Mean absolute error (0-255) vs the input there.
     pub mae_bg: Option<f64>,
     /// Share of the image the method's mask covers (at pixel resolution).
@@ -235,7 +291,9 @@ pub struct CaseRecord {
     pub mask_empty: bool,
     /// Features of the judged regions.
     pub regions: Vec<RegionFeatures>,
-    /// The edit failed (diverged); no measures but `correct = false`.
+    /// The edit failed (diverged): no background measures, `correct =
+    /// false`, and every edited and kept attribute recorded as wrong
+    /// (predicted [`FAILED`]).
     pub error: Option<String>,
     /// Wall time of the whole case, seconds.
     pub seconds: f64,
@@ -263,6 +321,57 @@ pub struct CaseOutcome {
     pub record: CaseRecord,
     /// The pictures (`result` is the input when the edit failed).
     pub images: CaseImages,
+}
+
+/// What records predict for the attributes of a case whose edit failed.
+pub const FAILED: &str = "failed";
+
+/// What a method made of a case, in pixels.
+struct Produced {
+    /// The result.
+    result: RgbImage,
+    /// The mask used (white = may change); `None` for a row that used none
+    /// (identity, oracle).
+    mask: Option<GrayImage>,
+    /// Time per editor stage.
+    timings: Vec<(Stage, std::time::Duration)>,
+    /// The editor's mask was empty.
+    empty: bool,
+}
+
+/// The result of a calibration row: no model, no randomness.
+fn calibration(method: Method, scenes: &CaseScenes, mask_spec: MaskSpec) -> Result<Produced> {
+    let input = scenes.input();
+    let (result, mask) = match method {
+        Method::Identity => (input.clone(), None),
+        Method::Oracle => (scenes.target_render.image.clone(), None),
+        Method::Blank => {
+            let region = match (mask_spec, scenes.pixel_mask(mask_spec)) {
+                (MaskSpec::Full, _) | (_, None) => scenes.true_region(),
+                (_, Some(m)) => m,
+            };
+            let mut result = input.clone();
+            for (p, m) in result.pixels_mut().zip(region.pixels()) {
+                // Inside as the measures count it: above 127.
+                if m[0] > 127 {
+                    *p = image::Rgb(BLANK_GREY);
+                }
+            }
+            (result, Some(region))
+        }
+        Method::Optimise | Method::Diffedit | Method::Sdedit => {
+            return Err(EvalError::argument(
+                "method",
+                format!("{} is an editor, not a calibration row", method.word()),
+            ))
+        }
+    };
+    Ok(Produced {
+        result,
+        mask,
+        timings: Vec::new(),
+        empty: false,
+    })
 }
 
 /// The result image, the latent mask used and the stage timings.
@@ -338,6 +447,15 @@ fn apply_method<B: AutodiffBackend>(
         Method::Sdedit => editor
             .sdedit(image, &condition, progress)
             .map(|o| (o.image, None, o.timings, false)),
+        Method::Identity | Method::Blank | Method::Oracle => {
+            return Err(EvalError::argument(
+                "method",
+                format!(
+                    "{} is a calibration row, not an editor",
+                    options.method.word()
+                ),
+            ))
+        }
     };
     match out {
         Ok(o) => Ok(Ok(o)),
@@ -351,8 +469,10 @@ fn apply_method<B: AutodiffBackend>(
 }
 
 /// Runs `case` with `options` and measures the result: edit accuracy by the
-/// judge on the target regions, background PSNR / MAE outside the true edit
-/// region dilated by 2 px, the mask's coverage and IoU, the regions' features.
+/// judge on the target regions, background PSNR / MAE / SSIM outside the
+/// true edit region dilated by 2 px, the mask's coverage and IoU, the
+/// regions' features. A calibration row ([`Method::is_calibration`]) makes
+/// its result without any model and is measured the same way.
 pub fn run_case<B: AutodiffBackend>(
     models: &EvalModels<B>,
     case: &Case,
@@ -363,23 +483,37 @@ pub fn run_case<B: AutodiffBackend>(
     let scenes = CaseScenes::of(case)?;
     let input = scenes.input().clone();
     let (w, h) = input.dimensions();
-    let f = models.pipeline.vae_scale() as u32;
-    if w % f != 0 || h % f != 0 {
-        return Err(EvalError::argument(
-            "model",
-            format!("{w}x{h} scenes are not a multiple of the VAE factor {f}"),
-        ));
-    }
     let mask_spec = options.mask_override.unwrap_or(case.mask);
-    let outcome = apply_method(models, case, &scenes, options, mask_spec, progress)?;
+    let outcome = if options.method.is_calibration() {
+        Ok(calibration(options.method, &scenes, mask_spec)?)
+    } else {
+        let f = models.pipeline.vae_scale() as u32;
+        if w % f != 0 || h % f != 0 {
+            return Err(EvalError::argument(
+                "model",
+                format!("{w}x{h} scenes are not a multiple of the VAE factor {f}"),
+            ));
+        }
+        apply_method(models, case, &scenes, options, mask_spec, progress)?.map(
+            |(image, latent_mask, timings, empty)| Produced {
+                result: tensor_to_image(image),
+                mask: Some(match latent_mask {
+                    Some(m) => mask_to_image(m, f as usize),
+                    None => GrayImage::from_pixel(w, h, image::Luma([255])),
+                }),
+                timings,
+                empty,
+            },
+        )
+    };
     let mut record = CaseRecord {
         id: case.id.clone(),
         kind: case.kind().word().to_string(),
         method: options.method.word().to_string(),
-        mask: if options.method == Method::Sdedit {
-            "none".into()
-        } else {
+        mask: if options.method.uses_mask() {
             mask_spec.to_string()
+        } else {
+            "none".into()
         },
         source_prompt: case
             .source_prompt
@@ -393,6 +527,7 @@ pub fn run_case<B: AutodiffBackend>(
         edited: Vec::new(),
         kept: Vec::new(),
         psnr_bg: None,
+        ssim_bg: None,
         mae_bg: None,
         mask_coverage: 1.0,
         mask_iou: None,
@@ -406,19 +541,40 @@ pub fn run_case<B: AutodiffBackend>(
     let (result, mask) = match outcome {
         Err(e) => {
             record.error = Some(e.to_string());
+            // A failed edit is wrong on everything it was to change or keep.
+            for r in scenes.judged_regions(case) {
+                let failed = |&(a, target): &(Attribute, usize)| AttributeResult {
+                    attribute: a,
+                    target: value_name(a, target),
+                    predicted: FAILED.into(),
+                    correct: false,
+                };
+                record.edited.extend(r.edited.iter().map(failed));
+                record.kept.extend(r.kept.iter().map(failed));
+            }
             (input.clone(), GrayImage::new(w, h))
         }
-        Ok((image, latent_mask, timings, empty)) => {
-            let result = tensor_to_image(image);
-            let mask = match latent_mask {
-                Some(m) => mask_to_image(m, f as usize),
-                None => GrayImage::from_pixel(w, h, image::Luma([255])),
-            };
+        Ok(Produced {
+            result,
+            mask,
+            timings,
+            empty,
+        }) => {
             record.mask_empty = empty;
-            record.mask_coverage = coverage(&mask);
-            record.mask_iou = iou(&mask, &truth);
+            let mask = match mask {
+                Some(m) => {
+                    record.mask_coverage = coverage(&m);
+                    record.mask_iou = iou(&m, &truth);
+                    m
+                }
+                None => {
+                    record.mask_coverage = 0.0;
+                    GrayImage::new(w, h)
+                }
+            };
             let exclusion = scenes.background_exclusion();
             record.psnr_bg = psnr_outside(&result, &input, &exclusion);
+            record.ssim_bg = ssim_outside(&result, &input, &exclusion);
             record.mae_bg = mae_outside(&result, &input, &exclusion);
             for (stage, d) in timings {
                 *record.stages.entry(stage.to_string()).or_default() += d.as_secs_f64();

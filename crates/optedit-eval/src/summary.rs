@@ -1,6 +1,12 @@
 //! Summaries over cases: edit accuracy (overall and per attribute),
 //! background preservation, and the class-wise feature distance (CSFID idea
 //! of arXiv 2311.16882) against reference renders.
+//!
+//! Every rate carries its 95% Wilson interval and every background mean its
+//! 95% case-bootstrap interval ([`crate::stats`]). A case whose edit failed
+//! counts as wrong in every rate (edit accuracy, per attribute, kept
+//! attributes) and has no background values: a mean over fewer cases than
+//! the run holds says over how many (`(n=...)` in the markdown).
 
 use std::collections::BTreeMap;
 
@@ -8,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::{ClassKey, References};
 use crate::metrics::{frechet_diagonal, mean, Moments};
-use crate::runner::{CaseRecord, RunOptions};
+use crate::runner::{CaseRecord, Method, RunOptions};
 use crate::scenes::Attribute;
+use crate::stats::{bootstrap_mean, wilson, Interval};
 
 /// A count of successes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -20,10 +27,15 @@ pub struct Rate {
     pub total: usize,
     /// `correct / total` (`None` without trials).
     pub rate: Option<f64>,
+    /// The 95% Wilson score interval of the rate ([`wilson`]; `None`
+    /// without trials, and in summaries written before it was recorded).
+    #[serde(default)]
+    pub interval: Option<Interval>,
 }
 
 impl Rate {
-    fn of(flags: impl IntoIterator<Item = bool>) -> Self {
+    /// The rate of some outcomes (`true` = success), with its interval.
+    pub fn of(flags: impl IntoIterator<Item = bool>) -> Self {
         let (mut correct, mut total) = (0, 0);
         for f in flags {
             correct += usize::from(f);
@@ -33,8 +45,20 @@ impl Rate {
             correct,
             total,
             rate: (total > 0).then(|| correct as f64 / total as f64),
+            interval: wilson(correct, total),
         }
     }
+}
+
+/// A mean over cases with its 95% bootstrap interval ([`bootstrap_mean`],
+/// one value per case) and the number of cases it is over.
+fn mean_of(values: impl IntoIterator<Item = f64>) -> (Option<f64>, Option<Interval>, usize) {
+    let values: Vec<[f64; 1]> = values.into_iter().map(|v| [v]).collect();
+    (
+        mean(values.iter().map(|v| v[0])),
+        bootstrap_mean(&values),
+        values.len(),
+    )
 }
 
 /// The feature distance of one class.
@@ -46,25 +70,57 @@ pub struct ClassDistance {
     pub distance: f64,
 }
 
-/// The measures of a subset of cases (one kind).
+/// The measures of a subset of cases (one kind). The intervals and counts
+/// are absent (`None`, 0) in summaries written before they were recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartSummary {
     /// Cases.
     pub cases: usize,
-    /// Share of cases whose every edited attribute is judged right.
+    /// Share of cases whose every edited attribute is judged right (a
+    /// failed edit counts as wrong).
     pub edit_accuracy: Option<f64>,
+    /// Its 95% Wilson interval.
+    #[serde(default)]
+    pub edit_interval: Option<Interval>,
     /// Mean background PSNR, dB.
     pub psnr_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub psnr_bg_interval: Option<Interval>,
+    /// Cases with a background PSNR (failed edits have none).
+    #[serde(default)]
+    pub psnr_bg_cases: usize,
+    /// Mean background SSIM.
+    #[serde(default)]
+    pub ssim_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub ssim_bg_interval: Option<Interval>,
+    /// Cases with a background SSIM.
+    #[serde(default)]
+    pub ssim_bg_cases: usize,
     /// Mean background MAE, 0-255.
     pub mae_bg: Option<f64>,
 }
 
 impl PartSummary {
-    fn of(records: &[&CaseRecord]) -> Self {
+    /// The measures of `records`.
+    pub fn of(records: &[&CaseRecord]) -> Self {
+        let edit = Rate::of(records.iter().map(|r| r.correct));
+        let (psnr_bg, psnr_bg_interval, psnr_bg_cases) =
+            mean_of(records.iter().filter_map(|r| r.psnr_bg));
+        let (ssim_bg, ssim_bg_interval, ssim_bg_cases) =
+            mean_of(records.iter().filter_map(|r| r.ssim_bg));
         Self {
             cases: records.len(),
-            edit_accuracy: Rate::of(records.iter().map(|r| r.correct)).rate,
-            psnr_bg: mean(records.iter().filter_map(|r| r.psnr_bg)),
+            edit_accuracy: edit.rate,
+            edit_interval: edit.interval,
+            psnr_bg,
+            psnr_bg_interval,
+            psnr_bg_cases,
+            ssim_bg,
+            ssim_bg_interval,
+            ssim_bg_cases,
             mae_bg: mean(records.iter().filter_map(|r| r.mae_bg)),
         }
     }
@@ -133,12 +189,31 @@ pub struct Summary {
     pub failed: usize,
     /// Share of cases whose every edited attribute is judged right.
     pub edit_accuracy: Option<f64>,
+    /// Its 95% Wilson interval (absent in summaries written before it was
+    /// recorded, as the other intervals and counts below).
+    #[serde(default)]
+    pub edit_interval: Option<Interval>,
     /// Per edited attribute (`colour`, `shape`, `pose`).
     pub attribute_accuracy: BTreeMap<Attribute, Rate>,
     /// Kept attributes of edited objects judged unchanged.
     pub kept_accuracy: Rate,
     /// Mean background PSNR, dB (each case capped at 100 dB).
     pub psnr_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub psnr_bg_interval: Option<Interval>,
+    /// Cases the mean PSNR is over (failed edits have none).
+    #[serde(default)]
+    pub psnr_bg_cases: usize,
+    /// Mean background SSIM ([`crate::metrics::ssim_outside`]).
+    #[serde(default)]
+    pub ssim_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub ssim_bg_interval: Option<Interval>,
+    /// Cases the mean SSIM is over.
+    #[serde(default)]
+    pub ssim_bg_cases: usize,
     /// Mean background MAE, 0-255.
     pub mae_bg: Option<f64>,
     /// Class-wise feature distance: the mean over classes present of the
@@ -228,18 +303,27 @@ pub fn summarise(
     for r in records {
         kinds.entry(r.kind.clone()).or_default().push(r);
     }
+    let edit = Rate::of(records.iter().map(|r| r.correct));
+    let (psnr_bg, psnr_bg_interval, psnr_bg_cases) = mean_of(ok.iter().filter_map(|r| r.psnr_bg));
+    let (ssim_bg, ssim_bg_interval, ssim_bg_cases) = mean_of(ok.iter().filter_map(|r| r.ssim_bg));
     Summary {
         settings,
         cases: records.len(),
         failed: records.len() - ok.len(),
-        edit_accuracy: Rate::of(records.iter().map(|r| r.correct)).rate,
+        edit_accuracy: edit.rate,
+        edit_interval: edit.interval,
         attribute_accuracy,
         kept_accuracy: Rate::of(
             records
                 .iter()
                 .flat_map(|r| r.kept.iter().map(|x| x.correct)),
         ),
-        psnr_bg: mean(ok.iter().filter_map(|r| r.psnr_bg)),
+        psnr_bg,
+        psnr_bg_interval,
+        psnr_bg_cases,
+        ssim_bg,
+        ssim_bg_interval,
+        ssim_bg_cases,
         mae_bg: mean(ok.iter().filter_map(|r| r.mae_bg)),
         csfid: dist(None),
         csfid_object: dist(Some(false)),
@@ -256,60 +340,153 @@ pub fn summarise(
     }
 }
 
-/// A share as a percentage with one decimal, `–` when absent.
-pub(crate) fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |v| format!("{:.1}", 100.0 * v))
-}
-
 /// A number with `digits` decimals, `–` when absent.
 pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
 }
 
-impl Summary {
-    /// The markdown table header matching [`markdown_row`](Self::markdown_row).
-    pub fn markdown_header() -> String {
-        "| method | lambda | mask | cases | edit acc % | colour % | shape % | pose % | kept % | bg PSNR dB | bg MAE | CSFID | CSFID obj | CSFID pose | s/case |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-            .into()
+/// A share as a percentage with its interval, `87.1% [82.0, 91.0]` (without
+/// the brackets when there is no interval), `–` when absent.
+pub(crate) fn pct_ci(v: Option<f64>, interval: Option<Interval>) -> String {
+    match (v, interval) {
+        (None, _) => "–".into(),
+        (Some(v), None) => format!("{:.1}%", 100.0 * v),
+        (Some(v), Some(i)) => format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            100.0 * v,
+            100.0 * i.low,
+            100.0 * i.high
+        ),
     }
+}
 
-    /// One markdown table row.
-    pub fn markdown_row(&self) -> String {
-        let s = &self.settings;
-        let acc = |a| pct(self.attribute_accuracy.get(&a).and_then(|r| r.rate));
+/// A mean with `digits` decimals and its interval, `26.50 [25.91, 27.08]`,
+/// followed by ` (n=190)` when it is over fewer values (`n`) than `of`;
+/// `–` when absent.
+pub(crate) fn mean_ci(
+    v: Option<f64>,
+    interval: Option<Interval>,
+    digits: usize,
+    n: usize,
+    of: usize,
+) -> String {
+    let Some(v) = v else {
+        return "–".into();
+    };
+    let mut out = format!("{v:.digits$}");
+    if let Some(i) = interval {
+        out.push_str(&format!(" [{:.digits$}, {:.digits$}]", i.low, i.high));
+    }
+    // n = 0 with a mean: a summary written before counts were recorded.
+    if n > 0 && n < of {
+        out.push_str(&format!(" (n={n})"));
+    }
+    out
+}
+
+/// The cells of a row of the summary table ([`Summary::markdown_header`]):
+/// a run's, or several seeds' pooled by [`crate::compare()`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowCells {
+    pub cases: String,
+    pub edit: String,
+    pub colour: String,
+    pub shape: String,
+    pub pose: String,
+    pub kept: String,
+    pub psnr: String,
+    pub ssim: String,
+    pub mae: String,
+    pub csfid: String,
+    pub csfid_object: String,
+    pub csfid_pose: String,
+    pub seconds: String,
+}
+
+impl RowCells {
+    /// The markdown row: the method, lambda and mask of `settings`, then the cells.
+    pub(crate) fn markdown(&self, settings: &SummarySettings) -> String {
+        let s = settings;
         let lambda = if s.method == "optimise" {
             format!("{}", s.lambda)
         } else {
             "–".into()
         };
+        let mask = if Method::from_word(&s.method).is_some_and(|m| !m.uses_mask()) {
+            "none"
+        } else {
+            &s.mask
+        };
         format!(
-            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {lambda} | {mask} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.method,
-            lambda,
-            if s.method == "sdedit" {
-                "none"
-            } else {
-                &s.mask
-            },
             self.cases,
-            if self.failed > 0 {
-                format!(" ({} failed)", self.failed)
-            } else {
-                String::new()
-            },
-            pct(self.edit_accuracy),
-            acc(Attribute::Colour),
-            acc(Attribute::Shape),
-            acc(Attribute::Pose),
-            pct(self.kept_accuracy.rate),
-            num(self.psnr_bg, 2),
-            num(self.mae_bg, 2),
-            num(self.csfid, 2),
-            num(self.csfid_object, 2),
-            num(self.csfid_pose, 2),
-            num(self.seconds_per_case, 1),
+            self.edit,
+            self.colour,
+            self.shape,
+            self.pose,
+            self.kept,
+            self.psnr,
+            self.ssim,
+            self.mae,
+            self.csfid,
+            self.csfid_object,
+            self.csfid_pose,
+            self.seconds,
         )
+    }
+}
+
+impl Summary {
+    /// The markdown table header matching [`markdown_row`](Self::markdown_row).
+    /// Rates are shown as `87.1% [82.0, 91.0]` and means as `26.50 [25.91,
+    /// 27.08]`: the value and its 95% interval.
+    pub fn markdown_header() -> String {
+        "| method | lambda | mask | cases | edit acc | colour | shape | pose | kept | bg PSNR dB | bg SSIM | bg MAE | CSFID | CSFID obj | CSFID pose | s/case |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            .into()
+    }
+
+    /// One markdown table row: rates with their 95% Wilson intervals, the
+    /// background PSNR and SSIM with their 95% bootstrap intervals (and the
+    /// number of cases they are over when edits failed).
+    pub fn markdown_row(&self) -> String {
+        let acc = |a| {
+            let r = self.attribute_accuracy.get(&a);
+            pct_ci(r.and_then(|r| r.rate), r.and_then(|r| r.interval))
+        };
+        RowCells {
+            cases: if self.failed > 0 {
+                format!("{} ({} failed)", self.cases, self.failed)
+            } else {
+                self.cases.to_string()
+            },
+            edit: pct_ci(self.edit_accuracy, self.edit_interval),
+            colour: acc(Attribute::Colour),
+            shape: acc(Attribute::Shape),
+            pose: acc(Attribute::Pose),
+            kept: pct_ci(self.kept_accuracy.rate, self.kept_accuracy.interval),
+            psnr: mean_ci(
+                self.psnr_bg,
+                self.psnr_bg_interval,
+                2,
+                self.psnr_bg_cases,
+                self.cases,
+            ),
+            ssim: mean_ci(
+                self.ssim_bg,
+                self.ssim_bg_interval,
+                3,
+                self.ssim_bg_cases,
+                self.cases,
+            ),
+            mae: num(self.mae_bg, 2),
+            csfid: num(self.csfid, 2),
+            csfid_object: num(self.csfid_object, 2),
+            csfid_pose: num(self.csfid_pose, 2),
+            seconds: num(self.seconds_per_case, 1),
+        }
+        .markdown(&self.settings)
     }
 
     /// `summary.md`: a heading with the settings, the header and the row.
@@ -338,6 +515,7 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::runner::{AttributeResult, RegionFeatures};
+    use crate::stats::wilson;
     use optedit_world::PoseClass;
 
     fn record(id: &str, correct: bool, psnr: f64, class: ClassKey, f: Vec<f32>) -> CaseRecord {
@@ -361,6 +539,7 @@ mod tests {
             }],
             kept: vec![],
             psnr_bg: Some(psnr),
+            ssim_bg: Some(psnr / 100.0),
             mae_bg: Some(1.0),
             mask_coverage: 0.1,
             mask_iou: Some(1.0),
@@ -414,11 +593,22 @@ mod tests {
         assert_eq!(s.csfid_pose, Some(9.0));
         assert_eq!(s.csfid, Some(4.5));
         assert_eq!(s.by_kind["text"].cases, 2);
+        // 2 of 3: Wilson [20.8%, 93.9%].
+        let i = s.edit_interval.unwrap();
+        assert!((i.low - 0.207_660).abs() < 1e-5 && (i.high - 0.938_510).abs() < 1e-5);
+        assert_eq!(
+            s.attribute_accuracy[&Attribute::Colour].interval,
+            wilson(1, 2)
+        );
+        assert_eq!((s.psnr_bg_cases, s.ssim_bg_cases), (3, 3));
+        assert!(s.psnr_bg_interval.unwrap().contains(40.0));
+        assert!((s.ssim_bg.unwrap() - 0.4).abs() < 1e-12);
         let row = s.markdown_row();
         assert!(
-            row.starts_with("| optimise | 0.6 | per case | 3 | 66.7 |"),
+            row.starts_with("| optimise | 0.6 | per case | 3 | 66.7% [20.8, 93.9] | 50.0% [9.5, 90.5] | – | 100.0% [20.7, 100.0] | – | 40.00 ["),
             "{row}"
         );
+        assert!(!row.contains("(n="), "{row}");
         assert_eq!(
             row.matches('|').count(),
             Summary::markdown_header()
@@ -428,7 +618,113 @@ mod tests {
                 .matches('|')
                 .count()
         );
+        // JSON keeps everything (up to serde_json's float parsing, which may
+        // be one unit in the last place off).
         let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<Summary>(&json).unwrap(), s);
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.markdown(), s.markdown());
+        assert_eq!(back.by_kind["text"].psnr_bg_cases, 2);
+        let (a, b) = (back.edit_interval.unwrap(), i);
+        assert!((a.low - b.low).abs() < 1e-12 && (a.high - b.high).abs() < 1e-12);
+    }
+
+    #[test]
+    fn failed_cases_are_wrong_everywhere_and_means_say_their_count() {
+        let obj = ClassKey::Object {
+            colour: optedit_world::Colour::Red,
+            shape: optedit_world::Shape::Star,
+        };
+        let mut failed = record("f", false, 0.0, obj, vec![0.0, 0.0]);
+        failed.error = Some("diverged".into());
+        (failed.psnr_bg, failed.ssim_bg, failed.mae_bg) = (None, None, None);
+        failed.regions.clear();
+        failed.edited[0].predicted = crate::runner::FAILED.into();
+        let records = vec![
+            record("a", true, 30.0, obj, vec![1.0, 0.0]),
+            record("b", true, 34.0, obj, vec![1.0, 0.0]),
+            failed,
+        ];
+        let refs = References::new("x".into(), 2);
+        let s = summarise(&records, &refs, SummarySettings::of(&RunOptions::default()));
+        assert_eq!((s.cases, s.failed), (3, 1));
+        assert_eq!(s.edit_accuracy, Some(2.0 / 3.0));
+        assert_eq!(s.attribute_accuracy[&Attribute::Colour].total, 3);
+        assert_eq!(s.attribute_accuracy[&Attribute::Colour].correct, 2);
+        assert_eq!((s.psnr_bg, s.psnr_bg_cases), (Some(32.0), 2));
+        assert_eq!(s.by_kind["text"].psnr_bg_cases, 2);
+        assert_eq!(s.by_kind["text"].edit_interval, wilson(2, 3));
+        let row = s.markdown_row();
+        assert!(
+            row.contains("| 3 (1 failed) | 66.7% [20.8, 93.9] |"),
+            "{row}"
+        );
+        assert!(row.contains(" (n=2) | 0.320 ["), "{row}");
+        // Summaries written before intervals and SSIM parse, and show none.
+        let mut json = serde_json::to_value(&s).unwrap();
+        let object = json.as_object_mut().unwrap();
+        for key in [
+            "edit_interval",
+            "psnr_bg_interval",
+            "psnr_bg_cases",
+            "ssim_bg",
+            "ssim_bg_interval",
+            "ssim_bg_cases",
+        ] {
+            object.remove(key).unwrap();
+        }
+        object["kept_accuracy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("interval");
+        let old: Summary = serde_json::from_value(json).unwrap();
+        let row = old.markdown_row();
+        assert!(
+            row.contains("| 3 (1 failed) | 66.7% | 66.7% [20.8, 93.9] |"),
+            "{row}"
+        );
+        assert!(row.contains("| 32.00 | – |"), "{row}");
+    }
+
+    #[test]
+    fn cells_show_intervals_and_counts() {
+        let i = Interval {
+            low: 0.82,
+            high: 0.91,
+        };
+        assert_eq!(pct_ci(Some(0.871), Some(i)), "87.1% [82.0, 91.0]");
+        assert_eq!(pct_ci(Some(0.871), None), "87.1%");
+        assert_eq!(pct_ci(None, Some(i)), "–");
+        let j = Interval {
+            low: 25.914,
+            high: 27.081,
+        };
+        assert_eq!(
+            mean_ci(Some(26.5), Some(j), 2, 210, 210),
+            "26.50 [25.91, 27.08]"
+        );
+        assert_eq!(
+            mean_ci(Some(26.5), Some(j), 2, 190, 210),
+            "26.50 [25.91, 27.08] (n=190)"
+        );
+        assert_eq!(mean_ci(Some(26.5), None, 1, 0, 210), "26.5");
+        assert_eq!(mean_ci(None, None, 2, 0, 210), "–");
+        // Calibration rows and SDEdit show no mask.
+        for (method, mask) in [
+            (Method::Identity, "none"),
+            (Method::Oracle, "none"),
+            (Method::Sdedit, "none"),
+            (Method::Blank, "per case"),
+            (Method::Diffedit, "per case"),
+        ] {
+            let settings = SummarySettings::of(&RunOptions {
+                method,
+                ..RunOptions::default()
+            });
+            let row = RowCells::default().markdown(&settings);
+            assert!(
+                row.starts_with(&format!("| {} | – | {mask} |", method.word())),
+                "{row}"
+            );
+        }
     }
 }

@@ -232,6 +232,156 @@ fn baselines_and_mask_variants_run() {
     assert!(e.to_string().contains("canny"), "{e}");
 }
 
+/// The calibration rows run through the harness like a method, with no
+/// model call, and their results are known exactly: identity is the input,
+/// oracle the target render, blank the input with the mask's pixels grey.
+#[test]
+fn calibration_rows_are_exact_and_call_no_model() {
+    use optedit_eval::metrics::{coverage, PSNR_CAP_DB};
+    use optedit_eval::runner::BLANK_GREY;
+    use optedit_eval::{run_case, CaseScenes};
+
+    let model = demo_dir();
+    let models =
+        EvalModels::<B>::load(&ModelPaths::demo(model.path()), &[], &Default::default()).unwrap();
+    let cases = make_cases(&MakeOptions {
+        count: 3,
+        seed: 7,
+        kinds: vec![CaseKind::Text, CaseKind::Pose, CaseKind::TextPose],
+        ..MakeOptions::default()
+    })
+    .unwrap();
+    let grey = image::Rgb(BLANK_GREY);
+    let mut steps = 0;
+    for case in &cases {
+        let scenes = CaseScenes::of(case).unwrap();
+        let input = scenes.input();
+        let truth = scenes.true_region();
+        assert!(coverage(&truth) > 0.0);
+        let mut run = |method, mask_override| {
+            let options = RunOptions {
+                method,
+                config: fast(),
+                mask_override,
+                ..RunOptions::default()
+            };
+            let mut count = |_: &optedit_edit::ProgressEvent| {
+                steps += 1;
+                ControlFlow::Continue(())
+            };
+            let out = run_case(&models, case, &options, &mut count).unwrap();
+            let r = &out.record;
+            assert!(r.error.is_none() && r.stages.is_empty(), "{r:?}");
+            assert_eq!(r.method, method.word());
+            // Judged like an edit: every edited attribute has a verdict.
+            assert!(!r.edited.is_empty() && !r.regions.is_empty());
+            assert_eq!(out.images.input, *input);
+            out
+        };
+
+        let identity = run(Method::Identity, None);
+        assert_eq!(identity.images.result, *input);
+        let r = &identity.record;
+        assert_eq!(r.psnr_bg, Some(PSNR_CAP_DB));
+        assert_eq!(r.mae_bg, Some(0.0));
+        assert!((r.ssim_bg.unwrap() - 1.0).abs() < 1e-12, "{:?}", r.ssim_bg);
+        assert_eq!(
+            (r.mask.as_str(), r.mask_coverage, r.mask_iou),
+            ("none", 0.0, None)
+        );
+
+        let oracle = run(Method::Oracle, None);
+        assert_eq!(oracle.images.result, scenes.target_render.image);
+        assert_ne!(oracle.images.result, *input);
+        // Source and target agree outside the true region.
+        assert_eq!(oracle.record.psnr_bg, Some(PSNR_CAP_DB));
+        assert_eq!(oracle.record.mask, "none");
+
+        // Blank: the case's own mask (true), an override (box), and the
+        // true region for the masks that give no pixels (estimated, full).
+        for (spec, word) in [
+            (None, "true"),
+            (Some(MaskSpec::Box), "box"),
+            (Some(MaskSpec::Estimated), "estimated"),
+            (Some(MaskSpec::Full), "full"),
+        ] {
+            let blank = run(Method::Blank, spec);
+            let region = match spec {
+                Some(MaskSpec::Box) => scenes.pixel_mask(MaskSpec::Box).unwrap(),
+                _ => truth.clone(),
+            };
+            let mut inside = 0;
+            for (x, y, p) in blank.images.result.enumerate_pixels() {
+                if region.get_pixel(x, y)[0] > 127 {
+                    assert_eq!(*p, grey, "{} {word}: ({x}, {y}) inside", case.id);
+                    inside += 1;
+                } else {
+                    assert_eq!(p, input.get_pixel(x, y), "{} {word}: ({x}, {y})", case.id);
+                }
+            }
+            assert!(inside > 0);
+            let r = &blank.record;
+            assert_eq!(r.mask, word);
+            assert_eq!(blank.images.mask, region);
+            assert!((r.mask_coverage - coverage(&region)).abs() < 1e-12);
+            if spec.is_none() {
+                assert_eq!(r.mask_iou, Some(1.0));
+                // Everything changed lies inside the excluded region.
+                assert_eq!(r.psnr_bg, Some(PSNR_CAP_DB));
+            }
+        }
+    }
+    assert_eq!(steps, 0, "a calibration row ran the editor");
+
+    // Through evaluate: records, summary, grid images, no editor step.
+    let out_root = tempfile::tempdir().unwrap();
+    for method in [Method::Identity, Method::Blank, Method::Oracle] {
+        let out = out_root.path().join(method.word());
+        let mut plan = RunPlan::new(
+            RunOptions {
+                method,
+                config: fast(),
+                ..RunOptions::default()
+            },
+            out.clone(),
+        );
+        plan.grid = 2;
+        plan.references_per_class = 1;
+        let mut events = 0;
+        let s = evaluate(&models, &cases, &plan, &mut |e: RunEvent<'_>| {
+            events += usize::from(matches!(e, RunEvent::Step(_)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!((events, s.cases, s.failed), (0, 3, 0));
+        assert_eq!(s.psnr_bg, Some(PSNR_CAP_DB));
+        assert_eq!(s.psnr_bg_cases, 3);
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        let mask = if method == Method::Blank {
+            "per case"
+        } else {
+            "none"
+        };
+        assert!(
+            md.contains(&format!("| {} | – | {mask} | 3 |", method.word())),
+            "{md}"
+        );
+        let first = image::open(
+            out.join("images")
+                .join(format!("{}-result.png", cases[0].id)),
+        )
+        .unwrap()
+        .to_rgb8();
+        let scenes = CaseScenes::of(&cases[0]).unwrap();
+        match method {
+            Method::Identity => assert_eq!(first, *scenes.input()),
+            Method::Oracle => assert_eq!(first, scenes.target_render.image),
+            _ => assert!(first != *scenes.input() && first.pixels().any(|p| *p == grey)),
+        }
+        assert!(out.join("grid.png").is_file());
+    }
+}
+
 #[test]
 fn quality_measures_are_well_formed() {
     let model = demo_dir();
