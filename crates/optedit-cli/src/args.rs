@@ -80,6 +80,28 @@ pub enum Method {
     Sdedit,
 }
 
+/// Which method `optedit eval run` measures: an editor, or a calibration
+/// row (what the referee makes of results whose answer is known; only for
+/// evaluation, so `optedit edit` does not take them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalMethod {
+    /// The optimisation-based method (arXiv 2311.16882).
+    #[value(alias = "optimize")]
+    Optimise,
+    /// DiffEdit (arXiv 2210.11427) with each case's mask (or --mask-override).
+    Diffedit,
+    /// SDEdit (arXiv 2108.01073): noise to --strength, denoise (no mask).
+    Sdedit,
+    /// Calibration row, not an editor: the input, unchanged.
+    Identity,
+    /// Calibration row, not an editor: the input with the case's mask (or
+    /// --mask-override; the true region for estimated and full) filled with
+    /// flat grey RGB(128, 128, 128).
+    Blank,
+    /// Calibration row, not an editor: the target render (the ideal edit).
+    Oracle,
+}
+
 /// Which optimiser moves the latent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerArg {
@@ -198,9 +220,6 @@ pub struct MaskChoiceArgs {
 /// The knobs of [`EditConfig`].
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
-    /// Editing method.
-    #[arg(long, value_enum, default_value_t = Method::Optimise)]
-    pub method: Method,
     /// Weight of the preservation loss (1 - lambda weighs the guidance loss), in [0, 1].
     #[arg(long, default_value_t = EditConfig::default().lambda)]
     pub lambda: f64,
@@ -266,6 +285,9 @@ pub struct EditArgs {
     pub controls: ControlArgs,
     #[command(flatten)]
     pub mask: MaskChoiceArgs,
+    /// Editing method.
+    #[arg(long, value_enum, default_value_t = Method::Optimise)]
+    pub method: Method,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Also write mask.png, guidance.png, the condition images and
@@ -420,6 +442,10 @@ pub struct EvalRunArgs {
     /// The JSONL case file.
     #[arg(long, value_name = "FILE")]
     pub cases: PathBuf,
+    /// Method: an editor, or a calibration row (identity, blank, oracle:
+    /// no model runs, the edit settings are ignored).
+    #[arg(long, value_enum, default_value_t = EvalMethod::Optimise)]
+    pub method: EvalMethod,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Give every case this mask instead of its own: true, dilate:N, erode:N,
@@ -461,8 +487,12 @@ pub struct EvalRunArgs {
 /// `optedit eval compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Results folders of `optedit eval run`, in column order.
-    #[arg(value_name = "RUN", required = true)]
+    /// Results folders of `optedit eval run`, in row order. `RUN1,RUN2,RUN3`
+    /// (comma-separated, no spaces) pools runs of the same method, cases and
+    /// settings made with different --seed into one row: the mean edit
+    /// accuracy over the seeds with a case-bootstrap interval, each seed's
+    /// accuracy, and the pooled background PSNR and SSIM.
+    #[arg(value_name = "RUN[,RUN...]", required = true)]
     pub runs: Vec<PathBuf>,
     /// The case file the runs were made from (the grid renders its inputs and targets).
     #[arg(long, value_name = "FILE")]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{assert_failure, assert_success, optedit};
+use common::{assert_failure, assert_success, optedit, stderr};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -157,6 +157,133 @@ fn eval_run_reports_bad_case_lines() {
     assert_failure(&out, 2, &["--mask-override"]);
 }
 
+/// The calibration rows run from the command line with no editor, and
+/// pool over seeds in `eval compare`; `optedit edit` does not take them.
+#[test]
+fn eval_run_calibration_rows_and_pooled_seeds() {
+    let root = tempfile::tempdir().unwrap();
+    let model = demo_model(root.path());
+    let cases = root.path().join("cases.jsonl");
+    assert_success(&optedit([
+        "eval",
+        "make-cases",
+        "--out",
+        &s(&cases),
+        "--count",
+        "2",
+        "--seed",
+        "1",
+        "--kinds",
+        "text,pose",
+        "--quiet",
+    ]));
+    let run = |method: &str, name: &str, seed: &str| {
+        let out = root.path().join(name);
+        let o = optedit([
+            "eval",
+            "run",
+            "--model",
+            &s(&model),
+            "--cases",
+            &s(&cases),
+            "--out",
+            &s(&out),
+            "--method",
+            method,
+            "--seed",
+            seed,
+            "--reference-count",
+            "1",
+            "--grid",
+            "1",
+            "--quiet",
+        ]);
+        assert_success(&o);
+        (out, String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (blank, row) = run("blank", "blank", "0");
+    assert!(row.contains("| blank | – | per case | 2 |"), "{row}");
+    let records = std::fs::read_to_string(blank.join("cases.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 2);
+    for line in records.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (r["method"].as_str(), r["mask"].as_str()),
+            (Some("blank"), Some("true"))
+        );
+        assert!(r["error"].is_null(), "{r}");
+        // Only the excluded region changed.
+        assert_eq!(number(&r, "psnr_bg"), 100.0);
+        let ssim = number(&r, "ssim_bg");
+        assert!(ssim > 0.0 && ssim <= 1.0, "{ssim}");
+        assert!(r["stages"].as_object().unwrap().is_empty(), "{r}");
+    }
+    assert!(blank.join("grid.png").is_file());
+
+    // Identity with two seeds, pooled into one row next to blank.
+    let (id0, row) = run("identity", "identity-s0", "0");
+    assert!(row.contains("| identity | – | none | 2 |"), "{row}");
+    let (id1, _) = run("identity", "identity-s1", "1");
+    let cmp = root.path().join("compare");
+    let pooled = format!("{},{}", s(&id0), s(&id1));
+    assert_success(&optedit([
+        "eval",
+        "compare",
+        "--cases",
+        &s(&cases),
+        "--out",
+        &s(&cmp),
+        "--rows",
+        "1",
+        &pooled,
+        &s(&blank),
+    ]));
+    let table = std::fs::read_to_string(cmp.join("compare.md")).unwrap();
+    let row = table.lines().nth(2).unwrap();
+    assert!(
+        row.starts_with("| identity | – | none | 2 × 2 seeds (0, 1) | "),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(3).unwrap().starts_with("| blank |"),
+        "{table}"
+    );
+    let kinds = std::fs::read_to_string(cmp.join("compare-kinds.md")).unwrap();
+    assert!(kinds.contains("| identity-s{0,1} | 1 × 2 |"), "{kinds}");
+    // Pooling runs of one seed twice is refused.
+    let twice = format!("{},{}", s(&id0), s(&id0));
+    assert_failure(
+        &optedit([
+            "eval",
+            "compare",
+            "--cases",
+            &s(&cases),
+            "--out",
+            &s(&cmp),
+            &twice,
+        ]),
+        2,
+        &["same seed 0"],
+    );
+
+    // `optedit edit` takes editors only.
+    let refused = optedit([
+        "edit",
+        "--model",
+        &s(&model),
+        "--image",
+        "in.png",
+        "--prompt",
+        "a red star",
+        "-o",
+        &s(&root.path().join("out.png")),
+        "--method",
+        "oracle",
+    ]);
+    assert_failure(&refused, 2, &["invalid value", "oracle", "--method"]);
+    assert!(stderr(&refused).contains("optimise, diffedit, sdedit"));
+}
+
 #[test]
 fn eval_run_and_quality_end_to_end() {
     let root = tempfile::tempdir().unwrap();
@@ -271,10 +398,17 @@ fn eval_run_and_quality_end_to_end() {
     let side = compare(&[&out, &out]);
     assert_success(&side);
     let table = std::fs::read_to_string(cmp.join("compare.md")).unwrap();
-    assert_eq!(table.lines().count(), 6, "{table}");
+    // Header, two rows, two settings comments, a blank line, the legend.
+    assert_eq!(table.lines().count(), 8, "{table}");
     assert!(table
         .lines()
+        .take(6)
         .all(|l| l.starts_with('|') || l.starts_with("<!--")));
+    assert!(table
+        .lines()
+        .nth(7)
+        .unwrap()
+        .starts_with("Brackets: 95% intervals"));
     assert_eq!(table.lines().nth(2), table.lines().nth(3));
     let kinds = std::fs::read_to_string(cmp.join("compare-kinds.md")).unwrap();
     assert_eq!(kinds.lines().count(), 4, "{kinds}");

@@ -22,7 +22,7 @@ pub fn run<B: AutodiffBackend>(
 ) -> Result<()> {
     let config = args.config.edit_config();
     config.validate().map_err(|e| UsageError(e.to_string()))?;
-    let method = args.config.method;
+    let method = args.method;
     if method == Method::Sdedit && args.mask.mask.is_some() {
         return Err(UsageError(
             "--mask has no effect with --method sdedit (SDEdit uses no mask)".into(),

@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use optedit_eval::output::{write_atomic, write_png};
 use optedit_eval::{
     cases_to_jsonl, make_cases, read_cases, CaseKind, EvalError, EvalModels, Judge, MakeOptions,
-    MaskSpec, Method, ModelPaths, QualityOptions, RunEvent, RunOptions, RunPlan, Summary,
+    MaskSpec, Method, ModelPaths, QualityOptions, RunEvent, RunGroup, RunOptions, RunPlan, Summary,
 };
 
-use crate::args::{CompareArgs, EvalRunArgs, MakeCasesArgs, Method as MethodArg, QualityArgs};
+use crate::args::{CompareArgs, EvalMethod, EvalRunArgs, MakeCasesArgs, QualityArgs};
 use crate::models::check_model_path;
 use crate::UsageError;
 
@@ -39,16 +39,22 @@ fn mask_spec(text: &str, flag: &str) -> Result<MaskSpec> {
 
 /// Runs `optedit eval compare`.
 pub fn compare(args: &CompareArgs) -> Result<()> {
-    for run in &args.runs {
-        if !run.is_dir() {
-            return Err(usage(format!("{}: not a results folder", run.display())));
+    let rows: Vec<RunGroup> = args.runs.iter().map(|r| RunGroup::parse(r)).collect();
+    for (row, arg) in rows.iter().zip(&args.runs) {
+        if row.runs.is_empty() {
+            return Err(usage(format!("{}: no results folder", arg.display())));
+        }
+        for run in &row.runs {
+            if !run.is_dir() {
+                return Err(usage(format!("{}: not a results folder", run.display())));
+            }
         }
     }
     if args.out.is_file() {
         return Err(usage(format!("--out {}: is a file", args.out.display())));
     }
     let cases = read_cases(&args.cases).map_err(usage)?;
-    let c = optedit_eval::compare(&args.runs, &cases, args.rows).map_err(usage)?;
+    let c = optedit_eval::compare(&rows, &cases, args.rows).map_err(usage)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_atomic(&args.out.join("compare.md"), c.table.as_bytes())?;
@@ -192,11 +198,14 @@ impl Drop for Bar {
     }
 }
 
-fn method(m: MethodArg) -> Method {
+fn method(m: EvalMethod) -> Method {
     match m {
-        MethodArg::Optimise => Method::Optimise,
-        MethodArg::Diffedit => Method::Diffedit,
-        MethodArg::Sdedit => Method::Sdedit,
+        EvalMethod::Optimise => Method::Optimise,
+        EvalMethod::Diffedit => Method::Diffedit,
+        EvalMethod::Sdedit => Method::Sdedit,
+        EvalMethod::Identity => Method::Identity,
+        EvalMethod::Blank => Method::Blank,
+        EvalMethod::Oracle => Method::Oracle,
     }
 }
 
@@ -240,7 +249,7 @@ pub fn run<B: AutodiffBackend>(args: &EvalRunArgs, device: B::Device) -> Result<
         )));
     }
     let options = RunOptions {
-        method: method(args.config.method),
+        method: method(args.method),
         config,
         mask_override,
         control_scale: args.control_scale,
