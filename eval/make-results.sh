@@ -1,7 +1,10 @@
 #!/bin/bash
-# Regenerates the measurements of docs/results.md (issue 7): the three
-# methods on the committed cases (eval/cases.jsonl), the lambda sweep and
-# the rough-mask rows on its first SUBSET cases, and the picture grids.
+# Regenerates the measurements of docs/results.md (issues 7 and 22): the
+# three methods (and DiffEdit with its estimated mask) on the committed cases
+# (eval/cases.jsonl) with each of the edit seeds in SEEDS, pooled into one
+# row per method; the calibration rows (identity, blank, oracle: no model
+# call, so cheap) on the same cases; the lambda sweep and the rough-mask rows
+# on its first SUBSET cases (seed 0 only); and the picture grids.
 #
 #   BIN=target/release/optedit MODEL=models/optedit-demo OUT=target/results eval/make-results.sh
 #
@@ -13,6 +16,7 @@ set -euo pipefail
 CASES=${CASES:-eval/cases.jsonl}
 JOBS=${JOBS:-2}
 SUBSET=${SUBSET:-36}
+SEEDS=${SEEDS:-0 1 2}
 mkdir -p "$OUT/runs"
 head -n "$SUBSET" "$CASES" > "$OUT/subset.jsonl"
 REFS="$OUT/references.json"
@@ -20,11 +24,19 @@ REFS="$OUT/references.json"
 [ -f "$REFS" ] || "$BIN" eval run --model "$MODEL" --cases "$CASES" --limit 1 --grid 0 \
   --quiet --method sdedit --out "$OUT/runs/references" --references "$REFS" > /dev/null
 # name|case file|arguments
-RUNS=(
-  "optimise|$CASES|--method optimise --grid 12"
-  "diffedit|$CASES|--method diffedit --grid 12"
-  "diffedit-estimated|$CASES|--method diffedit --mask-override estimated --grid 12"
-  "sdedit|$CASES|--method sdedit --grid 12"
+RUNS=()
+for seed in $SEEDS; do
+  RUNS+=(
+    "optimise-seed$seed|$CASES|--method optimise --seed $seed --grid 12"
+    "diffedit-seed$seed|$CASES|--method diffedit --seed $seed --grid 12"
+    "diffedit-estimated-seed$seed|$CASES|--method diffedit --mask-override estimated --seed $seed --grid 12"
+    "sdedit-seed$seed|$CASES|--method sdedit --seed $seed --grid 12"
+  )
+done
+RUNS+=(
+  "identity|$CASES|--method identity --grid 12"
+  "blank|$CASES|--method blank --grid 12"
+  "oracle|$CASES|--method oracle --grid 12"
   "lambda-0.0|$OUT/subset.jsonl|--method optimise --lambda 0.0 --grid 6"
   "lambda-0.2|$OUT/subset.jsonl|--method optimise --lambda 0.2 --grid 6"
   "lambda-0.4|$OUT/subset.jsonl|--method optimise --lambda 0.4 --grid 6"
@@ -49,20 +61,29 @@ export BIN MODEL OUT REFS
 printf '%s\n' "${RUNS[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}
 
 # The subset's rows of the main optimise and DiffEdit runs (lambda 0.6, the
-# case's own mask): their finished records, summarised again without rerunning.
+# case's own mask, seed 0, as the subset runs): their finished records,
+# summarised again without rerunning.
 cut -d'"' -f4 "$OUT/subset.jsonl" > "$OUT/subset.ids"
 for m in optimise diffedit; do
   sub="$OUT/runs/$m-subset"
   mkdir -p "$sub/images"
-  cp "$OUT/runs/$m/run.json" "$sub/"
-  grep -F -f <(sed 's/.*/"id":"&"/' "$OUT/subset.ids") "$OUT/runs/$m/cases.jsonl" > "$sub/cases.jsonl"
-  cp "$OUT/runs/$m"/images/*.png "$sub/images/" 2>/dev/null || true
+  cp "$OUT/runs/$m-seed0/run.json" "$sub/"
+  grep -F -f <(sed 's/.*/"id":"&"/' "$OUT/subset.ids") "$OUT/runs/$m-seed0/cases.jsonl" > "$sub/cases.jsonl"
+  cp "$OUT/runs/$m-seed0"/images/*.png "$sub/images/" 2>/dev/null || true
   "$BIN" eval run --model "$MODEL" --cases "$OUT/subset.jsonl" --out "$sub" --quiet \
-    --resume --references "$REFS" --method "$m" --grid 6 > /dev/null
+    --resume --references "$REFS" --method "$m" --seed 0 --grid 6 > /dev/null
 done
 R="$OUT/runs"
+# One row per method pooling its seeds (RUN1,RUN2,... in eval compare), then
+# the calibration rows.
+pooled() {
+  local list="" seed
+  for seed in $SEEDS; do list+="${list:+,}$R/$1-seed$seed"; done
+  printf '%s' "$list"
+}
 "$BIN" eval compare --cases "$CASES" --out "$OUT/main" --rows 9 \
-  "$R/optimise" "$R/diffedit" "$R/diffedit-estimated" "$R/sdedit"
+  "$(pooled optimise)" "$(pooled diffedit)" "$(pooled diffedit-estimated)" "$(pooled sdedit)" \
+  "$R/identity" "$R/blank" "$R/oracle"
 "$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/lambda" --rows 6 \
   "$R/lambda-0.0" "$R/lambda-0.2" "$R/lambda-0.4" "$R/optimise-subset" "$R/lambda-0.8" "$R/lambda-1.0"
 "$BIN" eval compare --cases "$OUT/subset.jsonl" --out "$OUT/masks" --rows 6 \
