@@ -10,6 +10,7 @@
 //! vae/{config.json, diffusion_pytorch_model.safetensors}
 //! controlnet-pose/{config.json, diffusion_pytorch_model.safetensors}
 //! controlnet-canny/{config.json, diffusion_pytorch_model.safetensors}
+//! controlnet-scribble/, controlnet-layout/   (the same files)
 //! classifier/model.safetensors        (optedit's evaluation classifier)
 //! ```
 

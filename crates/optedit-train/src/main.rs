@@ -98,8 +98,14 @@ enum DeviceKind {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
+    /// OpenPose rendering of the figure's keypoints (`controlnet-pose/`).
     Pose,
+    /// Canny edges of the scene (`controlnet-canny/`).
     Canny,
+    /// Objects' outlines and the stick figure, white on black (`controlnet-scribble/`).
+    Scribble,
+    /// Flat-colour semantic map of objects and figure (`controlnet-layout/`).
+    Layout,
 }
 
 #[derive(Subcommand)]
@@ -149,6 +155,11 @@ enum Stage {
         /// Which condition.
         #[arg(long, value_enum)]
         kind: Kind,
+        /// Train against the frozen UNet and text encoder of this pipeline
+        /// folder (an earlier export, e.g. models/optedit-demo) instead of
+        /// the run's UNet checkpoint.
+        #[arg(long, value_name = "DIR")]
+        unet_from: Option<PathBuf>,
         #[command(flatten)]
         opts: Opts,
     },
@@ -196,6 +207,11 @@ enum Stage {
         /// the last one.
         #[arg(long, value_name = "K")]
         average_last: Option<usize>,
+        /// Take the UNet and text encoder from this pipeline folder instead
+        /// of the run's checkpoint (a run that trained only ControlNets with
+        /// `controlnet --unet-from DIR`).
+        #[arg(long, value_name = "DIR", conflicts_with = "average_last")]
+        unet_from: Option<PathBuf>,
     },
 }
 
@@ -222,6 +238,8 @@ fn kind(k: Kind) -> ControlKind {
     match k {
         Kind::Pose => ControlKind::Pose,
         Kind::Canny => ControlKind::Canny,
+        Kind::Scribble => ControlKind::Scribble,
+        Kind::Layout => ControlKind::Layout,
     }
 }
 
@@ -251,6 +269,20 @@ fn load_vae<B: AutodiffBackend>(
         Some(p) => optedit_models::AutoencoderKL::load(&p.join("vae"), device)
             .with_context(|| format!("VAE of {}", p.display()))?,
         None => vae::load_trained::<B>(dir, device)?,
+    })
+}
+
+/// The UNet and text encoder of the pipeline folder `from`, else of the
+/// run's checkpoint.
+fn load_text_to_image<B: AutodiffBackend>(
+    dir: &std::path::Path,
+    from: Option<&std::path::Path>,
+    device: &B::Device,
+) -> Result<text_to_image::TextToImage<B::InnerBackend>> {
+    Ok(match from {
+        Some(p) => text_to_image::TextToImage::<B::InnerBackend>::from_pipeline(p, device)
+            .with_context(|| format!("UNet and text encoder of {}", p.display()))?,
+        None => text_to_image::load_trained::<B>(dir, device)?,
     })
 }
 
@@ -300,8 +332,12 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                 &device,
             )?;
         }
-        Stage::Controlnet { kind: k, opts } => {
-            let base = text_to_image::load_trained::<B>(dir, &device)?;
+        Stage::Controlnet {
+            kind: k,
+            unet_from,
+            opts,
+        } => {
+            let base = load_text_to_image::<B>(dir, unet_from.as_deref(), &device)?;
             controlnet::train::<B>(
                 dir,
                 kind(*k),
@@ -318,11 +354,7 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             println!("held-out accuracy: {}", serde_json::to_string(&acc)?);
         }
         Stage::Probe { from, count, batch } => {
-            let model = match from {
-                Some(p) => text_to_image::TextToImage::<B::InnerBackend>::from_pipeline(p, &device)
-                    .with_context(|| format!("UNet and text encoder of {}", p.display()))?,
-                None => text_to_image::load_trained::<B>(dir, &device)?,
-            };
+            let model = load_text_to_image::<B>(dir, from.as_deref(), &device)?;
             let probe = text_to_image::caption_probe(
                 &model,
                 &latent_set()?,
@@ -362,15 +394,16 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             out,
             vae_from,
             average_last,
+            unet_from,
         } => {
             let vae_model = load_vae::<B>(dir, vae_from.as_deref(), &device)?;
             let set = latent_set()?;
             let t2i = match average_last {
                 Some(k) => text_to_image::load_averaged::<B::InnerBackend>(dir, *k, &device)?,
-                None => text_to_image::load_trained::<B>(dir, &device)?,
+                None => load_text_to_image::<B>(dir, unet_from.as_deref(), &device)?,
             };
             let mut nets = Vec::new();
-            for k in [ControlKind::Pose, ControlKind::Canny] {
+            for k in ControlKind::ALL {
                 match controlnet::load_trained::<B>(dir, k, &device) {
                     Ok(n) => nets.push((k, n)),
                     Err(e) => eprintln!("skipping {}: {e}", k.folder()),

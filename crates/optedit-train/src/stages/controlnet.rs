@@ -1,4 +1,5 @@
-//! Stage 4: the pose and edge ControlNets, initialised from the trained
+//! Stage 4: the ControlNets (pose, edges, scribble, layout; see
+//! [`crate::conditions`]), initialised from the trained
 //! UNet's encoder with zero output convolutions and trained with the UNet and
 //! text encoder frozen (Zhang et al., arXiv 2302.05543). Captions are dropped
 //! half of the time, so the network learns to follow the condition alone.
