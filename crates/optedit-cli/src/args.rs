@@ -385,13 +385,14 @@ pub struct EdgesArgs {
 const EVAL_ABOUT: &str = "Evaluate editing methods on the procedural world of the demo model \
 (issue 7; the comparison of arXiv 2311.16882 in miniature).
 
-  optedit eval make-cases --out cases.jsonl --count 200 --kinds text,pose,text+pose
+  optedit eval make-cases --out cases.jsonl --count 350 --kinds text,pose,text+pose,edges,scribble,layout,multi
   optedit eval run --model models/optedit-demo --cases cases.jsonl --method optimise --out results/optimise
   optedit eval compare --cases cases.jsonl --out results/compare results/optimise results/sdedit
   optedit eval quality --model models/optedit-demo --count 100
 
 The model folder is a demo pipeline: the Stable Diffusion parts, controlnet-pose/, \
-controlnet-canny/ and classifier/model.safetensors.";
+controlnet-canny/, controlnet-scribble/, controlnet-layout/ (each needed only by the cases \
+that condition on it) and classifier/model.safetensors.";
 
 /// `optedit eval` subcommands.
 #[derive(Debug, Subcommand)]
@@ -420,8 +421,16 @@ pub struct MakeCasesArgs {
     pub seed: u64,
     /// Case kinds, cycled in order: comma-separated `text` (colour or shape of
     /// one object), `pose` (the figure's pose, with the pose ControlNet),
-    /// `text+pose` (both).
-    #[arg(long, value_name = "LIST", default_value = "text,pose,text+pose")]
+    /// `text+pose` (both), `edges` (an object's shape, with the Canny edges of
+    /// the target), `scribble` (an object's shape, with a scribble of the
+    /// target), `layout` (an object's shape, with the target's layout map),
+    /// `multi` (an object's colour or shape and the pose, with the pose and
+    /// the edges ControlNets).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "text,pose,text+pose,edges,scribble,layout,multi"
+    )]
     pub kinds: String,
     /// Mask of every case: true, dilate:N, erode:N, box, estimated or full.
     #[arg(long, value_name = "SPEC", default_value = "true")]

@@ -69,6 +69,18 @@ fn eval_make_cases_is_deterministic_and_checked() {
         "{text}"
     );
     assert!(text.contains(r#""id":"text+pose-0003""#) && text.contains(r#""controls":["pose"]"#));
+    // Every kind by default, in order, each with its ControlNets.
+    for (id, controls) in [
+        ("edges-0004", r#"["edges"]"#),
+        ("scribble-0005", r#"["scribble"]"#),
+        ("layout-0006", r#"["layout"]"#),
+    ] {
+        let line = text.lines().find(|l| l.contains(id)).expect(id);
+        assert!(
+            line.contains(&format!(r#""controls":{controls}"#)),
+            "{line}"
+        );
+    }
 
     // Never over an existing file without --force.
     assert_failure(
@@ -95,10 +107,13 @@ fn eval_make_cases_is_deterministic_and_checked() {
             &s(&b),
             "--force",
             "--kinds",
-            "text,scribble",
+            "text,sketch",
         ]),
         2,
-        &["scribble", "text, pose, text+pose"],
+        &[
+            "sketch",
+            "text, pose, text+pose, edges, scribble, layout, multi",
+        ],
     );
     assert_failure(
         &optedit([

@@ -14,10 +14,27 @@
 //! | `seed` | world seed (a number, or a string of digits for JSON readers without 64-bit integers); the source scene is `SceneSpec::sample_with(seed, objects)` |
 //! | `objects` | optional object count `1..=3` (absent: `SceneSpec::sample(seed)`) |
 //! | `edit` | `object` (index into the scene's objects) with `colour` and/or `shape`, and/or `pose` (a pose phrase such as `"waving"` or `"with raised arms"`, or its snake-case name `"arms_up"`) |
-//! | `controls` | ControlNets to condition on: `"pose"` (rendered from the *target* scene's keypoints), `"canny"` (edges of the source image); default none |
+//! | `controls` | ControlNets to condition on, each built from the *target* scene unless said: `"pose"` (OpenPose rendering of its keypoints, `controlnet-pose/`), `"edges"` (its Canny edges, `controlnet-canny/`), `"scribble"` (its objects' outlines and stick figure, white on black, `controlnet-scribble/`), `"layout"` (its flat-colour map of objects and figure, `controlnet-layout/`), `"canny"` (Canny edges of the *source* image, `controlnet-canny/`); default none |
 //! | `mask` | `"true"` (union of the edited things' source and target masks), `"dilate:N"`, `"erode:N"` (of it, N pixels), `"box"` (bounding boxes), `"estimated"` (DiffEdit's estimate), `"full"`; default `"true"` |
 //! | `prompt` | optional target prompt (default: the target scene's caption) |
 //! | `source_prompt` | optional source prompt (default: the source scene's caption) |
+//!
+//! The case's kind ([`Case::kind`]) follows from `controls` and `edit`, the
+//! first row that fits:
+//!
+//! | kind | controls | edit |
+//! |---|---|---|
+//! | `scribble` | include `scribble` | any |
+//! | `layout` | include `layout` | any |
+//! | `multi` | include `pose` and `edges` | an object's colour or shape, and the pose |
+//! | `edges` | include `edges` | any |
+//! | `text` | any other | an object's colour and/or shape |
+//! | `pose` | any other | the figure's pose |
+//! | `text+pose` | any other | both |
+//!
+//! `eval make-cases` makes `edges`, `scribble` and `layout` cases that change
+//! one object's shape, and `multi` cases that change an object's colour or
+//! shape and the figure's pose.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,27 +46,49 @@ use serde_json::{Map, Value};
 
 use crate::error::{io, EvalError, Result};
 
-/// What a case edits.
+/// What a case edits, and with which instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CaseKind {
     /// An object's colour and/or shape (the prompt says it).
     Text,
-    /// The figure's pose.
+    /// The figure's pose (with the pose ControlNet).
     Pose,
     /// Both.
     TextPose,
+    /// An object's shape, with the Canny edges of the target ([`ControlName::Edges`]).
+    Edges,
+    /// An object's shape, with a scribble of the target ([`ControlName::Scribble`]).
+    Scribble,
+    /// An object's shape, with the layout of the target ([`ControlName::Layout`]).
+    Layout,
+    /// Text + pose + edges: an object and the figure's pose, with the pose
+    /// and the edges ControlNets together.
+    Multi,
 }
 
 impl CaseKind {
     /// Every kind.
-    pub const ALL: [CaseKind; 3] = [CaseKind::Text, CaseKind::Pose, CaseKind::TextPose];
+    pub const ALL: [CaseKind; 7] = [
+        CaseKind::Text,
+        CaseKind::Pose,
+        CaseKind::TextPose,
+        CaseKind::Edges,
+        CaseKind::Scribble,
+        CaseKind::Layout,
+        CaseKind::Multi,
+    ];
 
-    /// Its name: `text`, `pose`, `text+pose`.
+    /// Its name: `text`, `pose`, `text+pose`, `edges`, `scribble`, `layout`,
+    /// `multi`.
     pub fn word(self) -> &'static str {
         match self {
             CaseKind::Text => "text",
             CaseKind::Pose => "pose",
             CaseKind::TextPose => "text+pose",
+            CaseKind::Edges => "edges",
+            CaseKind::Scribble => "scribble",
+            CaseKind::Layout => "layout",
+            CaseKind::Multi => "multi",
         }
     }
 
@@ -60,6 +99,19 @@ impl CaseKind {
             .find(|k| k.word().eq_ignore_ascii_case(word.trim()))
             .ok_or_else(|| unknown(0, field, "case kind", word, Self::ALL.map(|k| k.word())))
     }
+
+    /// The ControlNets a case of this kind made by `eval make-cases`
+    /// conditions on.
+    pub fn controls(self) -> &'static [ControlName] {
+        match self {
+            CaseKind::Text => &[],
+            CaseKind::Pose | CaseKind::TextPose => &[ControlName::Pose],
+            CaseKind::Edges => &[ControlName::Edges],
+            CaseKind::Scribble => &[ControlName::Scribble],
+            CaseKind::Layout => &[ControlName::Layout],
+            CaseKind::Multi => &[ControlName::Pose, ControlName::Edges],
+        }
+    }
 }
 
 impl fmt::Display for CaseKind {
@@ -68,33 +120,59 @@ impl fmt::Display for CaseKind {
     }
 }
 
-/// A ControlNet of the demo pipeline.
+/// A ControlNet of the demo pipeline, with the image it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ControlName {
     /// OpenPose skeleton of the target scene's figure (`controlnet-pose/`).
     Pose,
-    /// Canny edges of the source image (`controlnet-canny/`).
+    /// Canny edges of the *source* image (`controlnet-canny/`).
     Canny,
+    /// Canny edges of the *target* render (`controlnet-canny/`).
+    Edges,
+    /// Scribble of the target scene: its objects' outlines and stick figure,
+    /// white on black (`controlnet-scribble/`).
+    Scribble,
+    /// Layout of the target scene: objects and figure as flat label colours
+    /// on black (`controlnet-layout/`).
+    Layout,
 }
 
 impl ControlName {
     /// Every control.
-    pub const ALL: [ControlName; 2] = [ControlName::Pose, ControlName::Canny];
+    pub const ALL: [ControlName; 5] = [
+        ControlName::Pose,
+        ControlName::Canny,
+        ControlName::Edges,
+        ControlName::Scribble,
+        ControlName::Layout,
+    ];
 
-    /// Its name in case files: `pose`, `canny`.
+    /// Its name in case files: `pose`, `canny`, `edges`, `scribble`, `layout`.
     pub fn word(self) -> &'static str {
         match self {
             ControlName::Pose => "pose",
             ControlName::Canny => "canny",
+            ControlName::Edges => "edges",
+            ControlName::Scribble => "scribble",
+            ControlName::Layout => "layout",
         }
     }
 
-    /// The training crate's kind (folder name, condition builder).
+    /// The training crate's kind (folder name, condition builder): `canny`
+    /// and `edges` share the Canny ControlNet.
     pub fn kind(self) -> optedit_train::conditions::ControlKind {
+        use optedit_train::conditions::ControlKind;
         match self {
-            ControlName::Pose => optedit_train::conditions::ControlKind::Pose,
-            ControlName::Canny => optedit_train::conditions::ControlKind::Canny,
+            ControlName::Pose => ControlKind::Pose,
+            ControlName::Canny | ControlName::Edges => ControlKind::Canny,
+            ControlName::Scribble => ControlKind::Scribble,
+            ControlName::Layout => ControlKind::Layout,
         }
+    }
+
+    /// Whether its image is built from the target scene (all but `canny`).
+    pub fn from_target(self) -> bool {
+        self != ControlName::Canny
     }
 }
 
@@ -198,12 +276,30 @@ pub struct Case {
 }
 
 impl Case {
-    /// What the case edits.
+    /// What the case edits and with which instruction, from `edit` and
+    /// `controls` (the module's table): `scribble` or `layout` among the
+    /// controls make a scribble or layout case; `pose` and `edges` with an
+    /// object and a pose edit make a multi-condition case, `edges` otherwise
+    /// an edges case; without those the edit decides (text, pose, text+pose).
     pub fn kind(&self) -> CaseKind {
-        match (self.edit.object.is_some(), self.edit.pose.is_some()) {
-            (true, true) => CaseKind::TextPose,
-            (false, true) => CaseKind::Pose,
-            _ => CaseKind::Text,
+        let has = |c| self.controls.contains(&c);
+        let (object, pose) = (self.edit.object.is_some(), self.edit.pose.is_some());
+        if has(ControlName::Scribble) {
+            CaseKind::Scribble
+        } else if has(ControlName::Layout) {
+            CaseKind::Layout
+        } else if has(ControlName::Edges) {
+            if object && pose && has(ControlName::Pose) {
+                CaseKind::Multi
+            } else {
+                CaseKind::Edges
+            }
+        } else {
+            match (object, pose) {
+                (true, true) => CaseKind::TextPose,
+                (false, true) => CaseKind::Pose,
+                _ => CaseKind::Text,
+            }
         }
     }
 
@@ -750,6 +846,109 @@ mod tests {
         let twice = format!("{ok}\n{ok}\n");
         assert_eq!(field_of(parse_cases(&twice).unwrap_err()), (2, "id".into()));
         assert_eq!(parse_cases(&ok).unwrap()[0].seed, 5);
+    }
+
+    /// Every control round-trips under its case-file name, and the kind
+    /// follows from edit and controls as the module's table says.
+    #[test]
+    fn new_controls_round_trip_and_decide_the_kind() {
+        let spec =
+            SceneSpec::sample_with(seed_with_objects(2), &SampleOptions { objects: Some(2) })
+                .unwrap();
+        let shape = Shape::ALL
+            .into_iter()
+            .find(|&s| s != spec.objects[0].shape)
+            .unwrap();
+        let pose = PoseClass::ALL
+            .into_iter()
+            .find(|&p| p != spec.figure.pose)
+            .unwrap();
+        let object = format!(r#""object":0,"shape":"{}""#, shape.word());
+        let both = format!(r#"{object},"pose":"{}""#, pose.phrase());
+        let pose_only = format!(r#""pose":"{}""#, pose.phrase());
+        let rows: [(&str, &str, CaseKind); 12] = [
+            (&object, r#"[]"#, CaseKind::Text),
+            (&object, r#"["canny"]"#, CaseKind::Text),
+            (&pose_only, r#"["pose"]"#, CaseKind::Pose),
+            (&both, r#"["pose","canny"]"#, CaseKind::TextPose),
+            (&object, r#"["edges"]"#, CaseKind::Edges),
+            (&both, r#"["edges"]"#, CaseKind::Edges),
+            (&object, r#"["scribble"]"#, CaseKind::Scribble),
+            (&object, r#"["LAYOUT"]"#, CaseKind::Layout),
+            (&both, r#"["pose","edges"]"#, CaseKind::Multi),
+            (&both, r#"["edges","pose"]"#, CaseKind::Multi),
+            (&both, r#"["pose","edges","scribble"]"#, CaseKind::Scribble),
+            (&pose_only, r#"["pose","edges"]"#, CaseKind::Edges),
+        ];
+        for (edit, controls, kind) in rows {
+            let text = format!(
+                r#"{{"id":"c","seed":{},"objects":2,"edit":{{{edit}}},"controls":{controls}}}"#,
+                seed_with_objects(2)
+            );
+            let case = parse_case(&text, 1).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(case.kind(), kind, "{text}");
+            let line = case.to_json_line();
+            assert!(
+                line.contains(&format!(r#""controls":{}"#, controls.to_lowercase())),
+                "{line}"
+            );
+            assert_eq!(parse_case(&line, 1).unwrap(), case);
+        }
+        for c in ControlName::ALL {
+            assert_eq!(c.from_target(), c != ControlName::Canny);
+        }
+        assert_eq!(ControlName::Edges.kind(), ControlName::Canny.kind());
+        assert_eq!(ControlName::Scribble.kind().folder(), "controlnet-scribble");
+        assert_eq!(ControlName::Layout.kind().folder(), "controlnet-layout");
+    }
+
+    #[test]
+    fn kinds_parse_by_name_and_errors_name_the_field() {
+        for k in CaseKind::ALL {
+            assert_eq!(
+                CaseKind::parse(&k.word().to_uppercase(), "--kinds").unwrap(),
+                k
+            );
+            // A made case of kind k conditions on k's controls, and that is
+            // enough to tell its kind back.
+            let mut case = parse_case(&line(r#"{"pose":"waving"}"#), 1)
+                .or_else(|_| parse_case(&line(r#"{"pose":"arms_up"}"#), 1))
+                .unwrap();
+            case.edit.object = Some(0);
+            case.edit.shape = Some(Shape::Star);
+            case.controls = k.controls().to_vec();
+            if matches!(k, CaseKind::Text) {
+                case.edit.pose = None;
+            }
+            if matches!(k, CaseKind::Pose) {
+                case.edit.object = None;
+                case.edit.shape = None;
+            }
+            assert_eq!(case.kind(), k);
+        }
+        let e = CaseKind::parse("sketch", "--kinds").unwrap_err();
+        let message = e.to_string();
+        assert_eq!(field_of(e), (0, "--kinds".into()));
+        for word in [
+            "sketch",
+            "edges",
+            "scribble",
+            "layout",
+            "multi",
+            "text+pose",
+        ] {
+            assert!(message.contains(word), "{word:?} not in {message:?}");
+        }
+        let doc = format!(
+            "\n{}\n",
+            line(r#"{"pose":"waving"}"#).replace(r#"["pose"]"#, r#"["pose","scribbles"]"#)
+        );
+        let e = parse_cases(&doc).unwrap_err();
+        let message = e.to_string();
+        assert_eq!(field_of(e), (2, "controls[1]".into()));
+        for word in ["scribbles", "canny", "edges", "scribble", "layout"] {
+            assert!(message.contains(word), "{word:?} not in {message:?}");
+        }
     }
 
     #[test]

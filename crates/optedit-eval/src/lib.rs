@@ -6,12 +6,15 @@
 //! [`optedit_world`], where every edit has an exact ground truth.
 //!
 //! - **Cases** ([`cases`]): a JSONL file, one edit per line (world seed,
-//!   object colour / shape and/or figure pose, ControlNets, mask); parsed
-//!   with errors naming the line and field, and made deterministically from
-//!   held-out scenes by [`make_cases`].
+//!   object colour / shape and/or figure pose, ControlNets, mask), of seven
+//!   kinds ([`CaseKind`]): text, pose, text+pose, edges, scribble, layout
+//!   and multi (text + pose + edges); parsed with errors naming the line
+//!   and field, and made deterministically from held-out scenes by
+//!   [`make_cases`].
 //! - **Running** ([`runner`], [`evaluate()`]): each case's source render is
-//!   edited towards its target caption (and pose skeleton / edges) by the
-//!   optimisation method, DiffEdit or SDEdit of `optedit-edit`; records,
+//!   edited towards its target caption (and the pose skeleton, edges,
+//!   scribble or layout of the target scene) by the optimisation method,
+//!   DiffEdit or SDEdit of `optedit-edit`; records,
 //!   summary, markdown row and a before/after grid go to a results folder,
 //!   atomically and resumably.
 //! - **Measures** ([`metrics`], [`summary`]), as in the paper:
@@ -70,7 +73,9 @@ pub use features::{ClassKey, Judge, Judgement, References};
 pub use generate::{make_cases, MakeOptions};
 pub use paired::{paired_table, sign_test_p, Paired};
 pub use quality::{quality, QualityOptions, QualityReport};
-pub use runner::{run_case, CaseOutcome, CaseRecord, EvalModels, Method, ModelPaths, RunOptions};
+pub use runner::{
+    control_image, run_case, CaseOutcome, CaseRecord, EvalModels, Method, ModelPaths, RunOptions,
+};
 pub use scenes::{Attribute, CaseScenes};
 pub use stats::{bootstrap_mean, wilson, Interval};
 pub use summary::{summarise, Summary};

@@ -16,7 +16,7 @@ use optedit_edit::{
     MaskSource, Progress, SdPipeline, Stage, UserMask,
 };
 use optedit_models::ControlNetModel;
-use optedit_train::conditions::{edge_image, pose_image};
+use optedit_train::conditions::{condition_image, edge_image};
 use optedit_train::data::images_to_tensor;
 use serde::{Deserialize, Serialize};
 
@@ -109,27 +109,36 @@ pub struct ModelPaths {
     pub classifier: PathBuf,
     /// The pose ControlNet folder.
     pub pose: PathBuf,
-    /// The Canny ControlNet folder.
+    /// The Canny ControlNet folder (the `canny` and `edges` controls).
     pub canny: PathBuf,
+    /// The scribble ControlNet folder.
+    pub scribble: PathBuf,
+    /// The layout ControlNet folder.
+    pub layout: PathBuf,
 }
 
 impl ModelPaths {
     /// The layout `optedit-train` exports: `dir/{controlnet-pose,
-    /// controlnet-canny}/` and `dir/classifier/model.safetensors`.
+    /// controlnet-canny, controlnet-scribble, controlnet-layout}/` and
+    /// `dir/classifier/model.safetensors`.
     pub fn demo(dir: &Path) -> Self {
         Self {
             pipeline: dir.to_path_buf(),
             classifier: dir.join("classifier/model.safetensors"),
             pose: dir.join(ControlName::Pose.kind().folder()),
             canny: dir.join(ControlName::Canny.kind().folder()),
+            scribble: dir.join(ControlName::Scribble.kind().folder()),
+            layout: dir.join(ControlName::Layout.kind().folder()),
         }
     }
 
-    /// The folder of a ControlNet.
+    /// The folder of a ControlNet (`canny` and `edges` share one).
     pub fn controlnet(&self, name: ControlName) -> &Path {
         match name {
             ControlName::Pose => &self.pose,
-            ControlName::Canny => &self.canny,
+            ControlName::Canny | ControlName::Edges => &self.canny,
+            ControlName::Scribble => &self.scribble,
+            ControlName::Layout => &self.layout,
         }
     }
 }
@@ -152,11 +161,12 @@ pub struct EvalModels<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> EvalModels<B> {
-    /// Loads the pipeline, the classifier and the ControlNets in `controls`.
+    /// Loads the pipeline, the classifier and the ControlNets in `controls`
+    /// (a folder that two controls share, as `canny` and `edges` do, once).
     pub fn load(paths: &ModelPaths, controls: &[ControlName], device: &B::Device) -> Result<Self> {
         let pipeline = SdPipeline::load(&paths.pipeline, device)?;
         let judge = Judge::load(&paths.classifier, device)?;
-        let mut controlnets = BTreeMap::new();
+        let mut controlnets: BTreeMap<ControlName, ControlNetModel<B>> = BTreeMap::new();
         let mut weight_dirs: Vec<PathBuf> = ["unet", "text_encoder", "vae"]
             .iter()
             .map(|p| paths.pipeline.join(p))
@@ -165,7 +175,7 @@ impl<B: AutodiffBackend> EvalModels<B> {
             let dir = paths.controlnet(c);
             if !dir.is_dir() {
                 return Err(EvalError::argument(
-                    format!("controlnet-{}", c.word()),
+                    c.kind().folder(),
                     format!(
                         "{}: no such folder, and a case conditions on the {} ControlNet",
                         dir.display(),
@@ -173,8 +183,18 @@ impl<B: AutodiffBackend> EvalModels<B> {
                     ),
                 ));
             }
-            controlnets.insert(c, ControlNetModel::load(dir, device)?.no_grad());
-            weight_dirs.push(dir.to_path_buf());
+            let shared = controlnets
+                .iter()
+                .find(|(other, _)| paths.controlnet(**other) == dir)
+                .map(|(_, net)| net.clone());
+            let net = match shared {
+                Some(net) => net,
+                None => {
+                    weight_dirs.push(dir.to_path_buf());
+                    ControlNetModel::load(dir, device)?.no_grad()
+                }
+            };
+            controlnets.insert(c, net);
         }
         Ok(Self {
             pipeline,
@@ -258,7 +278,8 @@ pub struct RegionFeatures {
 pub struct CaseRecord {
     /// The case.
     pub id: String,
-    /// `text`, `pose` or `text+pose`.
+    /// The case's kind: `text`, `pose`, `text+pose`, `edges`, `scribble`,
+    /// `layout` or `multi` ([`crate::CaseKind::word`]).
     pub kind: String,
     /// The method.
     pub method: String,
@@ -321,6 +342,19 @@ pub struct CaseOutcome {
     pub record: CaseRecord,
     /// The pictures (`result` is the input when the edit failed).
     pub images: CaseImages,
+}
+
+/// The condition image of control `c` for a case: the source image's Canny
+/// edges for `canny`; for the others the training crate's condition of the
+/// *target* render (`optedit_train::conditions::condition_image`): its
+/// OpenPose skeleton, Canny edges, scribble or layout.
+pub fn control_image(c: ControlName, scenes: &CaseScenes) -> Result<RgbImage> {
+    Ok(match c {
+        ControlName::Canny => edge_image(scenes.input())?,
+        ControlName::Pose | ControlName::Edges | ControlName::Scribble | ControlName::Layout => {
+            condition_image(c.kind(), &scenes.target_render)?
+        }
+    })
 }
 
 /// What records predict for the attributes of a case whose edit failed.
@@ -413,10 +447,7 @@ fn apply_method<B: AutodiffBackend>(
                 ),
             )
         })?;
-        let image = match c {
-            ControlName::Pose => pose_image(&scenes.target_render.keypoints)?,
-            ControlName::Canny => edge_image(scenes.input())?,
-        };
+        let image = control_image(c, scenes)?;
         controls.push(
             ControlCondition::new(net, rgb_to_tensor::<B>(&image, &p.device))
                 .with_scale(options.control_scale),

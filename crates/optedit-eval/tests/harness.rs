@@ -28,13 +28,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A demo-layout folder: the tiny SD model, the tiny ControlNet as both
-/// ControlNets, and a random classifier.
+/// The ControlNet folders of a demo pipeline.
+const CONTROLNET_FOLDERS: [&str; 4] = [
+    "controlnet-pose",
+    "controlnet-canny",
+    "controlnet-scribble",
+    "controlnet-layout",
+];
+
+/// A demo-layout folder: the tiny SD model, the tiny ControlNet (random
+/// weights, output convolutions included) as every ControlNet, and a random
+/// classifier.
 fn demo_dir() -> tempfile::TempDir {
     let fixtures = optedit_fixtures::fixtures_dir();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixtures.join("tiny-sd"), dir.path());
-    for name in ["controlnet-pose", "controlnet-canny"] {
+    for name in CONTROLNET_FOLDERS {
         copy_dir(&fixtures.join("tiny-controlnet"), &dir.path().join(name));
     }
     std::fs::create_dir_all(dir.path().join("classifier")).unwrap();
@@ -437,13 +446,13 @@ fn random_demo_dir() -> tempfile::TempDir {
         let config = serde_json::from_value(optedit_train::demo::controlnet_config()).unwrap();
         ControlNetModel::from_unet(&t2i.unet, config, &device).unwrap()
     };
-    let (pose, canny) = (net(), net());
+    let nets: Vec<_> = ControlKind::ALL.iter().map(|&k| (k, net())).collect();
     let classifier = AttributeClassifier::<Flex>::new(&device);
     let parts = DemoParts {
         vae: &vae,
         scaling_factor: 0.5,
         text_to_image: &t2i,
-        controlnets: vec![(ControlKind::Pose, &pose), (ControlKind::Canny, &canny)],
+        controlnets: nets.iter().map(|(k, n)| (*k, n)).collect(),
         classifier: Some(&classifier),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -491,4 +500,101 @@ fn the_demo_architecture_with_vae_factor_four_runs() {
     };
     let q = quality(&models.pipeline, &models.judge, &options, None, &mut Quiet).unwrap();
     assert!(q.reconstruction.psnr_mean.is_finite());
+}
+
+/// An edges, a scribble and a layout case run on the tiny models, where
+/// every ControlNet folder holds the same random ControlNet: the condition
+/// image reaches the ControlNet, since the same edit with the same weights
+/// comes out differently under each control (and without one), and each
+/// control's image is the target scene's condition.
+#[test]
+fn edges_scribble_and_layout_conditions_reach_the_controlnet() {
+    use optedit_eval::{control_image, run_case, CaseScenes};
+    use optedit_train::conditions::{
+        condition_image, ControlKind, LAYOUT_BACKGROUND, LAYOUT_OBJECT, LAYOUT_PERSON,
+    };
+
+    let model = demo_dir();
+    let models = EvalModels::<B>::load(
+        &ModelPaths::demo(model.path()),
+        &ControlName::ALL,
+        &Default::default(),
+    )
+    .unwrap();
+    // `canny` and `edges` share one folder, loaded once.
+    assert_eq!(models.weights_fingerprint.split(',').count(), 3 + 4);
+    let options = RunOptions {
+        config: fast(),
+        ..RunOptions::default()
+    };
+    let cases = make_cases(&MakeOptions {
+        count: 3,
+        seed: 5,
+        kinds: vec![CaseKind::Edges, CaseKind::Scribble, CaseKind::Layout],
+        ..MakeOptions::default()
+    })
+    .unwrap();
+    for case in &cases {
+        let scenes = CaseScenes::of(case).unwrap();
+        let mut results = Vec::new();
+        for controls in [
+            vec![],
+            vec![ControlName::Canny],
+            vec![ControlName::Edges],
+            vec![ControlName::Scribble],
+            vec![ControlName::Layout],
+        ] {
+            let mut c = case.clone();
+            c.controls = controls.clone();
+            let out = run_case(&models, &c, &options, &mut optedit_edit::Silent).unwrap();
+            assert!(
+                out.record.error.is_none(),
+                "{}: {:?}",
+                c.id,
+                out.record.error
+            );
+            assert_eq!(out.record.kind, c.kind().word());
+            results.push((controls, out.images.result));
+        }
+        for (i, (a, ra)) in results.iter().enumerate() {
+            for (b, rb) in &results[i + 1..] {
+                assert_ne!(ra, rb, "{}: {a:?} and {b:?} give the same result", case.id);
+            }
+        }
+        // The images: the target's conditions (the source's edges for `canny`).
+        let target = &scenes.target_render;
+        for (name, kind) in [
+            (ControlName::Edges, ControlKind::Canny),
+            (ControlName::Scribble, ControlKind::Scribble),
+            (ControlName::Layout, ControlKind::Layout),
+        ] {
+            let image = control_image(name, &scenes).unwrap();
+            assert_eq!(image, condition_image(kind, target).unwrap());
+            assert_ne!(
+                image,
+                condition_image(kind, &scenes.source_render).unwrap(),
+                "{}: the {name:?} image does not show the new shape",
+                case.id
+            );
+        }
+        assert_eq!(
+            control_image(ControlName::Canny, &scenes).unwrap(),
+            condition_image(ControlKind::Canny, &scenes.source_render).unwrap()
+        );
+        let scribble = control_image(ControlName::Scribble, &scenes).unwrap();
+        assert!(scribble.pixels().all(|p| p.0 == [0; 3] || p.0 == [255; 3]));
+        let layout = control_image(ControlName::Layout, &scenes).unwrap();
+        assert!(layout
+            .pixels()
+            .all(|p| [LAYOUT_BACKGROUND, LAYOUT_OBJECT, LAYOUT_PERSON].contains(&p.0)));
+    }
+    // A missing folder is named.
+    std::fs::remove_dir_all(model.path().join("controlnet-layout")).unwrap();
+    let e = EvalModels::<B>::load(
+        &ModelPaths::demo(model.path()),
+        &[ControlName::Layout],
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("controlnet-layout"), "{e}");
 }
