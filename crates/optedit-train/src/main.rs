@@ -184,6 +184,30 @@ enum Stage {
         #[arg(long, default_value_t = 32)]
         batch: usize,
     },
+    /// Report how much a ControlNet uses its condition: the denoising loss
+    /// with each scene's own condition, another scene's, a black one, and
+    /// of the UNet alone, under the own caption and the empty one (same
+    /// latents, timesteps and noise; see
+    /// `optedit_train::stages::controlnet::condition_probe`).
+    ControlProbe {
+        /// Which ControlNet.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Probe the UNet, text encoder and ControlNet of this pipeline
+        /// folder instead of the run's checkpoints.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// With the run's ControlNet checkpoint: the UNet and text encoder
+        /// of this pipeline folder instead of the run's.
+        #[arg(long, value_name = "DIR", conflicts_with = "from")]
+        unet_from: Option<PathBuf>,
+        /// Number of encoded scenes probed.
+        #[arg(long, default_value_t = 256)]
+        count: usize,
+        /// Scenes per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
     /// Report how visible the encoded scenes' coarse structure stays under
     /// the forward noise: the signal-to-noise ratio of the whole-image mean
     /// and of block means at several timesteps, under the demo schedule and
@@ -212,6 +236,14 @@ enum Stage {
         /// `controlnet --unet-from DIR`).
         #[arg(long, value_name = "DIR", conflicts_with = "average_last")]
         unet_from: Option<PathBuf>,
+    },
+    /// Write only the classifier of the run's last checkpoint into a
+    /// pipeline folder (`OUT/classifier/model.safetensors`), leaving the
+    /// rest of the folder as it is, and print its held-out accuracy.
+    ExportClassifier {
+        /// Pipeline folder.
+        #[arg(long, default_value = "models/optedit-demo")]
+        out: PathBuf,
     },
 }
 
@@ -366,6 +398,37 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
             )?;
             println!("caption probe: {}", serde_json::to_string(&probe)?);
         }
+        Stage::ControlProbe {
+            kind: k,
+            from,
+            unet_from,
+            count,
+            batch,
+        } => {
+            let kind = kind(*k);
+            let base =
+                load_text_to_image::<B>(dir, from.as_deref().or(unet_from.as_deref()), &device)?;
+            let net = match from {
+                Some(p) => {
+                    let folder = p.join(kind.folder());
+                    optedit_models::ControlNetModel::<B::InnerBackend>::load(&folder, &device)
+                        .with_context(|| format!("ControlNet {}", folder.display()))?
+                }
+                None => controlnet::load_trained::<B>(dir, kind, &device)?,
+            };
+            let probe = controlnet::condition_probe(
+                &base,
+                &net,
+                kind,
+                &latent_set()?,
+                &tokenizer()?,
+                *count,
+                *batch,
+                cli.seed,
+                &device,
+            )?;
+            println!("condition probe: {}", serde_json::to_string(&probe)?);
+        }
         Stage::Snr { block } => {
             let set = latent_set()?;
             // DDPM's linear betas (diffusers' DDIMScheduler defaults) for comparison.
@@ -389,6 +452,20 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: B::Device) -> Result<()> {
                     d.timestep, d.image_mean, d.block_mean, l.image_mean, l.block_mean
                 );
             }
+        }
+        Stage::ExportClassifier { out } => {
+            let model = classifier::load_trained::<B>(dir, &device)?;
+            let folder = out.join("classifier");
+            std::fs::create_dir_all(&folder)
+                .with_context(|| format!("creating {}", folder.display()))?;
+            // Written beside the target and renamed, so a failure leaves the
+            // old classifier in place.
+            let tmp = folder.join("model.safetensors.tmp");
+            model.save(&tmp)?;
+            std::fs::rename(&tmp, folder.join("model.safetensors"))
+                .with_context(|| format!("renaming {}", tmp.display()))?;
+            let acc = classifier::held_out_accuracy(&model, 512, cli.seed, &device);
+            println!("held-out accuracy: {}", serde_json::to_string(&acc)?);
         }
         Stage::Export {
             out,

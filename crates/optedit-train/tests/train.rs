@@ -608,3 +608,76 @@ fn foreground_weight_is_checked_and_refused_without_noise() {
     let e = o.validate_without_noise().unwrap_err().to_string();
     assert!(e.contains("foreground-weight") && e.contains("unet"), "{e}");
 }
+
+#[test]
+fn the_condition_probe_sees_a_controlnet_use_its_condition() {
+    use optedit_train::stages::controlnet::condition_probe;
+    let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let t2i = TextToImage::<B>::new(&device).unwrap();
+    let latent_len = 4 * 32 * 32;
+    let set = optedit_train::stages::latents::LatentSet {
+        seeds: vec![21, 22, 23],
+        latents: (0..3 * latent_len)
+            .map(|i| ((i % 89) as f32 / 44.0) - 1.0)
+            .collect(),
+        scaling_factor: 0.5,
+    };
+    let tokenizer = optedit_cond::ClipTokenizer::from_dir(
+        &optedit_fixtures::fixtures_dir().join("tiny-sd/tokenizer"),
+    )
+    .unwrap();
+    let config = || serde_json::from_value(optedit_train::demo::controlnet_config()).unwrap();
+    // Random output convolutions: the residuals depend on the condition.
+    let net = ControlNetModel::<B>::from_config(config(), &device).unwrap();
+    for (count, batch, argument) in [(0, 2, "count"), (4, 2, "count"), (3, 0, "batch")] {
+        let e = condition_probe(
+            &t2i,
+            &net,
+            ControlKind::Scribble,
+            &set,
+            &tokenizer,
+            count,
+            batch,
+            1,
+            &device,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(argument), "{e}");
+    }
+    for kind in [ControlKind::Scribble, ControlKind::Layout] {
+        let p = condition_probe(&t2i, &net, kind, &set, &tokenizer, 3, 2, 1, &device).unwrap();
+        assert_eq!(p.count, 3);
+        for l in [p.captioned, p.uncaptioned] {
+            for v in [l.own, l.other, l.blank, l.none] {
+                assert!(v.is_finite() && v > 0.0, "{p:?}");
+            }
+            for v in [l.other, l.blank, l.none] {
+                assert!((l.own - v).abs() > 1e-7, "{kind:?}: {p:?}");
+            }
+        }
+        assert!(
+            (p.captioned.none - p.uncaptioned.none).abs() > 1e-7,
+            "{p:?}"
+        );
+    }
+    // Zero output convolutions (a fresh ControlNet): nothing reaches the UNet.
+    let silent = net.zero_output_convs();
+    let q = condition_probe(
+        &t2i,
+        &silent,
+        ControlKind::Scribble,
+        &set,
+        &tokenizer,
+        3,
+        2,
+        1,
+        &device,
+    )
+    .unwrap();
+    for l in [q.captioned, q.uncaptioned] {
+        for v in [l.other, l.blank, l.none] {
+            assert!((l.own - v).abs() <= 1e-6 * l.own, "{q:?}");
+        }
+    }
+}

@@ -116,3 +116,138 @@ pub fn load_trained<B: AutodiffBackend>(
         device,
     )
 }
+
+/// How much a ControlNet's noise predictions use its condition: the mean
+/// min-SNR-weighted denoising loss of the frozen UNet with the ControlNet
+/// given each scene's own condition, another scene's, an all-black one, and
+/// of the UNet alone; the same latents, timesteps and noise for all four.
+/// Under the scene's own caption (`captioned`) and under the empty one
+/// (`uncaptioned`, where the condition is all the model is told).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ConditionProbe {
+    /// Scenes probed.
+    pub count: usize,
+    /// Losses under each scene's own caption.
+    pub captioned: ProbeLosses,
+    /// Losses under the empty caption.
+    pub uncaptioned: ProbeLosses,
+}
+
+/// The four losses of [`ConditionProbe`] under one kind of caption.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ProbeLosses {
+    /// With each scene's own condition.
+    pub own: f64,
+    /// With the next scene's condition.
+    pub other: f64,
+    /// With an all-black condition.
+    pub blank: f64,
+    /// The UNet alone.
+    pub none: f64,
+}
+
+/// Measures [`ConditionProbe`] for the ControlNet `net` of `kind` on the
+/// first `count` scenes of `set` (in batches of `batch`, noise and timesteps
+/// drawn from `seed`).
+#[allow(clippy::too_many_arguments)]
+pub fn condition_probe<B: burn::tensor::backend::Backend>(
+    base: &TextToImage<B>,
+    net: &ControlNetModel<B>,
+    kind: ControlKind,
+    set: &LatentSet,
+    tokenizer: &ClipTokenizer,
+    count: usize,
+    batch: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<ConditionProbe> {
+    use super::text_to_image::{noised, weighted_mse_per_sample, Noising};
+    use rand::SeedableRng;
+    if count == 0 || count > set.len() {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "count".into(),
+            message: format!("must be between 1 and the {} encoded scenes", set.len()),
+        });
+    }
+    if batch == 0 {
+        return Err(crate::TrainError::InvalidArgument {
+            argument: "batch".into(),
+            message: "must be positive".into(),
+        });
+    }
+    let acp = alphas_cumprod()?;
+    let spec = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]);
+    // [captioned, uncaptioned][own, other, blank, none]
+    let mut sums = [[0.0f64; 4]; 2];
+    let mut start = 0;
+    while start < count {
+        let idx: Vec<usize> = (start..count.min(start + batch)).collect();
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::mix(&[seed, start as u64]));
+        let (noisy, t, noise, w) = noised(
+            set.batch::<B>(&idx, device),
+            &acp,
+            &Noising::default(),
+            &mut rng,
+            device,
+        );
+        let own = idx
+            .iter()
+            .map(|&i| condition_image(kind, &spec(i).render()))
+            .collect::<Result<Vec<_>>>()?;
+        let other = idx
+            .iter()
+            .map(|&i| condition_image(kind, &spec((i + 1) % set.len()).render()))
+            .collect::<Result<Vec<_>>>()?;
+        let blank =
+            vec![image::RgbImage::new(demo::IMAGE_SIZE as u32, demo::IMAGE_SIZE as u32); idx.len()];
+        let captions = [
+            idx.iter().map(|&i| spec(i).caption()).collect::<Vec<_>>(),
+            vec![String::new(); idx.len()],
+        ];
+        for (c, captions) in captions.iter().enumerate() {
+            let ids = token_ids::<B>(tokenizer, captions, device)?;
+            let context = base.text_encoder.forward(ids)?.last_hidden_state;
+            for (k, conds) in [Some(&own), Some(&other), Some(&blank), None]
+                .into_iter()
+                .enumerate()
+            {
+                let residuals = match conds {
+                    Some(conds) => Some(net.forward(
+                        noisy.clone(),
+                        t.clone(),
+                        context.clone(),
+                        conditions_to_tensor::<B>(conds, device),
+                        1.0,
+                    )?),
+                    None => None,
+                };
+                let pred = base.unet.forward_with_residuals(
+                    noisy.clone(),
+                    t.clone(),
+                    context.clone(),
+                    residuals.as_ref(),
+                )?;
+                let losses = weighted_mse_per_sample(pred, noise.clone(), w.clone())
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .expect("f32 data converts to f32");
+                sums[c][k] += losses.iter().map(|&l| f64::from(l)).sum::<f64>();
+            }
+        }
+        start += idx.len();
+    }
+    let n = count as f64;
+    let losses = |s: [f64; 4]| ProbeLosses {
+        own: s[0] / n,
+        other: s[1] / n,
+        blank: s[2] / n,
+        none: s[3] / n,
+    };
+    Ok(ConditionProbe {
+        count,
+        captioned: losses(sums[0]),
+        uncaptioned: losses(sums[1]),
+    })
+}
