@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use super::judge_examples::{
     example_of, random_example, whole_scene_example, Content, Example, Garbage, Thing,
     COLOUR_CLASSES, IGNORE, NOTHING_COLOUR, NOTHING_POSE, NOTHING_SHAPE, POSE_CLASSES,
-    SHAPE_CLASSES,
+    SHAPE_CLASSES, WHOLE_SCENE_SHARE,
 };
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
 use crate::data::{images_to_tensor, train_scene_seed};
@@ -367,7 +367,8 @@ fn held_out_example(content: Content, rng: &mut rand_chacha::ChaCha8Rng) -> Exam
         optedit_world::Split::HeldOut,
         index,
     ));
-    if content == Content::Thing && spec.objects.len() == 1 && rng.random_bool(0.08) {
+    if content == Content::Thing && spec.objects.len() == 1 && rng.random_bool(WHOLE_SCENE_SHARE)
+    {
         return whole_scene_example(&spec, rng);
     }
     let thing = if rng.random_bool(0.6) {

@@ -309,11 +309,11 @@ fn make_garbage(
 
 /// Mild changes every example may get, garbage or not, so that neither the
 /// softness of decoded images nor noise tells the classes apart: a blur of
-/// sigma 0.3-1 px (30%) and Gaussian-like pixel noise of 1-6 levels (30%).
+/// sigma 0.3-1.5 px (40%) and Gaussian-like pixel noise of 1-6 levels (30%).
 fn augment(image: RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
     let mut image = image;
-    if rng.random_bool(0.3) {
-        image = image::imageops::blur(&image, rng.random_range(0.3..1.0));
+    if rng.random_bool(0.4) {
+        image = image::imageops::blur(&image, rng.random_range(0.3..1.5));
     }
     if rng.random_bool(0.3) {
         let sd: f32 = rng.random_range(1.0..6.0);
@@ -387,11 +387,15 @@ pub fn whole_scene_example(spec: &SceneSpec, rng: &mut ChaCha8Rng) -> Example {
     }
 }
 
-/// A random example of `spec`: a whole one-object scene (8%), else an
-/// object (60%) or the figure (40%), shown as rendered (55%) or as one of
-/// the garbage kinds (45%, evenly).
+/// Share of one-object scenes drawn as whole-scene examples (about a third
+/// of scenes have one object, so about 12% of all examples).
+pub const WHOLE_SCENE_SHARE: f64 = 0.35;
+
+/// A random example of `spec`: a whole one-object scene
+/// ([`WHOLE_SCENE_SHARE`]), else an object (60%) or the figure (40%), shown
+/// as rendered (55%) or as one of the garbage kinds (45%, evenly).
 pub fn random_example(spec: &SceneSpec, rng: &mut ChaCha8Rng) -> Example {
-    if spec.objects.len() == 1 && rng.random_bool(0.08) {
+    if spec.objects.len() == 1 && rng.random_bool(WHOLE_SCENE_SHARE) {
         return whole_scene_example(spec, rng);
     }
     let thing = if rng.random_bool(0.6) {
