@@ -11,6 +11,9 @@
 # Runs JOBS evaluation runs at a time (one edit keeps about one core busy);
 # every run resumes, so an interrupted call continues where it stopped.
 # OUT/{main,lambda,masks}/compare.{md,png} are the tables and grids.
+# The case file holds seven kinds (text, pose, text+pose, edges, scribble,
+# layout, multi), so MODEL needs controlnet-pose/, controlnet-canny/,
+# controlnet-scribble/ and controlnet-layout/ (models/optedit-demo has them).
 set -euo pipefail
 : "${BIN:?}" "${MODEL:?}" "${OUT:?}"
 CASES=${CASES:-eval/cases.jsonl}

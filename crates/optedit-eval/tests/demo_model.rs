@@ -133,7 +133,7 @@ fn the_demo_model_draws_the_attributes_of_held_out_captions() {
 /// for (pose, Canny, scribble, layout), each loading strictly and trained
 /// (its output convolutions no longer the zeros it starts from), with its
 /// condition reaching its residuals. How much: on the first cases of the
-/// committed file the condition moves the residuals by only about 0.1% of
+/// committed file the condition moves the residuals by only 0.1-0.3% of
 /// their size (docs/demo-model.md, "Scribble and layout ControlNets"), so
 /// the bounds here only catch a ControlNet that is untrained or cut off
 /// from its condition.
