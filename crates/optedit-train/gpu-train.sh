@@ -29,11 +29,13 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # the classifier or the quality report. X0_FLOOR sets the UNet and
 # ControlNet stages' --x0-weight-floor (default 0: plain min-SNR-5), OFFSET
 # their --offset-noise (default 0), PYRAMID their --pyramid-noise (default 0).
+# CN_KINDS lists the ControlNets trained (default "pose canny"; add scribble
+# and layout for every kind the evaluation's cases ask for).
 cap() { local left=$(( 510 - ($(date +%s) - T0) )); [ $left -lt $1 ] && echo $left || echo $1; }
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 pack() {
   el "packing"
-  for s in text_to_image controlnet-pose controlnet-canny classifier; do
+  for s in text_to_image controlnet-pose controlnet-canny controlnet-scribble controlnet-layout classifier; do
     [ -f "$R/checkpoints/$s/loss.csv" ] && cp "$R/checkpoints/$s/loss.csv" "$R/loss-$s.csv"
   done
   (cd "$R" && tar cf - optedit-demo quality loss-*.csv latents.json 2>/dev/null) | xz -T0 -6 > "$R.tar.xz"
@@ -60,7 +62,7 @@ TEXT_TIME_ARG=""
 if [ -n "${TEXT_TIME:-}" ]; then TEXT_TIME_ARG="--text-time-heads $TEXT_TIME"; fi
 timeout $((${UNET_S:-230} + 40)) $TR unet $UNET_INIT $TEXT_TIME_ARG --steps 30000 --batch ${UNET_BATCH:-256} --lr ${UNET_LR:-1e-3} --warmup ${UNET_W:-100} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --pyramid-noise ${PYRAMID:-0} --checkpoint-every 100 --time-budget ${UNET_S:-230} \
   || el "unet stopped early: the last checkpoint is exported"
-for kind in pose canny; do
+for kind in ${CN_KINDS:-pose canny}; do
   el "controlnet $kind"
   timeout $(cap 100) $TR controlnet --kind $kind --steps 20000 --batch ${CN_BATCH:-128} --lr 2e-4 --warmup ${CN_W:-60} --x0-weight-floor ${X0_FLOOR:-0} --offset-noise ${OFFSET:-0} --pyramid-noise ${PYRAMID:-0} --checkpoint-every 50 --time-budget ${CN_S:-55}
 done
