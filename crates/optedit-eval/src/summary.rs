@@ -233,7 +233,8 @@ pub struct Summary {
     pub mask_iou: Option<f64>,
     /// Mean wall time per case, seconds.
     pub seconds_per_case: Option<f64>,
-    /// By case kind (`text`, `pose`, `text+pose`).
+    /// By case kind ([`crate::CaseKind::word`]: `text`, `pose`, `text+pose`,
+    /// `edges`, `scribble`, `layout`, `multi`).
     pub by_kind: BTreeMap<String, PartSummary>,
 }
 
