@@ -150,9 +150,12 @@ fn filter_valid(plane: &[f64], w: usize, h: usize, k: &[f64]) -> Vec<f64> {
 ///
 /// Positions: as in Wang et al.'s reference code, scikit-image and
 /// torchmetrics, only windows wholly inside the image count, so centres
-/// within 5 pixels of the border are left out. A window centred outside
-/// the region still reads the pixels of the region within 5 pixels of its
-/// centre; pixels deeper inside the region never affect the value.
+/// within 5 pixels of the border are left out.
+///
+/// The region: as PIE-Bench measures "SSIM outside the mask", the region's
+/// pixels are set to 0 in both images before filtering, so no pixel of the
+/// region affects the value, and a result equal to the input outside the
+/// region scores exactly 1.
 ///
 /// `None` when no window position qualifies (an image under 11 pixels on
 /// a side, or a region covering every eligible centre).
@@ -180,9 +183,19 @@ pub fn ssim_outside(a: &RgbImage, b: &RgbImage, region: &GrayImage) -> Option<f6
     }
     let k = ssim_kernel();
     let mut total = 0.0;
+    // The region blanked in both images.
+    let keep: Vec<f64> = region
+        .pixels()
+        .map(|m| if inside(m[0]) { 0.0 } else { 1.0 })
+        .collect();
     for c in 0..3 {
-        let x: Vec<f64> = a.pixels().map(|p| f64::from(p[c])).collect();
-        let y: Vec<f64> = b.pixels().map(|p| f64::from(p[c])).collect();
+        let channel = |img: &RgbImage| -> Vec<f64> {
+            img.pixels()
+                .zip(&keep)
+                .map(|(p, k)| f64::from(p[c]) * k)
+                .collect()
+        };
+        let (x, y) = (channel(a), channel(b));
         let product =
             |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(u, v)| u * v).collect() };
         let filter = |p: &[f64]| filter_valid(p, w, h, &k);
@@ -395,6 +408,14 @@ mod tests {
     fn ssim_direct(a: &RgbImage, b: &RgbImage, region: &GrayImage) -> Option<f64> {
         let k = ssim_kernel();
         let (w, h) = a.dimensions();
+        // A pixel's value, 0 inside the region (blanked in both images).
+        let value = |img: &RgbImage, x: u32, y: u32, c: usize| -> f64 {
+            if region.get_pixel(x, y)[0] > 127 {
+                0.0
+            } else {
+                f64::from(img.get_pixel(x, y)[c])
+            }
+        };
         // (weight, a value, b value) of each pixel of the window at (cx, cy).
         let window = |cx: u32, cy: u32, c: usize| -> Vec<(f64, f64, f64)> {
             let mut out = Vec::new();
@@ -403,8 +424,8 @@ mod tests {
                     let (x, y) = (cx + i - 5, cy + j - 5);
                     out.push((
                         k[i as usize] * k[j as usize],
-                        f64::from(a.get_pixel(x, y)[c]),
-                        f64::from(b.get_pixel(x, y)[c]),
+                        value(a, x, y, c),
+                        value(b, x, y, c),
                     ));
                 }
             }
@@ -522,20 +543,28 @@ mod tests {
         let b = textured(3);
         let region = left(16);
         let base = ssim_outside(&a, &b, &region).unwrap();
-        // Wreck every pixel of the region farther than 5 px from the
-        // outside (x <= 10): no window centred outside reaches them.
-        let deep = RgbImage::from_fn(32, 32, |x, y| {
-            if x <= 10 {
+        // Wreck every pixel of the region, even those next to the outside:
+        // the region is blanked in both images, so nothing changes.
+        let wrecked = RgbImage::from_fn(32, 32, |x, y| {
+            if x < 16 {
                 Rgb([255, 0, 128])
             } else {
                 *b.get_pixel(x, y)
             }
         });
-        assert_eq!(ssim_outside(&a, &deep, &region), Some(base));
-        // Region pixels within the window's reach of an outside centre do
-        // count (x = 15 is 1 px from the centre x = 16).
+        assert_eq!(ssim_outside(&a, &wrecked, &region), Some(base));
+        // A result equal to the input outside the region scores exactly 1.
+        let same_outside = RgbImage::from_fn(32, 32, |x, y| {
+            if x < 16 {
+                Rgb([0, 255, 0])
+            } else {
+                *a.get_pixel(x, y)
+            }
+        });
+        assert_eq!(ssim_outside(&a, &same_outside, &region), Some(1.0));
+        // A pixel just outside the region does count.
         let near = RgbImage::from_fn(32, 32, |x, y| {
-            if x == 15 {
+            if x == 16 {
                 Rgb([255, 0, 128])
             } else {
                 *b.get_pixel(x, y)
@@ -544,7 +573,7 @@ mod tests {
         assert_ne!(ssim_outside(&a, &near, &region), Some(base));
         // The region's own windows are not averaged in: the whole-image
         // value (every centre) differs.
-        let whole = ssim_outside(&a, &deep, &GrayImage::new(32, 32)).unwrap();
+        let whole = ssim_outside(&a, &b, &GrayImage::new(32, 32)).unwrap();
         assert!((whole - base).abs() > 1e-3);
     }
 
