@@ -161,20 +161,9 @@ pub fn condition_probe<B: burn::tensor::backend::Backend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<ConditionProbe> {
-    use super::text_to_image::{noised, weighted_mse_per_sample, Noising};
+    use super::text_to_image::{check_probe_size, noised, weighted_mse_per_sample, Noising};
     use rand::SeedableRng;
-    if count == 0 || count > set.len() {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "count".into(),
-            message: format!("must be between 1 and the {} encoded scenes", set.len()),
-        });
-    }
-    if batch == 0 {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "batch".into(),
-            message: "must be positive".into(),
-        });
-    }
+    check_probe_size(set, count, batch)?;
     let acp = alphas_cumprod()?;
     let spec = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]);
     // [captioned, uncaptioned][own, other, blank, none]

@@ -474,6 +474,26 @@ pub struct ProbeBucket {
 /// Number of timestep ranges of [`CaptionProbe::by_timestep`].
 const PROBE_BUCKETS: usize = 4;
 
+/// Checks a probe's `count` (1 to the scenes of `set`) and `batch`
+/// (positive), as [`caption_probe`] and
+/// [`condition_probe`](super::controlnet::condition_probe) take
+/// them.
+pub(crate) fn check_probe_size(set: &LatentSet, count: usize, batch: usize) -> Result<()> {
+    if count == 0 || count > set.len() {
+        return Err(TrainError::InvalidArgument {
+            argument: "count".into(),
+            message: format!("must be between 1 and the {} encoded scenes", set.len()),
+        });
+    }
+    if batch == 0 {
+        return Err(TrainError::InvalidArgument {
+            argument: "batch".into(),
+            message: "must be positive".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Measures [`CaptionProbe`] on the first `count` scenes of `set` (in
 /// batches of `batch`, noise and timesteps drawn from `seed`).
 pub fn caption_probe<B: Backend>(
@@ -486,18 +506,7 @@ pub fn caption_probe<B: Backend>(
     device: &B::Device,
 ) -> Result<CaptionProbe> {
     use rand::SeedableRng;
-    if count == 0 || count > set.len() {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "count".into(),
-            message: format!("must be between 1 and the {} encoded scenes", set.len()),
-        });
-    }
-    if batch == 0 {
-        return Err(crate::TrainError::InvalidArgument {
-            argument: "batch".into(),
-            message: "must be positive".into(),
-        });
-    }
+    check_probe_size(set, count, batch)?;
     let acp = alphas_cumprod()?;
     let width = acp.len().div_ceil(PROBE_BUCKETS);
     let spec = |i: usize| optedit_world::SceneSpec::sample(set.seeds[i]);
