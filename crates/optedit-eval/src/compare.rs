@@ -460,12 +460,15 @@ impl KindSource {
     fn cells(&self, k: &str) -> [String; 4] {
         match self {
             KindSource::Run(kinds) => match kinds.get(k) {
-                Some(p) => [
-                    p.cases.to_string(),
-                    pct_ci(p.edit_accuracy, p.edit_interval),
-                    mean_ci(p.psnr_bg, p.psnr_bg_interval, 2, p.psnr_bg_cases, p.cases),
-                    mean_ci(p.ssim_bg, p.ssim_bg_interval, 3, p.ssim_bg_cases, p.cases),
-                ],
+                Some(p) => {
+                    let b = &p.background;
+                    [
+                        p.cases.to_string(),
+                        pct_ci(p.edit_accuracy, p.edit_interval),
+                        mean_ci(b.psnr_bg, b.psnr_bg_interval, 2, b.psnr_bg_cases, p.cases),
+                        mean_ci(b.ssim_bg, b.ssim_bg_interval, 3, b.ssim_bg_cases, p.cases),
+                    ]
+                }
                 None => ["0".into(), "–".into(), "–".into(), "–".into()],
             },
             KindSource::Pool(pool) => {

@@ -82,39 +82,59 @@ pub struct PartSummary {
     /// Its 95% Wilson interval.
     #[serde(default)]
     pub edit_interval: Option<Interval>,
-    /// Mean background PSNR, dB.
-    pub psnr_bg: Option<f64>,
-    /// Its 95% case-bootstrap interval.
-    #[serde(default)]
-    pub psnr_bg_interval: Option<Interval>,
-    /// Cases with a background PSNR (failed edits have none).
-    #[serde(default)]
-    pub psnr_bg_cases: usize,
-    /// Mean background SSIM.
-    #[serde(default)]
-    pub ssim_bg: Option<f64>,
-    /// Its 95% case-bootstrap interval.
-    #[serde(default)]
-    pub ssim_bg_interval: Option<Interval>,
-    /// Cases with a background SSIM.
-    #[serde(default)]
-    pub ssim_bg_cases: usize,
-    /// Mean background MAE, 0-255.
-    pub mae_bg: Option<f64>,
+    /// The background measures (in the JSON beside the fields above).
+    #[serde(flatten)]
+    pub background: Background,
 }
 
 impl PartSummary {
     /// The measures of `records`.
     pub fn of(records: &[&CaseRecord]) -> Self {
         let edit = Rate::of(records.iter().map(|r| r.correct));
+        Self {
+            cases: records.len(),
+            edit_accuracy: edit.rate,
+            edit_interval: edit.interval,
+            background: Background::of(records),
+        }
+    }
+}
+
+/// The background measures of some cases (of a [`Summary`] or a
+/// [`PartSummary`]). The intervals and counts are absent (`None`, 0) in
+/// summaries written before they were recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Background {
+    /// Mean background PSNR, dB (each case capped at 100 dB).
+    pub psnr_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub psnr_bg_interval: Option<Interval>,
+    /// Cases the mean PSNR is over (failed edits have none).
+    #[serde(default)]
+    pub psnr_bg_cases: usize,
+    /// Mean background SSIM ([`crate::metrics::ssim_outside`]).
+    #[serde(default)]
+    pub ssim_bg: Option<f64>,
+    /// Its 95% case-bootstrap interval.
+    #[serde(default)]
+    pub ssim_bg_interval: Option<Interval>,
+    /// Cases the mean SSIM is over.
+    #[serde(default)]
+    pub ssim_bg_cases: usize,
+    /// Mean background MAE, 0-255.
+    pub mae_bg: Option<f64>,
+}
+
+impl Background {
+    /// The background measures of `records` (those without a value, as
+    /// failed edits, are left out of each mean).
+    pub fn of(records: &[&CaseRecord]) -> Self {
         let (psnr_bg, psnr_bg_interval, psnr_bg_cases) =
             mean_of(records.iter().filter_map(|r| r.psnr_bg));
         let (ssim_bg, ssim_bg_interval, ssim_bg_cases) =
             mean_of(records.iter().filter_map(|r| r.ssim_bg));
         Self {
-            cases: records.len(),
-            edit_accuracy: edit.rate,
-            edit_interval: edit.interval,
             psnr_bg,
             psnr_bg_interval,
             psnr_bg_cases,
@@ -197,25 +217,10 @@ pub struct Summary {
     pub attribute_accuracy: BTreeMap<Attribute, Rate>,
     /// Kept attributes of edited objects judged unchanged.
     pub kept_accuracy: Rate,
-    /// Mean background PSNR, dB (each case capped at 100 dB).
-    pub psnr_bg: Option<f64>,
-    /// Its 95% case-bootstrap interval.
-    #[serde(default)]
-    pub psnr_bg_interval: Option<Interval>,
-    /// Cases the mean PSNR is over (failed edits have none).
-    #[serde(default)]
-    pub psnr_bg_cases: usize,
-    /// Mean background SSIM ([`crate::metrics::ssim_outside`]).
-    #[serde(default)]
-    pub ssim_bg: Option<f64>,
-    /// Its 95% case-bootstrap interval.
-    #[serde(default)]
-    pub ssim_bg_interval: Option<Interval>,
-    /// Cases the mean SSIM is over.
-    #[serde(default)]
-    pub ssim_bg_cases: usize,
-    /// Mean background MAE, 0-255.
-    pub mae_bg: Option<f64>,
+    /// The background measures of the cases whose edit did not fail (in
+    /// the JSON beside the other fields).
+    #[serde(flatten)]
+    pub background: Background,
     /// Class-wise feature distance: the mean over classes present of the
     /// per-class Fréchet distances.
     pub csfid: Option<f64>,
@@ -305,8 +310,6 @@ pub fn summarise(
         kinds.entry(r.kind.clone()).or_default().push(r);
     }
     let edit = Rate::of(records.iter().map(|r| r.correct));
-    let (psnr_bg, psnr_bg_interval, psnr_bg_cases) = mean_of(ok.iter().filter_map(|r| r.psnr_bg));
-    let (ssim_bg, ssim_bg_interval, ssim_bg_cases) = mean_of(ok.iter().filter_map(|r| r.ssim_bg));
     Summary {
         settings,
         cases: records.len(),
@@ -319,13 +322,7 @@ pub fn summarise(
                 .iter()
                 .flat_map(|r| r.kept.iter().map(|x| x.correct)),
         ),
-        psnr_bg,
-        psnr_bg_interval,
-        psnr_bg_cases,
-        ssim_bg,
-        ssim_bg_interval,
-        ssim_bg_cases,
-        mae_bg: mean(ok.iter().filter_map(|r| r.mae_bg)),
+        background: Background::of(&ok),
         csfid: dist(None),
         csfid_object: dist(Some(false)),
         csfid_pose: dist(Some(true)),
@@ -452,6 +449,7 @@ impl Summary {
     /// background PSNR and SSIM with their 95% bootstrap intervals (and the
     /// number of cases they are over when edits failed).
     pub fn markdown_row(&self) -> String {
+        let b = &self.background;
         let acc = |a| {
             let r = self.attribute_accuracy.get(&a);
             pct_ci(r.and_then(|r| r.rate), r.and_then(|r| r.interval))
@@ -468,20 +466,20 @@ impl Summary {
             pose: acc(Attribute::Pose),
             kept: pct_ci(self.kept_accuracy.rate, self.kept_accuracy.interval),
             psnr: mean_ci(
-                self.psnr_bg,
-                self.psnr_bg_interval,
+                b.psnr_bg,
+                b.psnr_bg_interval,
                 2,
-                self.psnr_bg_cases,
+                b.psnr_bg_cases,
                 self.cases,
             ),
             ssim: mean_ci(
-                self.ssim_bg,
-                self.ssim_bg_interval,
+                b.ssim_bg,
+                b.ssim_bg_interval,
                 3,
-                self.ssim_bg_cases,
+                b.ssim_bg_cases,
                 self.cases,
             ),
-            mae: num(self.mae_bg, 2),
+            mae: num(b.mae_bg, 2),
             csfid: num(self.csfid, 2),
             csfid_object: num(self.csfid_object, 2),
             csfid_pose: num(self.csfid_pose, 2),
@@ -586,7 +584,7 @@ mod tests {
         assert!((s.edit_accuracy.unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.attribute_accuracy[&Attribute::Colour].correct, 1);
         assert_eq!(s.attribute_accuracy[&Attribute::Pose].rate, Some(1.0));
-        assert_eq!(s.psnr_bg, Some(40.0));
+        assert_eq!(s.background.psnr_bg, Some(40.0));
         // Object class: edited mean 2, var 2 = the references: distance 0.
         assert_eq!(s.csfid_classes[&obj].distance, 0.0);
         assert_eq!(s.csfid_classes[&obj].samples, 2);
@@ -601,9 +599,12 @@ mod tests {
             s.attribute_accuracy[&Attribute::Colour].interval,
             wilson(1, 2)
         );
-        assert_eq!((s.psnr_bg_cases, s.ssim_bg_cases), (3, 3));
-        assert!(s.psnr_bg_interval.unwrap().contains(40.0));
-        assert!((s.ssim_bg.unwrap() - 0.4).abs() < 1e-12);
+        assert_eq!(
+            (s.background.psnr_bg_cases, s.background.ssim_bg_cases),
+            (3, 3)
+        );
+        assert!(s.background.psnr_bg_interval.unwrap().contains(40.0));
+        assert!((s.background.ssim_bg.unwrap() - 0.4).abs() < 1e-12);
         let row = s.markdown_row();
         assert!(
             row.starts_with("| optimise | 0.6 | per case | 3 | 66.7% [20.8, 93.9] | 50.0% [9.5, 90.5] | – | 100.0% [20.7, 100.0] | – | 40.00 ["),
@@ -624,7 +625,7 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Summary = serde_json::from_str(&json).unwrap();
         assert_eq!(back.markdown(), s.markdown());
-        assert_eq!(back.by_kind["text"].psnr_bg_cases, 2);
+        assert_eq!(back.by_kind["text"].background.psnr_bg_cases, 2);
         let (a, b) = (back.edit_interval.unwrap(), i);
         assert!((a.low - b.low).abs() < 1e-12 && (a.high - b.high).abs() < 1e-12);
     }
@@ -651,8 +652,11 @@ mod tests {
         assert_eq!(s.edit_accuracy, Some(2.0 / 3.0));
         assert_eq!(s.attribute_accuracy[&Attribute::Colour].total, 3);
         assert_eq!(s.attribute_accuracy[&Attribute::Colour].correct, 2);
-        assert_eq!((s.psnr_bg, s.psnr_bg_cases), (Some(32.0), 2));
-        assert_eq!(s.by_kind["text"].psnr_bg_cases, 2);
+        assert_eq!(
+            (s.background.psnr_bg, s.background.psnr_bg_cases),
+            (Some(32.0), 2)
+        );
+        assert_eq!(s.by_kind["text"].background.psnr_bg_cases, 2);
         assert_eq!(s.by_kind["text"].edit_interval, wilson(2, 3));
         let row = s.markdown_row();
         assert!(

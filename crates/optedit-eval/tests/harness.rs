@@ -112,11 +112,11 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
     assert!(steps > 0);
     assert!(in_range(summary.edit_accuracy, 0.0, 1.0));
     assert!(
-        in_range(summary.psnr_bg, 0.0, 100.0),
+        in_range(summary.background.psnr_bg, 0.0, 100.0),
         "{:?}",
-        summary.psnr_bg
+        summary.background.psnr_bg
     );
-    assert!(in_range(summary.mae_bg, 0.0, 255.0));
+    assert!(in_range(summary.background.mae_bg, 0.0, 255.0));
     assert!(in_range(summary.csfid, 0.0, f64::MAX));
     assert!(in_range(summary.mask_iou, 0.0, 1.0));
     assert_eq!(summary.by_kind.len(), 3);
@@ -363,8 +363,8 @@ fn calibration_rows_are_exact_and_call_no_model() {
         })
         .unwrap();
         assert_eq!((events, s.cases, s.failed), (0, 3, 0));
-        assert_eq!(s.psnr_bg, Some(PSNR_CAP_DB));
-        assert_eq!(s.psnr_bg_cases, 3);
+        assert_eq!(s.background.psnr_bg, Some(PSNR_CAP_DB));
+        assert_eq!(s.background.psnr_bg_cases, 3);
         let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
         let mask = if method == Method::Blank {
             "per case"
@@ -491,7 +491,7 @@ fn the_demo_architecture_with_vae_factor_four_runs() {
     plan.references_per_class = 1;
     let s = evaluate(&models, &cases, &plan, &mut Quiet).unwrap();
     assert_eq!((s.cases, s.failed), (2, 0));
-    assert!(in_range(s.psnr_bg, 0.0, 100.0) && in_range(s.mask_iou, 0.0, 1.0));
+    assert!(in_range(s.background.psnr_bg, 0.0, 100.0) && in_range(s.mask_iou, 0.0, 1.0));
     let options = QualityOptions {
         count: 1,
         steps: 2,
