@@ -634,7 +634,7 @@ mod tests {
     use crate::features::References;
     use crate::generate::{make_cases, MakeOptions};
     use crate::grid::GAP;
-    use crate::runner::{CaseRecord, RunOptions};
+    use crate::runner::{test_record, CaseRecord, RunOptions};
     use crate::summary::summarise;
     use image::Rgb;
 
@@ -759,39 +759,6 @@ mod tests {
         assert_eq!(unrelated.name(), "alpha+beta");
     }
 
-    fn record(id: &str, kind: &str, correct: bool, psnr: Option<f64>) -> CaseRecord {
-        CaseRecord {
-            id: id.into(),
-            kind: kind.into(),
-            method: "optimise".into(),
-            mask: "true".into(),
-            source_prompt: String::new(),
-            prompt: String::new(),
-            correct,
-            edited: vec![AttributeResult {
-                attribute: if kind == "pose" {
-                    Attribute::Pose
-                } else {
-                    Attribute::Colour
-                },
-                target: "x".into(),
-                predicted: "y".into(),
-                correct,
-            }],
-            kept: vec![],
-            psnr_bg: psnr,
-            ssim_bg: psnr.map(|p| p / 100.0),
-            mae_bg: psnr.map(|_| 1.0),
-            mask_coverage: 0.1,
-            mask_iou: Some(1.0),
-            mask_empty: false,
-            regions: vec![],
-            error: psnr.is_none().then(|| "diverged".into()),
-            seconds: 2.0,
-            stages: BTreeMap::new(),
-        }
-    }
-
     /// A finished run of four cases (text, pose, text, pose) with these
     /// outcomes (`None`: the edit failed) and PSNRs `20 + case + seed`.
     fn real_run(dir: &Path, options: &RunOptions, right: [Option<bool>; 4]) {
@@ -803,7 +770,7 @@ mod tests {
             .map(|(i, r)| {
                 let kind = if i % 2 == 0 { "text" } else { "pose" };
                 let psnr = r.map(|_| 20.0 + i as f64 + seed);
-                record(&format!("c{i}"), kind, r.unwrap_or(false), psnr)
+                test_record(&format!("c{i}"), kind, r.unwrap_or(false), psnr)
             })
             .collect();
         let summary = summarise(

@@ -654,3 +654,41 @@ fn judge_result<B: AutodiffBackend>(
     }
     record.correct = record.edited.iter().all(|a| a.correct);
 }
+
+/// A record for unit tests: case `id` of `kind`, method `optimise` with
+/// the true mask, one edited attribute (the pose in a `pose` case, else
+/// the colour) judged `correct`, and the background PSNR `psnr_bg` (SSIM
+/// `psnr_bg / 100`, MAE 1); `None` makes it a failed edit.
+#[cfg(test)]
+pub(crate) fn test_record(id: &str, kind: &str, correct: bool, psnr_bg: Option<f64>) -> CaseRecord {
+    CaseRecord {
+        id: id.into(),
+        kind: kind.into(),
+        method: "optimise".into(),
+        mask: "true".into(),
+        source_prompt: String::new(),
+        prompt: String::new(),
+        correct,
+        edited: vec![AttributeResult {
+            attribute: if kind == "pose" {
+                Attribute::Pose
+            } else {
+                Attribute::Colour
+            },
+            target: "x".into(),
+            predicted: "y".into(),
+            correct,
+        }],
+        kept: vec![],
+        psnr_bg,
+        ssim_bg: psnr_bg.map(|p| p / 100.0),
+        mae_bg: psnr_bg.map(|_| 1.0),
+        mask_coverage: 0.1,
+        mask_iou: Some(1.0),
+        mask_empty: false,
+        regions: vec![],
+        error: psnr_bg.is_none().then(|| "diverged".into()),
+        seconds: 2.0,
+        stages: BTreeMap::new(),
+    }
+}

@@ -513,40 +513,15 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{AttributeResult, RegionFeatures};
+    use crate::runner::{test_record, RegionFeatures};
     use crate::stats::wilson;
     use optedit_world::PoseClass;
 
     fn record(id: &str, correct: bool, psnr: f64, class: ClassKey, f: Vec<f32>) -> CaseRecord {
+        let kind = if class.is_pose() { "pose" } else { "text" };
         CaseRecord {
-            id: id.into(),
-            kind: if class.is_pose() { "pose" } else { "text" }.into(),
-            method: "optimise".into(),
-            mask: "true".into(),
-            source_prompt: String::new(),
-            prompt: String::new(),
-            correct,
-            edited: vec![AttributeResult {
-                attribute: if class.is_pose() {
-                    Attribute::Pose
-                } else {
-                    Attribute::Colour
-                },
-                target: "x".into(),
-                predicted: "y".into(),
-                correct,
-            }],
-            kept: vec![],
-            psnr_bg: Some(psnr),
-            ssim_bg: Some(psnr / 100.0),
-            mae_bg: Some(1.0),
-            mask_coverage: 0.1,
-            mask_iou: Some(1.0),
-            mask_empty: false,
             regions: vec![RegionFeatures { class, features: f }],
-            error: None,
-            seconds: 2.0,
-            stages: BTreeMap::new(),
+            ..test_record(id, kind, correct, Some(psnr))
         }
     }
 
