@@ -80,26 +80,35 @@ pub enum Method {
     Sdedit,
 }
 
-/// Which method `optedit eval run` measures: an editor, or a calibration
-/// row (what the referee makes of results whose answer is known; only for
-/// evaluation, so `optedit edit` does not take them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EvalMethod {
-    /// The optimisation-based method (arXiv 2311.16882).
-    #[value(alias = "optimize")]
-    Optimise,
-    /// DiffEdit (arXiv 2210.11427) with each case's mask (or --mask-override).
-    Diffedit,
-    /// SDEdit (arXiv 2108.01073): noise to --strength, denoise (no mask).
-    Sdedit,
-    /// Calibration row, not an editor: the input, unchanged.
-    Identity,
-    /// Calibration row, not an editor: the input with the case's mask (or
-    /// --mask-override; the true region for estimated and full) filled with
-    /// flat grey RGB(128, 128, 128).
-    Blank,
-    /// Calibration row, not an editor: the target render (the ideal edit).
-    Oracle,
+/// The words of the evaluation methods ([`optedit_eval::Method::ALL`])
+/// that `keep` keeps, comma-separated.
+fn eval_method_words(keep: impl Fn(optedit_eval::Method) -> bool) -> String {
+    optedit_eval::Method::ALL
+        .into_iter()
+        .filter(|&m| keep(m))
+        .map(optedit_eval::Method::word)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `optedit eval run --method`: a word of
+/// [`optedit_eval::Method::ALL`] (or `optimize`, as `optedit edit` takes
+/// it). The calibration rows are only for evaluation, so `optedit edit`
+/// takes [`Method`] instead.
+fn eval_method(word: &str) -> Result<optedit_eval::Method, String> {
+    let word = if word == "optimize" { "optimise" } else { word };
+    optedit_eval::Method::from_word(word)
+        .ok_or_else(|| format!("expected one of {}", eval_method_words(|_| true)))
+}
+
+/// The help of `optedit eval run --method`, naming every method.
+fn eval_method_help() -> String {
+    format!(
+        "Method: an editor ({}), or a calibration row ({}: what the referee makes of results \
+whose answer is known; no model runs, the edit settings are ignored)",
+        eval_method_words(|m| !m.is_calibration()),
+        eval_method_words(optedit_eval::Method::is_calibration)
+    )
 }
 
 /// Which optimiser moves the latent.
@@ -451,10 +460,14 @@ pub struct EvalRunArgs {
     /// The JSONL case file.
     #[arg(long, value_name = "FILE")]
     pub cases: PathBuf,
-    /// Method: an editor, or a calibration row (identity, blank, oracle:
-    /// no model runs, the edit settings are ignored).
-    #[arg(long, value_enum, default_value_t = EvalMethod::Optimise)]
-    pub method: EvalMethod,
+    /// Which method runs (the help, [`eval_method_help`], names each one).
+    #[arg(
+        long,
+        value_parser = eval_method,
+        default_value = optedit_eval::Method::Optimise.word(),
+        help = eval_method_help()
+    )]
+    pub method: optedit_eval::Method,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Give every case this mask instead of its own: true, dilate:N, erode:N,

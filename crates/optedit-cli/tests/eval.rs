@@ -172,6 +172,40 @@ fn eval_run_reports_bad_case_lines() {
     assert_failure(&out, 2, &["--mask-override"]);
 }
 
+/// `eval run --method` takes the word of every evaluation method (and
+/// `optimize`), names them all when it refuses another, and lists them in
+/// its help.
+#[test]
+fn eval_run_method_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = s(&dir.path().join("no-such-cases.jsonl"));
+    let words = "optimise, diffedit, sdedit, identity, blank, oracle";
+    let run = |method: &str| {
+        optedit([
+            "eval", "run", "--model", "x", "--cases", &cases, "--method", method, "--quiet",
+        ])
+    };
+    assert_failure(
+        &run("oracles"),
+        2,
+        &["invalid value", "oracles", "--method", words],
+    );
+    // Each word parses: the run goes on as far as the missing case file.
+    for word in words.split(", ").chain(["optimize"]) {
+        assert_failure(&run(word), 1, &["--cases", "no-such-cases.jsonl"]);
+    }
+    let help = optedit(["eval", "run", "--help"]);
+    assert_success(&help);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains(
+            "an editor (optimise, diffedit, sdedit), or a calibration row (identity, blank, oracle:"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("[default: optimise]"), "{help}");
+}
+
 /// The calibration rows run from the command line with no editor, and
 /// pool over seeds in `eval compare`; `optedit edit` does not take them.
 #[test]

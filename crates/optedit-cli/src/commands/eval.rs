@@ -15,7 +15,7 @@ use optedit_eval::{
     MaskSpec, Method, ModelPaths, QualityOptions, RunEvent, RunGroup, RunOptions, RunPlan, Summary,
 };
 
-use crate::args::{CompareArgs, EvalMethod, EvalRunArgs, MakeCasesArgs, QualityArgs};
+use crate::args::{CompareArgs, EvalRunArgs, MakeCasesArgs, QualityArgs};
 use crate::models::check_model_path;
 use crate::UsageError;
 
@@ -198,17 +198,6 @@ impl Drop for Bar {
     }
 }
 
-fn method(m: EvalMethod) -> Method {
-    match m {
-        EvalMethod::Optimise => Method::Optimise,
-        EvalMethod::Diffedit => Method::Diffedit,
-        EvalMethod::Sdedit => Method::Sdedit,
-        EvalMethod::Identity => Method::Identity,
-        EvalMethod::Blank => Method::Blank,
-        EvalMethod::Oracle => Method::Oracle,
-    }
-}
-
 fn default_out(cases: &Path, options: &RunOptions) -> PathBuf {
     let stem = cases
         .file_stem()
@@ -249,7 +238,7 @@ pub fn run<B: AutodiffBackend>(args: &EvalRunArgs, device: B::Device) -> Result<
         )));
     }
     let options = RunOptions {
-        method: method(args.method),
+        method: args.method,
         config,
         mask_override,
         control_scale: args.control_scale,
