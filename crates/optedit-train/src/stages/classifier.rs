@@ -367,8 +367,7 @@ fn held_out_example(content: Content, rng: &mut rand_chacha::ChaCha8Rng) -> Exam
         optedit_world::Split::HeldOut,
         index,
     ));
-    if content == Content::Thing && spec.objects.len() == 1 && rng.random_bool(WHOLE_SCENE_SHARE)
-    {
+    if content == Content::Thing && spec.objects.len() == 1 && rng.random_bool(WHOLE_SCENE_SHARE) {
         return whole_scene_example(&spec, rng);
     }
     let thing = if rng.random_bool(0.6) {
