@@ -360,7 +360,8 @@ pub struct HeldOutAccuracy {
     pub examples_per_content: usize,
 }
 
-/// The examples of held-out scene `index` (the thing chosen at random).
+/// One held-out example showing `content`: a random held-out scene and a
+/// random thing of it (or, for rendered things, sometimes the whole scene).
 fn held_out_example(content: Content, rng: &mut rand_chacha::ChaCha8Rng) -> Example {
     let index = rng.random::<u32>() as u64;
     let spec = SceneSpec::sample(optedit_world::scene_seed(

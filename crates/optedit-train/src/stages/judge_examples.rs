@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::classifier::{bounding_box, dilate};
+use super::classifier::dilate;
 
 /// Label meaning "not asked" in a head's targets.
 pub const IGNORE: i64 = -100;
@@ -44,26 +44,6 @@ pub const NOTHING_SHAPE: usize = NUM_SHAPES;
 pub const NOTHING_COLOUR: usize = NUM_COLOURS;
 /// The pose head's "nothing recognisable" class.
 pub const NOTHING_POSE: usize = NUM_POSES;
-
-/// What a head's predicted index means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A class of the world (its index).
-    Class(usize),
-    /// Nothing recognisable.
-    Nothing,
-}
-
-impl Outcome {
-    /// The meaning of `index` for a head with `classes` world classes.
-    pub fn of(index: usize, classes: usize) -> Self {
-        if index < classes {
-            Outcome::Class(index)
-        } else {
-            Outcome::Nothing
-        }
-    }
-}
 
 /// An image in which the judged box holds nothing recognisable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -150,14 +130,23 @@ pub fn judged_box(masks: &[&GrayImage]) -> GrayImage {
         .first()
         .map(|m| m.dimensions())
         .unwrap_or((optedit_world::IMAGE_SIZE, optedit_world::IMAGE_SIZE));
-    let union = GrayImage::from_fn(w, h, |x, y| {
-        Luma([if masks.iter().any(|m| m.get_pixel(x, y)[0] > 127) {
+    let Some((x0, y0, x1, y1)) = masks
+        .iter()
+        .filter_map(|m| extent(m))
+        .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1), a.2.max(b.2), a.3.max(b.3)))
+    else {
+        return GrayImage::new(w, h);
+    };
+    let m = JUDGED_BOX_MARGIN;
+    let (x0, y0) = (x0.saturating_sub(m), y0.saturating_sub(m));
+    let (x1, y1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
+    GrayImage::from_fn(w, h, |x, y| {
+        Luma([if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) {
             255
         } else {
             0
         }])
-    });
-    dilate(&bounding_box(&union), JUDGED_BOX_MARGIN)
+    })
 }
 
 fn thing_mask(r: &Rendered, thing: Thing) -> &GrayImage {
@@ -444,6 +433,25 @@ mod tests {
         );
         // Symmetric in source and target.
         assert_eq!(bx, judged_box(&[b, a]));
+        // The bounding box of the union grown by the margin (square dilation).
+        let union = GrayImage::from_fn(a.width(), a.height(), |x, y| {
+            Luma([if inside(a, x, y) || inside(b, x, y) {
+                255
+            } else {
+                0
+            }])
+        });
+        let grown = dilate(
+            &super::super::classifier::bounding_box(&union),
+            JUDGED_BOX_MARGIN,
+        );
+        assert_eq!(bx, grown);
+        // A thing at the border is clamped to the image; no mask, no box.
+        let corner = GrayImage::from_fn(128, 128, |x, y| {
+            Luma([if x < 3 && y < 3 { 255 } else { 0 }])
+        });
+        assert_eq!(count(&judged_box(&[&corner])), 25);
+        assert_eq!(count(&judged_box(&[&GrayImage::new(128, 128)])), 0);
     }
 
     #[test]
@@ -499,7 +507,5 @@ mod tests {
             &mut rng,
         );
         assert_eq!((e.shape, e.pose), (IGNORE, NOTHING_POSE as i64));
-        assert_eq!(Outcome::of(NOTHING_POSE, NUM_POSES), Outcome::Nothing);
-        assert_eq!(Outcome::of(2, NUM_POSES), Outcome::Class(2));
     }
 }
