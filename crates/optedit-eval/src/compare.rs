@@ -178,6 +178,13 @@ struct RunSummary {
     csfid_pose: Option<f64>,
 }
 
+/// The part of `summary.json` a single run's row is checked against.
+#[derive(Deserialize)]
+struct Covered {
+    /// The cases the summary covers.
+    cases: usize,
+}
+
 /// The fields of a `cases.jsonl` record a pooled row reads.
 #[derive(Deserialize)]
 struct PoolRecord {
@@ -221,28 +228,35 @@ struct Pool {
     cases: Vec<(String, String)>,
 }
 
-fn read_records(run: &Path) -> Result<Vec<PoolRecord>> {
+/// A run's records of the cases in `only` (all with `None`).
+fn read_records(run: &Path, only: Option<&BTreeSet<String>>) -> Result<Vec<PoolRecord>> {
     let path = run.join("cases.jsonl");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                EvalError::argument("runs", format!("{} line {}: {e}", path.display(), i + 1))
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let r: PoolRecord = serde_json::from_str(l).map_err(|e| {
+            EvalError::argument("runs", format!("{} line {}: {e}", path.display(), i + 1))
+        })?;
+        if only.is_none_or(|ids| ids.contains(&r.id)) {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 impl Pool {
-    fn read(group: &RunGroup) -> Result<Self> {
+    /// The runs of `group`, restricted to the cases in `only` (all with
+    /// `None`).
+    fn read(group: &RunGroup, only: Option<&BTreeSet<String>>) -> Result<Self> {
         let first = group.first()?;
         let (mut summaries, mut records, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
         let mut cases = Vec::new();
         for (i, run) in group.runs.iter().enumerate() {
             let summary: RunSummary = read_json(&run.join("summary.json"))?;
-            let list = read_records(run)?;
+            let list = read_records(run, only)?;
             if i == 0 {
                 cases = list
                     .iter()
@@ -488,12 +502,12 @@ impl KindSource {
     }
 }
 
-/// The per-kind table of the rows.
-fn kind_table(rows: &[RunGroup]) -> Result<String> {
+/// The per-kind table of the rows, on the cases in `only` (all with `None`).
+fn kind_table(rows: &[RunGroup], only: Option<&BTreeSet<String>>) -> Result<String> {
     let mut sources = Vec::new();
     for row in rows {
         sources.push(if row.is_pooled() {
-            KindSource::Pool(Pool::read(row)?)
+            KindSource::Pool(Pool::read(row, only)?)
         } else {
             let summary: Kinds = read_json(&row.first()?.join("summary.json"))?;
             KindSource::Run(summary.by_kind)
@@ -541,12 +555,33 @@ fn read_rgb(path: &Path) -> Result<RgbImage> {
         })
 }
 
-/// A row of the summary table: (header, row, settings comments).
-fn table_row(row: &RunGroup) -> Result<(String, String, Vec<String>)> {
+/// A row of the summary table on the cases in `only` (all with `None`):
+/// (header, row, settings comments). A single run's row is its
+/// `summary.md`, which must cover exactly the cases of `only` it holds.
+fn table_row(
+    row: &RunGroup,
+    only: Option<&BTreeSet<String>>,
+) -> Result<(String, String, Vec<String>)> {
     if !row.is_pooled() {
-        return summary_lines(row.first()?);
+        let run = row.first()?;
+        let lines = summary_lines(run)?;
+        let summary: Covered = read_json(&run.join("summary.json"))?;
+        let held = read_records(run, only)?.len();
+        if summary.cases != held {
+            return Err(EvalError::argument(
+                "runs",
+                format!(
+                    "{}: its summary covers {} cases but it holds {held} of the compared \
+                     case file's; summarise it on that file first (`optedit eval run --resume \
+                     --cases FILE` with the run's own arguments reruns nothing)",
+                    run.display(),
+                    summary.cases
+                ),
+            ));
+        }
+        return Ok(lines);
     }
-    let pool = Pool::read(row)?;
+    let pool = Pool::read(row, only)?;
     let mut notes = Vec::new();
     for run in &row.runs {
         notes.extend(summary_lines(run)?.2);
@@ -561,21 +596,29 @@ fn table_row(row: &RunGroup) -> Result<(String, String, Vec<String>)> {
 /// row's first run kept (runs keep the images of their first `grid`
 /// cases); `grid_rows` 0 makes none.
 ///
+/// The tables cover the runs' records of the cases in `cases` (every
+/// record when `cases` is empty), so runs made over a longer case file
+/// compare on the cases they share with `cases`.
+///
 /// # Errors
 /// No rows or an empty group; a run without a readable `summary.md` or
-/// with a summary table whose columns differ from the first row's; pooled
-/// runs that differ in more than the seed, share a seed, or hold other
-/// cases; unreadable images.
+/// with a summary table whose columns differ from the first row's; a
+/// single run whose summary covers other than the cases of `cases` it
+/// holds (summarise it again on that case file); pooled runs that differ
+/// in more than the seed, share a seed, or hold other cases; unreadable
+/// images.
 ///
 /// [`evaluate`]: crate::evaluate()
 pub fn compare(rows: &[RunGroup], cases: &[Case], grid_rows: usize) -> Result<Comparison> {
     let Some(first) = rows.first() else {
         return Err(EvalError::argument("runs", "no results folder given"));
     };
-    let (header, first_row, mut notes) = table_row(first)?;
+    let ids: BTreeSet<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let only = (!ids.is_empty()).then_some(&ids);
+    let (header, first_row, mut notes) = table_row(first, only)?;
     let mut table = format!("{header}\n{first_row}");
     for row in &rows[1..] {
-        let (h, line, comments) = table_row(row)?;
+        let (h, line, comments) = table_row(row, only)?;
         notes.extend(comments);
         if h != header {
             return Err(EvalError::argument(
@@ -621,8 +664,8 @@ pub fn compare(rows: &[RunGroup], cases: &[Case], grid_rows: usize) -> Result<Co
     }
     Ok(Comparison {
         table,
-        by_kind: kind_table(rows)?,
-        paired: paired_table(rows)?,
+        by_kind: kind_table(rows, only)?,
+        paired: paired_table(rows, only)?,
         grid: (!pictures.is_empty()).then(|| grid(&pictures)),
         shown,
     })
@@ -652,7 +695,7 @@ mod tests {
         } else {
             format!(r#"{{"pose":{},"text":{}}}"#, part(4), part(5))
         };
-        let json = format!(r#"{{"cases":3,"by_kind":{kinds}}}"#);
+        let json = format!(r#"{{"cases":{},"by_kind":{kinds}}}"#, ids.len());
         std::fs::write(dir.join("summary.json"), json).unwrap();
         let records: String = ids
             .iter()
@@ -733,6 +776,8 @@ mod tests {
         let other = tmp.path().join("other");
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("summary.md"), "| x |\n|---|\n| 1 |\n").unwrap();
+        std::fs::write(other.join("summary.json"), r#"{"cases":0}"#).unwrap();
+        std::fs::write(other.join("cases.jsonl"), "").unwrap();
         let rows = [RunGroup::single(a.clone()), RunGroup::single(other.clone())];
         let e = compare(&rows, &[], 0).unwrap_err();
         assert!(e.to_string().contains("columns differ"), "{e}");
@@ -915,5 +960,56 @@ mod tests {
         };
         let e = compare(&[bad], &[], 0).unwrap_err();
         assert!(e.to_string().contains("other cases"), "{e}");
+    }
+
+    #[test]
+    fn only_the_compared_cases_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = |n: &str| tmp.path().join(n);
+        let (t, f) = (Some(true), Some(false));
+        // Seed 0 ran four cases, seed 1 only the first three.
+        real_run(&dir("opt-s0"), &seeded(0), [t, t, f, t]);
+        real_run(&dir("opt-s1"), &seeded(1), [t, f, f, f]);
+        let s1 = dir("opt-s1").join("cases.jsonl");
+        let text = std::fs::read_to_string(&s1).unwrap();
+        std::fs::write(&s1, text.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
+        let sdedit = RunOptions {
+            method: crate::runner::Method::Sdedit,
+            ..RunOptions::default()
+        };
+        real_run(&dir("sdedit"), &sdedit, [f, f, t, t]);
+        let pool = RunGroup {
+            runs: vec![dir("opt-s0"), dir("opt-s1")],
+        };
+        let mut cases = make_cases(&MakeOptions {
+            count: 3,
+            ..MakeOptions::default()
+        })
+        .unwrap();
+        for (i, c) in cases.iter_mut().enumerate() {
+            c.id = format!("c{i}");
+        }
+        // On every record the pool's seeds hold other cases.
+        let e = compare(std::slice::from_ref(&pool), &[], 0).unwrap_err();
+        assert!(e.to_string().contains("other cases"), "{e}");
+        // On the three compared cases they agree: c3 is left out.
+        let c = compare(std::slice::from_ref(&pool), &cases, 0).unwrap();
+        let row = c.table.lines().nth(2).unwrap();
+        assert!(
+            row.starts_with("| optimise | 0.6 | per case | 3 × 2 seeds (0, 1) | "),
+            "{row}"
+        );
+        assert!(row.contains("(seeds: 66.7%, 33.3%)"), "{row}");
+        // A single run whose summary covers its fourth case is refused on
+        // three, and names the way out.
+        let rows = [pool, RunGroup::single(dir("sdedit"))];
+        let e = compare(&rows, &cases, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("covers 4 cases but it holds 3"),
+            "{e}"
+        );
+        // The paired table counts the compared cases only.
+        let t = paired_table(&rows, Some(&["c0", "c1", "c2"].map(String::from).into())).unwrap();
+        assert!(t.contains("| sdedit | 3 | 2 | 1 | 1.000 |"), "{t}");
     }
 }

@@ -11,7 +11,7 @@
 //! test on the per-case differences, which for single runs is the test
 //! above.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::compare::RunGroup;
@@ -60,8 +60,9 @@ pub fn sign_test_p(b: usize, c: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
-/// `id -> correct` of a run's records, a failed edit counting as wrong.
-fn run_outcomes(run: &Path) -> Result<BTreeMap<String, bool>> {
+/// `id -> correct` of a run's records of the cases in `only` (all with
+/// `None`), a failed edit counting as wrong.
+fn run_outcomes(run: &Path, only: Option<&BTreeSet<String>>) -> Result<BTreeMap<String, bool>> {
     let path = run.join("cases.jsonl");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let mut out = BTreeMap::new();
@@ -72,18 +73,20 @@ fn run_outcomes(run: &Path) -> Result<BTreeMap<String, bool>> {
         let o: Outcome = serde_json::from_str(line).map_err(|e| {
             EvalError::argument("runs", format!("{} line {}: {e}", path.display(), i + 1))
         })?;
-        out.insert(o.id, o.correct && o.error.is_none());
+        if only.is_none_or(|ids| ids.contains(&o.id)) {
+            out.insert(o.id, o.correct && o.error.is_none());
+        }
     }
     Ok(out)
 }
 
 /// `id -> share of the row's runs that edited the case correctly` (0 or 1
-/// for a single run), over the cases every run of the row holds; a failed
-/// edit counts as wrong.
-pub fn outcomes(row: &RunGroup) -> Result<BTreeMap<String, f64>> {
+/// for a single run), over the cases every run of the row holds, of those
+/// in `only` (all with `None`); a failed edit counts as wrong.
+pub fn outcomes(row: &RunGroup, only: Option<&BTreeSet<String>>) -> Result<BTreeMap<String, f64>> {
     let mut runs = Vec::new();
     for run in &row.runs {
-        runs.push(run_outcomes(run)?);
+        runs.push(run_outcomes(run, only)?);
     }
     let Some((first, rest)) = runs.split_first() else {
         return Err(EvalError::argument("runs", "an empty group of runs"));
@@ -120,20 +123,21 @@ pub fn paired(first: &BTreeMap<String, f64>, other: &BTreeMap<String, f64>) -> P
 }
 
 /// Markdown: the first of `rows` against each other one (each folder's
-/// `cases.jsonl`), a table row per other row. When a row pools seeds, a
-/// line under the table says how its cases are counted.
-pub fn paired_table(rows: &[RunGroup]) -> Result<String> {
+/// `cases.jsonl`, its cases in `only`; all with `None`), a table row per
+/// other row. When a row pools seeds, a line under the table says how its
+/// cases are counted.
+pub fn paired_table(rows: &[RunGroup], only: Option<&BTreeSet<String>>) -> Result<String> {
     let Some(first) = rows.first() else {
         return Err(EvalError::argument("runs", "no results folder given"));
     };
-    let base = outcomes(first)?;
+    let base = outcomes(first, only)?;
     let a = first.name();
     let mut t = format!(
         "| run | cases in both | only {a} right | only the run right | sign test p |\n\
          |---|---|---|---|---|\n"
     );
     for row in &rows[1..] {
-        let p = paired(&base, &outcomes(row)?);
+        let p = paired(&base, &outcomes(row, only)?);
         let shown = if p.p_value < 0.001 {
             "< 0.001".to_string()
         } else {
@@ -209,7 +213,7 @@ mod tests {
         );
         let (ga, gb) = (RunGroup::single(a.clone()), RunGroup::single(b.clone()));
         // c2 failed in diffedit: a failure, so only optimise edited it right.
-        let p = paired(&outcomes(&ga).unwrap(), &outcomes(&gb).unwrap());
+        let p = paired(&outcomes(&ga, None).unwrap(), &outcomes(&gb, None).unwrap());
         assert_eq!(
             p,
             Paired {
@@ -220,7 +224,7 @@ mod tests {
             }
         );
         assert_eq!(
-            paired_table(&[ga.clone(), gb]).unwrap(),
+            paired_table(&[ga.clone(), gb], None).unwrap(),
             "| run | cases in both | only optimise right | only the run right | sign test p |\n\
              |---|---|---|---|---|\n\
              | diffedit | 4 | 2 | 1 | 1.000 |\n"
@@ -236,14 +240,14 @@ mod tests {
             ],
         );
         let p = paired(
-            &outcomes(&ga).unwrap(),
-            &outcomes(&RunGroup::single(odd)).unwrap(),
+            &outcomes(&ga, None).unwrap(),
+            &outcomes(&RunGroup::single(odd), None).unwrap(),
         );
         assert_eq!((p.cases, p.only_first, p.only_other), (4, 1, 0));
         let bad = write("bad", &["{not json"]);
-        let e = paired_table(&[ga, RunGroup::single(bad)]).unwrap_err();
+        let e = paired_table(&[ga, RunGroup::single(bad)], None).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
-        assert!(paired_table(&[]).is_err());
+        assert!(paired_table(&[], None).is_err());
     }
 
     #[test]
@@ -268,14 +272,14 @@ mod tests {
                 write("a2", [false, true, false]),
             ],
         };
-        let shares = outcomes(&a).unwrap();
+        let shares = outcomes(&a, None).unwrap();
         assert_eq!(shares["c0"], 2.0 / 3.0);
         assert_eq!((shares["c1"], shares["c2"]), (1.0, 0.0));
         // B, one run: c0 right (1 > 2/3), c1 right (tie), c2 wrong (tie).
         let b = RunGroup::single(write("b", [true, true, false]));
-        let p = paired(&shares, &outcomes(&b).unwrap());
+        let p = paired(&shares, &outcomes(&b, None).unwrap());
         assert_eq!((p.cases, p.only_first, p.only_other), (3, 0, 1));
-        let t = paired_table(&[a, b]).unwrap();
+        let t = paired_table(&[a, b], None).unwrap();
         assert!(
             t.starts_with("| run | cases in both | only a{0,1,2} right |"),
             "{t}"
@@ -290,6 +294,6 @@ mod tests {
         let partial = RunGroup {
             runs: vec![tmp.path().join("a0"), short],
         };
-        assert_eq!(outcomes(&partial).unwrap().len(), 1);
+        assert_eq!(outcomes(&partial, None).unwrap().len(), 1);
     }
 }
