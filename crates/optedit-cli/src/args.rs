@@ -111,30 +111,12 @@ whose answer is known; no model runs, the edit settings are ignored)",
     )
 }
 
-/// Which optimiser moves the latent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// Adam (state reset at each timestep).
-    Adam,
-    /// Plain gradient descent.
-    Sgd,
-}
-
-impl OptimizerArg {
-    /// The library's optimiser kind.
-    pub fn kind(self) -> OptimizerKind {
-        match self {
-            Self::Adam => OptimizerKind::Adam,
-            Self::Sgd => OptimizerKind::Sgd,
-        }
-    }
-
-    fn of(kind: OptimizerKind) -> Self {
-        match kind {
-            OptimizerKind::Adam => Self::Adam,
-            OptimizerKind::Sgd => Self::Sgd,
-        }
-    }
+/// Parses `--optimizer`: a word of [`OptimizerKind::ALL`].
+fn optimizer_kind(word: &str) -> Result<OptimizerKind, String> {
+    OptimizerKind::from_word(word).ok_or_else(|| {
+        let words: Vec<&str> = OptimizerKind::ALL.iter().map(|k| k.word()).collect();
+        format!("expected one of {}", words.join(", "))
+    })
 }
 
 /// The Stable Diffusion model and the device.
@@ -247,9 +229,12 @@ pub struct ConfigArgs {
     /// Step size of the latent optimiser.
     #[arg(long, value_name = "X", default_value_t = EditConfig::default().lr)]
     pub lr: f64,
-    /// Latent optimiser.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::of(EditConfig::default().optimizer))]
-    pub optimizer: OptimizerArg,
+    /// Latent optimiser: adam (state reset at each timestep), adam-kept
+    /// (state kept across timesteps), normalized-gd (gradient descent
+    /// divided by the gradient's root mean square over the latent) or sgd.
+    #[arg(long, value_name = "NAME", value_parser = optimizer_kind,
+          default_value_t = EditConfig::default().optimizer)]
+    pub optimizer: OptimizerKind,
     /// Classifier-free guidance scale under the edit condition.
     #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
     pub guidance: f64,
@@ -272,7 +257,7 @@ impl ConfigArgs {
             t_u: self.t_u,
             k: self.k,
             lr: self.lr,
-            optimizer: self.optimizer.kind(),
+            optimizer: self.optimizer,
             guidance_scale: self.guidance,
             seed: self.seed,
             paste_back: self.paste_back || d.paste_back,

@@ -16,6 +16,7 @@ use crate::graph::release_graphs;
 use crate::loss::Objective;
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
+use crate::optimizer::LatentOptimizer;
 use crate::pipeline::SdPipeline;
 use crate::progress::{emit, Progress, ProgressEvent, Stage, Timer};
 use crate::stages;
@@ -41,12 +42,33 @@ pub struct EditOutput<B: AutodiffBackend> {
     pub mask_empty: bool,
 }
 
+/// Makes a fresh latent optimiser for one optimised stage.
+pub type OptimizerFactory<'p, B> =
+    dyn Fn() -> Box<dyn LatentOptimizer<<B as AutodiffBackend>::InnerBackend>> + 'p;
+
 /// Runs optimisation-based edits with one pipeline and one config.
-#[derive(Debug)]
 pub struct Editor<'p, B: AutodiffBackend> {
     pipeline: &'p SdPipeline<B>,
     config: EditConfig,
     scheduler: DdimScheduler,
+    optimizer: Option<Box<OptimizerFactory<'p, B>>>,
+}
+
+impl<B: AutodiffBackend> std::fmt::Debug for Editor<'_, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Editor")
+            .field("config", &self.config)
+            .field("scheduler", &self.scheduler)
+            .field(
+                "optimizer",
+                &if self.optimizer.is_some() {
+                    "custom".to_string()
+                } else {
+                    self.config.optimizer.to_string()
+                },
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'p, B: AutodiffBackend> Editor<'p, B> {
@@ -59,7 +81,27 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             pipeline,
             config,
             scheduler,
+            optimizer: None,
         })
+    }
+
+    /// Uses the optimisers `make` makes (a fresh one for each optimised
+    /// stage: guidance and main) instead of `config.optimizer`.
+    pub fn with_optimizer(
+        mut self,
+        make: impl Fn() -> Box<dyn LatentOptimizer<B::InnerBackend>> + 'p,
+    ) -> Self {
+        self.optimizer = Some(Box::new(make));
+        self
+    }
+
+    /// A fresh optimiser for one optimised stage: the custom one, or the
+    /// config's kind.
+    fn new_optimizer(&self) -> Box<dyn LatentOptimizer<B::InnerBackend>> {
+        match &self.optimizer {
+            Some(make) => make(),
+            None => self.config.optimizer.build(),
+        }
     }
 
     /// The configuration.
@@ -133,16 +175,19 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         )
     }
 
-    /// Stage 3: the guidance trajectory (random noise from the config's seed).
+    /// Stage 3: the guidance trajectory (random noise from the config's
+    /// seed), optimised on `objective`'s guidance-stage terms.
     pub fn guidance(
         &self,
         z0: Tensor<B, 4>,
         inversion: &StepTrajectory<B>,
         mask: &Tensor<B, 4>,
         condition: &EditCondition<'_, B>,
+        objective: &Objective<'_, B>,
         progress: &mut dyn Progress,
     ) -> Result<StepTrajectory<B>> {
         let noise = NoiseSource::new(self.config.seed).normal(z0.dims(), &self.pipeline.device);
+        let mut optimizer = self.new_optimizer();
         stages::guidance_trajectory(
             &self.edit_denoiser(condition),
             &self.scheduler,
@@ -151,11 +196,14 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             noise,
             inversion,
             mask,
+            objective,
+            optimizer.as_mut(),
             progress,
         )
     }
 
-    /// Stage 4: the main optimisation with `objective`; returns the trajectory.
+    /// Stage 4: the main optimisation with `objective`'s main-stage terms;
+    /// returns the trajectory.
     pub fn optimise(
         &self,
         inversion: &StepTrajectory<B>,
@@ -165,7 +213,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         objective: &Objective<'_, B>,
         progress: &mut dyn Progress,
     ) -> Result<StepTrajectory<B>> {
-        let mut optimizer = self.config.optimizer.build::<B::InnerBackend>();
+        let mut optimizer = self.new_optimizer();
         stages::optimise(
             &self.edit_denoiser(condition),
             &self.scheduler,
@@ -224,7 +272,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     }
 
     /// The whole method with a custom objective (e.g. the default terms plus
-    /// a user loss).
+    /// a user loss), whose terms reach the stages they are added to
+    /// ([`Objective::with_in`]).
     pub fn edit_with_objective(
         &self,
         image: Tensor<B, 4>,
@@ -285,7 +334,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         }
 
         let guidance = if self.config.lambda < 1.0 {
-            Some(self.guidance(z0, &inversion, &mask, condition, progress)?)
+            Some(self.guidance(z0, &inversion, &mask, condition, objective, progress)?)
         } else {
             None
         };

@@ -54,13 +54,15 @@ pub use condition::{ControlCondition, EditCondition};
 pub use config::EditConfig;
 pub use denoiser::Denoiser;
 pub use diffedit::{estimate_mask, DiffEditMaskConfig, MaskDraws, MaskEstimate};
-pub use editor::{paste_back, EditOutput, Editor};
+pub use editor::{paste_back, EditOutput, Editor, OptimizerFactory};
 pub use error::{EditError, Result};
 pub use graph::release_graphs;
-pub use loss::{masked_mse, EditLoss, GuidanceLoss, LossInputs, Objective, PreservationLoss};
+pub use loss::{
+    masked_mse, EditLoss, GuidanceLoss, LossInputs, Objective, PreservationLoss, Stages,
+};
 pub use mask::{EstimatedMask, FullMask, MaskContext, MaskOptions, MaskSource, UserMask};
 pub use noise::NoiseSource;
-pub use optimizer::{Adam, LatentOptimizer, LrSchedule, OptimizerKind, Sgd};
+pub use optimizer::{Adam, LatentOptimizer, LrSchedule, NormalizedGd, OptimizerKind, Sgd};
 pub use pipeline::SdPipeline;
 pub use progress::{LossValues, Progress, ProgressEvent, Silent, Stage};
 pub use trajectory::StepTrajectory;

@@ -1,14 +1,19 @@
 //! Losses of the latent optimisation. The method's two losses
 //! ([`PreservationLoss`], [`GuidanceLoss`]) are the default terms of an
 //! [`Objective`]; any [`EditLoss`] (a perceptual or CLIP loss, a regulariser)
-//! can be added with its own weight.
+//! can be added with its own weight, to the main stage, the guidance stage
+//! or both ([`Stages`]).
 
 use burn::tensor::{backend::Backend, Tensor};
+
+use crate::progress::Stage;
 
 /// Everything a loss may look at for one gradient step at denoising step
 /// `step`. Tensors derived from `z_t` carry the autodiff graph.
 #[derive(Debug, Clone)]
 pub struct LossInputs<'a, B: Backend> {
+    /// The optimised stage: [`Stage::Guidance`] or [`Stage::Optimise`].
+    pub stage: Stage,
     /// Denoising step index in the full schedule.
     pub step: usize,
     /// Its timestep.
@@ -84,15 +89,57 @@ pub fn masked_mse<B: Backend>(
     (w * (a.clone() - b.clone()).powi_scalar(2)).mean()
 }
 
-/// A weighted sum of losses.
+/// The optimised stages a term of an [`Objective`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stages {
+    /// The guidance stage ([`Stage::Guidance`]: random-noise encoding
+    /// denoised under the edit condition).
+    pub guidance: bool,
+    /// The main stage ([`Stage::Optimise`]).
+    pub main: bool,
+}
+
+impl Stages {
+    /// The main stage only.
+    pub const MAIN: Stages = Stages {
+        guidance: false,
+        main: true,
+    };
+    /// The guidance stage only.
+    pub const GUIDANCE: Stages = Stages {
+        guidance: true,
+        main: false,
+    };
+    /// Both optimised stages.
+    pub const BOTH: Stages = Stages {
+        guidance: true,
+        main: true,
+    };
+
+    /// Whether `stage` is one of them (never for a stage that is not
+    /// optimised).
+    pub fn contains(self, stage: Stage) -> bool {
+        match stage {
+            Stage::Guidance => self.guidance,
+            Stage::Optimise => self.main,
+            _ => false,
+        }
+    }
+}
+
+/// A weighted sum of losses, each applying to some of the optimised stages.
 pub struct Objective<'l, B: Backend> {
-    terms: Vec<(f64, Box<dyn EditLoss<B> + 'l>)>,
+    terms: Vec<(Stages, f64, Box<dyn EditLoss<B> + 'l>)>,
 }
 
 impl<B: Backend> std::fmt::Debug for Objective<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.terms.iter().map(|(w, l)| (w, l.name().to_string())))
+            .entries(
+                self.terms
+                    .iter()
+                    .map(|(s, w, l)| (s, w, l.name().to_string())),
+            )
             .finish()
     }
 }
@@ -103,28 +150,43 @@ impl<'l, B: Backend> Objective<'l, B> {
         Self { terms: Vec::new() }
     }
 
-    /// The method's objective: `lambda * L_pres + (1 - lambda) * L_guid`.
+    /// The method's objective: `lambda * L_pres + (1 - lambda) * L_guid` in
+    /// the main stage, and the preservation loss alone (weight 1) in the
+    /// guidance stage.
     pub fn method(lambda: f64) -> Self {
         Self::new()
             .with(lambda, PreservationLoss)
             .with(1.0 - lambda, GuidanceLoss)
+            .with_in(Stages::GUIDANCE, 1.0, PreservationLoss)
     }
 
-    /// The guidance stage's objective: the preservation loss alone.
-    pub fn preservation_only() -> Self {
-        Self::new().with(1.0, PreservationLoss)
+    /// Adds a term to the main stage.
+    pub fn with(self, weight: f64, loss: impl EditLoss<B> + 'l) -> Self {
+        self.with_in(Stages::MAIN, weight, loss)
     }
 
-    /// Adds a term.
-    pub fn with(mut self, weight: f64, loss: impl EditLoss<B> + 'l) -> Self {
-        self.terms.push((weight, Box::new(loss)));
+    /// Adds a term to `stages`.
+    pub fn with_in(mut self, stages: Stages, weight: f64, loss: impl EditLoss<B> + 'l) -> Self {
+        self.terms.push((stages, weight, Box::new(loss)));
         self
     }
 
-    /// Adds a boxed term.
-    pub fn with_boxed(mut self, weight: f64, loss: Box<dyn EditLoss<B> + 'l>) -> Self {
-        self.terms.push((weight, loss));
+    /// Adds a boxed term to `stages`.
+    pub fn with_boxed(
+        mut self,
+        stages: Stages,
+        weight: f64,
+        loss: Box<dyn EditLoss<B> + 'l>,
+    ) -> Self {
+        self.terms.push((stages, weight, loss));
         self
+    }
+
+    /// Whether some term with a nonzero weight applies to `stage`.
+    pub fn applies_to(&self, stage: Stage) -> bool {
+        self.terms
+            .iter()
+            .any(|(s, w, _)| *w != 0.0 && s.contains(stage))
     }
 
     /// Number of terms.
@@ -137,16 +199,17 @@ impl<'l, B: Backend> Objective<'l, B> {
         self.terms.is_empty()
     }
 
-    /// The weighted sum (`None` if no term applies or every weight is 0) and
-    /// each applied, weighted term as `(name, tensor)`.
+    /// The weighted sum of the terms of `inputs.stage` (`None` if no term
+    /// applies or every weight is 0) and each applied, weighted term as
+    /// `(name, tensor)`.
     pub fn evaluate(
         &self,
         inputs: &LossInputs<'_, B>,
     ) -> (Option<Tensor<B, 1>>, Vec<(String, Tensor<B, 1>)>) {
         let mut total: Option<Tensor<B, 1>> = None;
         let mut parts = Vec::new();
-        for (w, loss) in &self.terms {
-            if *w == 0.0 {
+        for (stages, w, loss) in &self.terms {
+            if *w == 0.0 || !stages.contains(inputs.stage) {
                 continue;
             }
             if let Some(l) = loss.loss(inputs) {

@@ -134,6 +134,7 @@ fn optimise_step<B: AutodiffBackend>(
         let eps = denoiser.predict(z.clone(), t, j, n)?;
         let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;
         let inputs = LossInputs {
+            stage,
             step: j,
             timestep: t,
             z_t: &z,
@@ -232,8 +233,10 @@ pub fn invert<B: AutodiffBackend>(
 
 /// Stage 3: the guidance trajectory. `z0` is encoded with random `noise`
 /// (not inversion) to the first step's noise level, then denoised under the
-/// edit condition; the first `t_u` steps take `k` gradient steps on the
-/// preservation loss alone (targets: `inversion`).
+/// edit condition; the first `t_u` steps take `k` gradient steps with
+/// `optimizer` on `objective`'s guidance-stage terms (in
+/// [`Objective::method`], the preservation loss alone; targets:
+/// `inversion`).
 #[allow(clippy::too_many_arguments)]
 pub fn guidance_trajectory<B: AutodiffBackend>(
     denoiser: &Denoiser<'_, B>,
@@ -243,20 +246,20 @@ pub fn guidance_trajectory<B: AutodiffBackend>(
     noise: Tensor<B, 4>,
     inversion: &StepTrajectory<B>,
     mask: &Tensor<B, 4>,
+    objective: &Objective<'_, B>,
+    optimizer: &mut dyn LatentOptimizer<B::InnerBackend>,
     progress: &mut dyn Progress,
 ) -> Result<StepTrajectory<B>> {
     check_inversion(inversion, scheduler, config)?;
     let start = config.start_step();
     let t0 = scheduler.timesteps()[start];
     let zg = scheduler.add_noise(z0, noise, &[t0])?;
-    let objective = Objective::preservation_only();
-    let mut optimizer = config.optimizer.build::<B::InnerBackend>();
     let opt = Optimisation {
-        objective: &objective,
+        objective,
         mask,
         preservation: inversion,
         guidance: None,
-        optimizer: optimizer.as_mut(),
+        optimizer,
     };
     denoise(
         scheduler,
@@ -273,7 +276,7 @@ pub fn guidance_trajectory<B: AutodiffBackend>(
 
 /// Stage 4: the main optimisation. Starts from the inverted latent at the
 /// first step and denoises under the edit condition; the first `t_u` steps
-/// take `k` gradient steps on `objective` (normally
+/// take `k` gradient steps on `objective`'s main-stage terms (normally
 /// `lambda * L_pres + (1 - lambda) * L_guid`).
 #[allow(clippy::too_many_arguments)]
 pub fn optimise<B: AutodiffBackend>(

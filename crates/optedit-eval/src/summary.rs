@@ -173,6 +173,14 @@ pub struct SummarySettings {
     pub control_scale: f64,
     /// Whether the input's pixels outside the mask were pasted back.
     pub paste_back: bool,
+    /// The latent optimiser ([`optedit_edit::OptimizerKind::word`]; `adam`
+    /// in summaries written before it was recorded).
+    #[serde(default = "adam")]
+    pub optimizer: String,
+}
+
+fn adam() -> String {
+    optedit_edit::OptimizerKind::Adam.word().into()
 }
 
 impl SummarySettings {
@@ -194,6 +202,7 @@ impl SummarySettings {
                 .map_or_else(|| "per case".into(), |m| m.to_string()),
             control_scale: options.control_scale,
             paste_back: c.paste_back,
+            optimizer: c.optimizer.word().into(),
         }
     }
 }
@@ -405,10 +414,15 @@ impl RowCells {
     /// The markdown row: the method, lambda and mask of `settings`, then the cells.
     pub(crate) fn markdown(&self, settings: &SummarySettings) -> String {
         let s = settings;
-        let lambda = if s.method == "optimise" {
-            format!("{}", s.lambda)
+        let (method, lambda) = if s.method == "optimise" {
+            let method = if s.optimizer == adam() {
+                s.method.clone()
+            } else {
+                format!("{} ({})", s.method, s.optimizer)
+            };
+            (method, format!("{}", s.lambda))
         } else {
-            "–".into()
+            (s.method.clone(), "–".into())
         };
         let mask = if Method::from_word(&s.method).is_some_and(|m| !m.uses_mask()) {
             "none"
@@ -416,8 +430,7 @@ impl RowCells {
             &s.mask
         };
         format!(
-            "| {} | {lambda} | {mask} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.method,
+            "| {method} | {lambda} | {mask} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             self.cases,
             self.edit,
             self.colour,
@@ -492,13 +505,14 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, lr {}, guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, lr {}, optimizer {}, guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
             s.t_u,
             s.k,
             s.lr,
+            s.optimizer,
             s.guidance,
             s.seed,
             s.control_scale,
@@ -603,6 +617,20 @@ mod tests {
         assert_eq!(back.by_kind["text"].background.psnr_bg_cases, 2);
         let (a, b) = (back.edit_interval.unwrap(), i);
         assert!((a.low - b.low).abs() < 1e-12 && (a.high - b.high).abs() < 1e-12);
+        // Another optimiser is named in the row and the settings line.
+        let mut options = RunOptions::default();
+        options.config.optimizer = optedit_edit::OptimizerKind::NormalizedGd;
+        let other = summarise(&records, &refs, SummarySettings::of(&options));
+        assert!(other
+            .markdown_row()
+            .starts_with("| optimise (normalized-gd) | 0.6 | per case | 3 |"));
+        assert!(other.markdown().contains("optimizer normalized-gd,"));
+        assert!(s.markdown().contains("optimizer adam,"));
+        // Settings written before the optimiser was recorded read as Adam.
+        let mut old = serde_json::to_value(&s.settings).unwrap();
+        old.as_object_mut().unwrap().remove("optimizer");
+        let old: SummarySettings = serde_json::from_value(old).unwrap();
+        assert_eq!(old, s.settings);
     }
 
     #[test]
