@@ -13,7 +13,7 @@ use optedit_models::UNet2DConditionModel;
 
 /// Folder of the full-size SD 1.5 configs (random weights, no files needed).
 pub fn sd15_configs() -> PathBuf {
-    optedit_fixtures::fixtures_dir().join("sd15-configs")
+    optedit_fixtures::sd15_configs_dir()
 }
 
 /// The full-size SD 1.5 UNet with random weights.

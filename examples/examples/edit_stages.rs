@@ -44,7 +44,7 @@ fn sd15_random<Bk: Backend>(
     device: &Bk::Device,
 ) -> Result<SdPipeline<Bk>, Box<dyn std::error::Error>> {
     let fixtures = optedit_fixtures::fixtures_dir();
-    let configs = fixtures.join("sd15-configs");
+    let configs = optedit_fixtures::sd15_configs_dir();
     let text = ClipTextModel::from_config_file(&configs.join("text_encoder/config.json"), device)?;
     Ok(SdPipeline {
         unet: UNet2DConditionModel::from_config_file(&configs.join("unet/config.json"), device)?

@@ -40,10 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unet = UNet2DConditionModel::<B>::load(&sd.join("unet"), &device)?;
     println!("loaded {} in {:.2?}", sd.display(), t0.elapsed());
 
-    let size = 8 * unet.config.sample_size.as_ref().map_or(64, |s| match s {
-        optedit_models::config::IntOrList::Int(v) => *v,
-        optedit_models::config::IntOrList::List(v) => v[0],
-    });
+    // The UNet's native latent size times the VAE's down-sampling factor.
+    let vae_factor = 1usize << (vae.config.block_out_channels.len() - 1);
+    let size = vae_factor
+        * unet.config.sample_size.as_ref().map_or(64, |s| match s {
+            optedit_models::config::IntOrList::Int(v) => *v,
+            optedit_models::config::IntOrList::List(v) => v[0],
+        });
     B::seed(&device, 0);
     let image = Tensor::<B, 4>::random(
         [1, 3, size, size],
@@ -54,11 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let z0 = dist.mean.clone().mul_scalar(vae.scaling_factor());
     println!("image {size}x{size} -> latent {:?}", z0.dims());
 
-    // Token ids of "<|startoftext|> a photo <|endoftext|>" padded to 77 (the
-    // tokenizer lives in optedit-cond).
+    // Token ids of "<|startoftext|> a photo <|endoftext|>" padded to the text
+    // encoder's positions (77; the tokenizer lives in optedit-cond).
+    let tokens = clip.config.max_position_embeddings;
     let mut ids = vec![49406i64, 320, 1125];
-    ids.resize(77, 49407);
-    let ids = Tensor::<B, 2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, 77]), &device);
+    ids.resize(tokens, 49407);
+    let ids =
+        Tensor::<B, 2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, tokens]), &device);
     let text = clip.forward(ids)?;
     println!("text embedding {:?}", text.last_hidden_state.dims());
 

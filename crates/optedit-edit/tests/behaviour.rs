@@ -35,12 +35,19 @@ fn config() -> EditConfig {
     }
 }
 
-/// Left half of the image may change.
-fn half_mask(size: usize) -> UserMask {
-    let pixels = (0..size * size)
-        .map(|i| if i % size < size / 2 { 1.0 } else { 0.0 })
+/// Height and width of the fixture's input image (`[1, 3, h, w]`; not
+/// necessarily square).
+fn image_hw() -> (usize, usize) {
+    let [_, _, h, w] = image().dims();
+    (h, w)
+}
+
+/// Left half of an `h` x `w` image may change.
+fn half_mask((h, w): (usize, usize)) -> UserMask {
+    let pixels = (0..h * w)
+        .map(|i| if i % w < w / 2 { 1.0 } else { 0.0 })
         .collect();
-    UserMask::new(pixels, size, size).unwrap()
+    UserMask::new(pixels, w, h).unwrap()
 }
 
 fn prompts(p: &SdPipeline<AD>) -> (PromptEmbeddings<AD>, PromptEmbeddings<AD>) {
@@ -64,7 +71,7 @@ fn preservation_only_keeps_the_unmasked_latent_near_the_inversion() {
     let p = pipeline();
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
-    let size = image().dims()[2];
+    let size = image_hw();
     let run = |k: usize| {
         let editor = Editor::new(
             &p,
@@ -103,8 +110,8 @@ fn all_zero_mask_returns_the_plain_ddim_reconstruction() {
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
     let editor = Editor::new(&p, config()).unwrap();
-    let size = image().dims()[2];
-    let mut zero = UserMask::new(vec![0.0; size * size], size, size).unwrap();
+    let (h, w) = image_hw();
+    let mut zero = UserMask::new(vec![0.0; h * w], w, h).unwrap();
     let out = editor
         .edit(image(), &src, &cond, &mut zero, &mut Silent)
         .unwrap();
@@ -119,7 +126,7 @@ fn each_gradient_step_lowers_its_loss() {
     let p = pipeline();
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
-    let size = image().dims()[2];
+    let size = image_hw();
     for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
         let lr = if optimizer == OptimizerKind::Sgd {
             50.0
@@ -170,7 +177,7 @@ fn same_seed_same_output_other_seed_other_output() {
     let p = pipeline();
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
-    let size = image().dims()[2];
+    let size = image_hw();
     let run = |seed| {
         let editor = Editor::new(&p, EditConfig { seed, ..config() }).unwrap();
         values(
@@ -193,7 +200,8 @@ fn edit_under<B: burn::tensor::backend::AutodiffBackend>() -> Vec<f64> {
     let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
     let case = cases_with_prefix("vae_encode").remove(0);
     let image: Tensor<B, 4> = case.load().tensor("input.image", &device);
-    let size = image.dims()[2];
+    let [_, _, h, w] = image.dims();
+    let size = (h, w);
     let editor = Editor::new(&p, config()).unwrap();
     let out = editor
         .edit(image, &src, &cond, &mut half_mask(size), &mut Silent)
@@ -219,10 +227,12 @@ fn two_controlnets_at_once_both_change_the_result() {
     let device = Default::default();
     let (src, tgt) = prompts(&p);
     let cn = ControlNetModel::<AD>::load(&fixtures_dir().join("tiny-controlnet"), &device).unwrap();
-    let size = image().dims()[2];
+    let size = image_hw();
     let cond_image = |seed: u64| {
         <AD as burn::tensor::backend::Backend>::seed(&device, seed);
-        Tensor::<AD, 4>::random([1, 3, size, size], Distribution::Uniform(0.0, 1.0), &device)
+        // The conditioning image has the edited image's size.
+        let (h, w) = size;
+        Tensor::<AD, 4>::random([1, 3, h, w], Distribution::Uniform(0.0, 1.0), &device)
     };
     let (a, b) = (cond_image(1), cond_image(2));
     let editor = Editor::new(&p, config()).unwrap();
@@ -269,7 +279,7 @@ fn a_custom_loss_is_called_and_changes_the_result() {
     let p = pipeline();
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
-    let size = image().dims()[2];
+    let size = image_hw();
     let cfg = config();
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let calls = Cell::new(0);
@@ -315,7 +325,7 @@ fn a_nan_loss_stops_the_edit_naming_the_step() {
     let cfg = config();
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let objective = Objective::method(cfg.lambda).with(1.0, NanLoss);
-    let size = image().dims()[2];
+    let size = image_hw();
     match editor.edit_with_objective(
         image(),
         &src,
@@ -350,7 +360,7 @@ fn the_progress_callback_can_cancel() {
             ControlFlow::Continue(())
         }
     };
-    let size = image().dims()[2];
+    let size = image_hw();
     match editor.edit(
         image(),
         &src,
@@ -408,7 +418,10 @@ fn bad_config_and_inputs_are_named() {
         }
     }
     let editor = Editor::new(&p, config()).unwrap();
-    let odd = Tensor::<AD, 4>::zeros([1, 3, 100, 100], &Default::default());
+    // One row more than the fixture image: never a multiple of the VAE's
+    // down-sampling factor when the image itself is.
+    let (h, w) = image_hw();
+    let odd = Tensor::<AD, 4>::zeros([1, 3, h + 1, w], &Default::default());
     assert!(
         matches!(editor.encode(odd), Err(EditError::InvalidInput { argument, .. }) if argument == "image")
     );
@@ -424,7 +437,7 @@ fn baselines_run_and_diffedit_keeps_the_unmasked_latent() {
     let (src, tgt) = prompts(&p);
     let cond = EditCondition::text(tgt);
     let editor = Editor::new(&p, config()).unwrap();
-    let size = image().dims()[2];
+    let size = image_hw();
     let d = editor
         .diffedit(image(), &src, &cond, &mut half_mask(size), &mut Silent)
         .unwrap();

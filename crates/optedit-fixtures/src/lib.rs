@@ -18,6 +18,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 pub mod alloc;
+pub mod shapes;
+
+pub use shapes::FixtureShapes;
 
 /// The CPU backend the parity tests run on.
 pub type TestBackend = burn::backend::Flex;
@@ -28,11 +31,29 @@ pub type TestAutodiffBackend = burn::backend::Autodiff<burn::backend::Flex>;
 pub fn fixtures_dir() -> PathBuf {
     match std::env::var_os("OPTEDIT_FIXTURES") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let repo = root.parent().and_then(Path::parent).unwrap_or(root);
-            repo.join("tests/fixtures")
-        }
+        _ => repo_fixtures_dir(),
+    }
+}
+
+/// The in-repository fixture folder (`tests/fixtures`), whatever
+/// `OPTEDIT_FIXTURES` names.
+pub fn repo_fixtures_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = root.parent().and_then(Path::parent).unwrap_or(root);
+    repo.join("tests/fixtures")
+}
+
+/// The full-size SD 1.5 and ControlNet configs (no weights):
+/// `sd15-configs/` of the fixture folder where it has one, else the
+/// in-repository copy. They describe the released models, not the fixture
+/// set, and the fixture generator does not write them, so a fixture set made
+/// with other shapes need not carry them.
+pub fn sd15_configs_dir() -> PathBuf {
+    let named = fixtures_dir().join("sd15-configs");
+    if named.is_dir() {
+        named
+    } else {
+        repo_fixtures_dir().join("sd15-configs")
     }
 }
 

@@ -236,11 +236,12 @@ fn wrong_config_type_and_unsupported_values_are_named() {
         Err(e @ ModelError::Config { .. }) => assert!(e.to_string().contains("config.json"), "{e}"),
         other => panic!("expected Config, got {other:?}"),
     }
+    // The fixture's own up blocks with the last one swapped for a type the
+    // port does not have (any block layout).
     let (_t, dir) = with_config(|m| {
-        m.insert(
-            "up_block_types".into(),
-            serde_json::json!(["UpBlock2D", "UpBlock2D", "UpBlock2D", "AttnUpBlock2D"]),
-        );
+        let mut up = m["up_block_types"].as_array().unwrap().clone();
+        *up.last_mut().unwrap() = "AttnUpBlock2D".into();
+        m.insert("up_block_types".into(), up.into());
     });
     match load_unet(&dir) {
         Err(ModelError::UnsupportedConfig { field, value, .. }) => {
@@ -259,16 +260,24 @@ fn wrong_config_type_and_unsupported_values_are_named() {
         }
         other => panic!("expected UnsupportedConfig, got {other:?}"),
     }
-    // The text addition embedding's heads must divide the text width (32).
+    // The text addition embedding's heads must divide the text width
+    // (`cross_attention_dim`): the smallest head count that does not.
     let (_t, dir) = with_config(|m| {
+        let width = m["cross_attention_dim"].as_u64().unwrap();
+        let heads = (2..).find(|h| width % h != 0).unwrap();
         m.insert("addition_embed_type".into(), "text".into());
-        m.insert("addition_embed_type_num_heads".into(), 5.into());
+        m.insert("addition_embed_type_num_heads".into(), heads.into());
     });
     assert!(
         matches!(load_unet(&dir), Err(ModelError::UnsupportedConfig { field, .. }) if field == "addition_embed_type_num_heads")
     );
+    // A per-block list with one entry too many.
     let (_t, dir) = with_config(|m| {
-        m.insert("attention_head_dim".into(), serde_json::json!([2, 4]));
+        let blocks = m["block_out_channels"].as_array().unwrap().len();
+        m.insert(
+            "attention_head_dim".into(),
+            serde_json::json!(vec![2; blocks + 1]),
+        );
     });
     assert!(
         matches!(load_unet(&dir), Err(ModelError::UnsupportedConfig { field, .. }) if field == "attention_head_dim")
@@ -283,7 +292,8 @@ fn unknown_config_keys_are_ignored_and_config_changes_are_caught_by_the_weights(
     load_unet(&dir).unwrap();
     // A config that disagrees with the file (more layers) fails on the weights.
     let (_t, dir) = with_config(|m| {
-        m.insert("layers_per_block".into(), 3.into());
+        let layers = m["layers_per_block"].as_u64().unwrap();
+        m.insert("layers_per_block".into(), (layers + 1).into());
     });
     assert!(matches!(
         load_unet(&dir),
@@ -387,7 +397,7 @@ fn released_text_encoder_layout_loads() {
                 *name = format!("text_model.{name}");
             }
         }
-        let n = 77usize;
+        let n = optedit_fixtures::FixtureShapes::read().tokens;
         t.push((
             "text_model.embeddings.position_ids".into(),
             Raw {
@@ -405,7 +415,7 @@ fn released_text_encoder_layout_loads() {
 #[test]
 fn full_size_configs_build_with_sd15_parameter_counts() {
     use burn::module::Module;
-    let dir = fixtures_dir().join("sd15-configs");
+    let dir = optedit_fixtures::sd15_configs_dir();
     let device = Default::default();
     let m = |n: usize| n as f64 / 1e6;
     let unet = UNet2DConditionModel::<B>::from_config_file(&dir.join("unet/config.json"), &device)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{Distribution, Tensor};
-use optedit_fixtures::{fixtures_dir, TestBackend as B};
+use optedit_fixtures::{fixtures_dir, FixtureShapes, TestBackend as B};
 use optedit_models::{
     AutoencoderKL, ClipTextModel, ControlNetConfig, ControlNetModel, UNet2DConditionModel,
     WeightPrecision,
@@ -77,8 +77,11 @@ fn unet_round_trips_bit_exact_and_in_f16() {
 fn text_time_unet_round_trips_bit_exact_and_in_f16() {
     let text = std::fs::read_to_string(fixtures_dir().join("tiny-sd/unet/config.json")).unwrap();
     let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Up to 4 heads, as many as divide the text width.
+    let width = config["cross_attention_dim"].as_u64().unwrap();
+    let heads = (1..=4).rev().find(|h| width % h == 0).unwrap();
     config["addition_embed_type"] = "text".into();
-    config["addition_embed_type_num_heads"] = 4.into();
+    config["addition_embed_type_num_heads"] = heads.into();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("unet");
     std::fs::create_dir_all(&dir).unwrap();
@@ -112,10 +115,17 @@ fn unet_round_trip(dir: &Path) {
     );
     std::fs::copy(dir.join("config.json"), half_dir.join("config.json")).unwrap();
     let back = UNet2DConditionModel::<B>::load(&half_dir, &device).unwrap();
-    let [b, c, h, w] = [1, unet.config.in_channels, 8, 8];
+    // The smallest latent every level of this UNet takes, and the fixture
+    // text encoder's token count.
+    let side = 1 << (unet.config.block_out_channels.len() - 1);
+    let [b, c, h, w] = [1, unet.config.in_channels, side, side];
     let x = Tensor::<B, 4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
     let ctx = Tensor::<B, 3>::random(
-        [1, 77, unet.config.cross_attention_dim],
+        [
+            1,
+            FixtureShapes::read().tokens,
+            unet.config.cross_attention_dim,
+        ],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -186,6 +196,34 @@ fn vae_clip_controlnet_round_trip_bit_exact() {
     );
 }
 
+/// Random ControlNet inputs shaped by its config: a latent of the smallest
+/// size every level takes, a context as wide as `cross_attention_dim` with
+/// the fixture text encoder's token count, and a conditioning image as much
+/// larger than the latent as the conditioning embedding down-samples.
+fn controlnet_inputs<Bk: burn::tensor::backend::Backend>(
+    config: &ControlNetConfig,
+    device: &Bk::Device,
+) -> (Tensor<Bk, 4>, Tensor<Bk, 3>, Tensor<Bk, 4>) {
+    let side = 1 << (config.block_out_channels.len() - 1);
+    let factor = 1 << (config.conditioning_embedding_out_channels.len() - 1);
+    let tokens = FixtureShapes::read().tokens;
+    let normal = Distribution::Normal(0.0, 1.0);
+    (
+        Tensor::random([1, config.in_channels, side, side], normal, device),
+        Tensor::random([1, tokens, config.cross_attention_dim], normal, device),
+        Tensor::random(
+            [
+                1,
+                config.conditioning_channels,
+                side * factor,
+                side * factor,
+            ],
+            Distribution::Uniform(0.0, 1.0),
+            device,
+        ),
+    )
+}
+
 #[test]
 fn controlnet_from_unet_copies_the_encoder_and_starts_at_zero() {
     let root = fixtures_dir();
@@ -225,9 +263,7 @@ fn controlnet_from_unet_copies_the_encoder_and_starts_at_zero() {
         .count();
     assert_eq!(copied, encoder);
 
-    let x = Tensor::<B, 4>::random([1, 4, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-    let ctx = Tensor::<B, 3>::random([1, 77, 32], Distribution::Normal(0.0, 1.0), &device);
-    let cond = Tensor::<B, 4>::random([1, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+    let (x, ctx, cond) = controlnet_inputs::<B>(&cn.config, &device);
     let t = Tensor::<B, 1>::from_floats([300.0], &device);
     let res = cn.forward(x, t, ctx, cond, 1.0).unwrap();
     for d in res.down.iter().chain(std::iter::once(&res.mid)) {
@@ -248,9 +284,7 @@ fn controlnet_zero_convolutions_take_gradients() {
     let text = std::fs::read_to_string(root.join("tiny-controlnet/config.json")).unwrap();
     let config: ControlNetConfig = serde_json::from_str(&text).unwrap();
     let cn = ControlNetModel::<A>::from_unet(&unet, config, &device).unwrap();
-    let x = Tensor::<A, 4>::random([1, 4, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-    let ctx = Tensor::<A, 3>::random([1, 77, 32], Distribution::Normal(0.0, 1.0), &device);
-    let cond = Tensor::<A, 4>::random([1, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+    let (x, ctx, cond) = controlnet_inputs::<A>(&cn.config, &device);
     let t = Tensor::<A, 1>::from_floats([300.0], &device);
     let res = cn.forward(x, t, ctx, cond, 1.0).unwrap();
     let loss = res

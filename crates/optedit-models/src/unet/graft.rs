@@ -78,14 +78,20 @@ mod tests {
             optedit_fixtures::fixtures_dir().join("tiny-sd/unet/config.json"),
         )
         .unwrap();
-        let config: crate::UNet2DConditionConfig = serde_json::from_str(&text).unwrap();
-        // The fixture, like SD 1.5, has a plain lowest up level.
+        let mut config: crate::UNet2DConditionConfig = serde_json::from_str(&text).unwrap();
+        // The public fixture, like SD 1.5, has a plain lowest up level; a
+        // fixture whose up levels all attend gets one, so that there is
+        // something to graft.
+        if config.up_block_types.iter().all(|t| t != "UpBlock2D") {
+            config.up_block_types[0] = "UpBlock2D".into();
+        }
         let plain: Vec<usize> = (0..config.up_block_types.len())
             .filter(|&i| config.up_block_types[i] == "UpBlock2D")
             .collect();
         assert!(!plain.is_empty());
         let model = UNet2DConditionModel::<A>::from_config(config.clone(), &device).unwrap();
-        let size = 8;
+        // The smallest latent every level takes.
+        let size = 1 << (config.block_out_channels.len() - 1);
         let x = Tensor::<A, 4>::random(
             [2, config.in_channels, size, size],
             Distribution::Normal(0.0, 1.0),
