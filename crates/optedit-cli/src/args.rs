@@ -226,6 +226,9 @@ pub struct ConfigArgs {
     /// Gradient steps per optimised timestep.
     #[arg(long, value_name = "N", default_value_t = EditConfig::default().k)]
     pub k: usize,
+    /// Gradient steps per denoising step after the first t_u (0: plain DDIM there).
+    #[arg(long, value_name = "N", default_value_t = EditConfig::default().k_late)]
+    pub k_late: usize,
     /// Step size of the latent optimiser.
     #[arg(long, value_name = "X", default_value_t = EditConfig::default().lr)]
     pub lr: f64,
@@ -256,6 +259,7 @@ impl ConfigArgs {
             strength: self.strength,
             t_u: self.t_u,
             k: self.k,
+            k_late: self.k_late,
             lr: self.lr,
             optimizer: self.optimizer,
             guidance_scale: self.guidance,

@@ -31,6 +31,10 @@ pub struct EditConfig {
     pub t_u: usize,
     /// Gradient steps per optimised timestep (default 3).
     pub k: usize,
+    /// Gradient steps per denoising step after the first `t_u` (default 0:
+    /// those steps are plain DDIM). A cheap `k_late` keeps the losses (the
+    /// preservation loss above all) acting over the whole trajectory.
+    pub k_late: usize,
     /// Step size of the latent optimiser (default 0.05: Adam moves each latent
     /// element by about this much per step).
     pub lr: f64,
@@ -58,6 +62,7 @@ impl Default for EditConfig {
             strength: 0.8,
             t_u: 10,
             k: 3,
+            k_late: 0,
             lr: 0.05,
             optimizer: OptimizerKind::Adam,
             lr_schedule: LrSchedule::Constant,
@@ -113,9 +118,21 @@ impl EditConfig {
         self.num_steps - init
     }
 
-    /// Whether denoising step `j` is optimised.
+    /// Whether denoising step `step` is one of the first `t_u` of the edit.
     pub fn is_optimised(&self, step: usize) -> bool {
         let start = self.start_step();
         step >= start && step < start + self.t_u
+    }
+
+    /// Gradient steps at denoising step `step`: `k` in the first `t_u`
+    /// steps of the edit, `k_late` after them, none before the start.
+    pub fn gradient_steps(&self, step: usize) -> usize {
+        if self.is_optimised(step) {
+            self.k
+        } else if step >= self.start_step() + self.t_u {
+            self.k_late
+        } else {
+            0
+        }
     }
 }

@@ -77,7 +77,10 @@ pub(crate) fn denoise<B: AutodiffBackend>(
     let mut latents = vec![z.clone()];
     for (done, j) in (start..n).enumerate() {
         let t = timesteps[j];
-        if let Some(opt) = optimisation.as_mut().filter(|_| config.is_optimised(j)) {
+        if let Some(opt) = optimisation
+            .as_mut()
+            .filter(|_| config.gradient_steps(j) > 0)
+        {
             z = optimise_step(scheduler, config, stage, denoiser, z, j, n, opt, progress)?;
         }
         let eps = denoiser.predict(z.clone(), t, j, n)?;
@@ -108,8 +111,8 @@ pub(crate) fn denoise<B: AutodiffBackend>(
     })
 }
 
-/// `k` gradient steps on the latent at denoising step `j`; the autodiff graph
-/// of each step is dropped before the next.
+/// [`EditConfig::gradient_steps`] gradient steps on the latent at denoising
+/// step `j`; the autodiff graph of each step is dropped before the next.
 #[allow(clippy::too_many_arguments)]
 fn optimise_step<B: AutodiffBackend>(
     scheduler: &DdimScheduler,
@@ -124,12 +127,15 @@ fn optimise_step<B: AutodiffBackend>(
 ) -> Result<Tensor<B, 4>> {
     let t = scheduler.timesteps()[j];
     let start = config.start_step();
+    // The schedule runs over the first t_u steps; later steps keep its
+    // last rate.
+    let total = config.t_u.min(n - start).max(1);
     let lr = config
         .lr_schedule
-        .rate(config.lr, j - start, config.t_u.min(n - start));
+        .rate(config.lr, (j - start).min(total - 1), total);
     opt.optimizer.reset();
     let mut inner = z.inner();
-    for iteration in 0..config.k {
+    for iteration in 0..config.gradient_steps(j) {
         let z = Tensor::<B, 4>::from_inner(inner.clone()).require_grad();
         let eps = denoiser.predict(z.clone(), t, j, n)?;
         let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;

@@ -229,3 +229,79 @@ fn each_builtin_optimizer_gives_its_own_edit() {
     assert_ne!(latents[0], latents[1], "Adam kept across timesteps");
     assert_ne!(latents[0], latents[2], "normalised gradient descent");
 }
+
+/// Mean squared difference of two latents where `keep` (broadcast over
+/// channels) is 1.
+fn kept_error(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>, keep: &Tensor<AD, 4>) -> f64 {
+    let w = keep.clone().repeat_dim(1, a.dims()[1]);
+    let d = values(&(w.clone() * (a.clone() - b.clone()).powi_scalar(2)).sum());
+    d[0] / values(&w.sum())[0]
+}
+
+#[test]
+fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
+    let p = pipeline();
+    let src = p.encode_prompt("a photo of a cat", None).unwrap();
+    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let cfg = EditConfig {
+        k_late: 1,
+        ..config()
+    };
+    let late = cfg.num_steps - cfg.start_step() - cfg.t_u;
+    assert!(late > 0, "the test schedule has steps after t_u");
+    assert_eq!(
+        (0..cfg.num_steps)
+            .map(|j| cfg.gradient_steps(j))
+            .sum::<usize>(),
+        cfg.t_u * cfg.k + late
+    );
+    let seen = RefCell::new(Vec::new());
+    let objective =
+        Objective::method(cfg.lambda).with_in(Stages::BOTH, 0.0001, StageRecorder { seen: &seen });
+    Editor::new(&p, cfg.clone())
+        .unwrap()
+        .edit_with_objective(
+            image(),
+            &src,
+            &cond,
+            &mut half_mask(),
+            &objective,
+            &mut Silent,
+        )
+        .unwrap();
+    drop(objective);
+    let seen = seen.into_inner();
+    for stage in [Stage::Guidance, Stage::Optimise] {
+        assert_eq!(
+            seen.iter().filter(|&&s| s == stage).count(),
+            cfg.t_u * cfg.k + late * cfg.k_late,
+            "{stage}"
+        );
+    }
+    // Preservation alone (lambda 1) over every step keeps the background
+    // closer to the input's latent than over the first t_u only.
+    let run = |k_late: usize| {
+        Editor::new(
+            &p,
+            EditConfig {
+                lambda: 1.0,
+                k_late,
+                ..config()
+            },
+        )
+        .unwrap()
+        .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+        .unwrap()
+    };
+    let (early, all) = (run(0), run(2));
+    let keep = early.mask.clone().neg().add_scalar(1.0);
+    let z0 = early.inversion.last();
+    let (e_early, e_all) = (
+        kept_error(&early.latent, z0, &keep),
+        kept_error(&all.latent, z0, &keep),
+    );
+    assert!(
+        e_all < 0.8 * e_early,
+        "background error {e_all} with k_late 2 vs {e_early} without"
+    );
+}

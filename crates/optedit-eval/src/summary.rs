@@ -161,6 +161,10 @@ pub struct SummarySettings {
     pub t_u: usize,
     /// Gradient steps per optimised step.
     pub k: usize,
+    /// Gradient steps per denoising step after the first `t_u` (0 in
+    /// summaries written before it was recorded).
+    #[serde(default)]
+    pub k_late: usize,
     /// Optimiser step size.
     pub lr: f64,
     /// Guidance scale.
@@ -194,6 +198,7 @@ impl SummarySettings {
             strength: c.strength,
             t_u: c.t_u,
             k: c.k,
+            k_late: c.k_late,
             lr: c.lr,
             guidance: c.guidance_scale,
             seed: c.seed,
@@ -505,12 +510,13 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, lr {}, optimizer {}, guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}, lr {}, optimizer {}, guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
             s.t_u,
             s.k,
+            s.k_late,
             s.lr,
             s.optimizer,
             s.guidance,
@@ -629,6 +635,7 @@ mod tests {
         // Settings written before the optimiser was recorded read as Adam.
         let mut old = serde_json::to_value(&s.settings).unwrap();
         old.as_object_mut().unwrap().remove("optimizer");
+        old.as_object_mut().unwrap().remove("k_late");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
         assert_eq!(old, s.settings);
     }
