@@ -1,5 +1,6 @@
 //! The CLIP BPE tokenizer of Stable Diffusion, read from a diffusers
-//! `tokenizer/` folder.
+//! `tokenizer/` folder in either layout: `tokenizer.json` alone (as
+//! transformers 5 saves it) or `vocab.json` + `merges.txt`.
 //!
 //! It is built with the `tokenizers` crate (the engine behind transformers'
 //! `CLIPTokenizer` since transformers 5 and `CLIPTokenizerFast` before), with
@@ -11,7 +12,8 @@
 //!    lies between matches (whitespace);
 //! 3. map every UTF-8 byte to its printable stand-in (GPT-2's byte-level
 //!    alphabet);
-//! 4. byte-pair merge each piece in `merges.txt` rank order, the last symbol
+//! 4. byte-pair merge each piece in merge rank order (`merges.txt`, or
+//!    `model.merges` of `tokenizer.json`), the last symbol
 //!    of a word carrying the end-of-word marker `</w>`;
 //! 5. frame with `<|startoftext|>` … `<|endoftext|>`, truncate to
 //!    `model_max_length` (77) and pad with the folder's pad token.
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use serde::Deserialize;
 use serde_json::Value;
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::replace::ReplacePattern;
@@ -42,6 +45,13 @@ const CLIP_SPLIT_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s
 
 /// A `model_max_length` above this is transformers' "no limit" sentinel.
 const NO_LIMIT: f64 = 1e9;
+
+/// The single-file layout transformers 5 saves.
+const TOKENIZER_JSON: &str = "tokenizer.json";
+/// The vocabulary of the two-file layout.
+const VOCAB_JSON: &str = "vocab.json";
+/// The merges of the two-file layout.
+const MERGES_TXT: &str = "merges.txt";
 
 /// The special tokens and length limit of a tokenizer folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,15 +156,43 @@ impl std::fmt::Debug for ClipTokenizer {
 }
 
 impl ClipTokenizer {
-    /// Loads a diffusers/transformers `tokenizer/` folder: `vocab.json`,
-    /// `merges.txt` and, where present, `special_tokens_map.json` and
-    /// `tokenizer_config.json`.
+    /// Loads a diffusers/transformers `tokenizer/` folder in either layout:
+    ///
+    /// - `tokenizer.json` (what transformers 5 saves, e.g. in SD 2.1 and
+    ///   SDXL folders written by diffusers 0.42), or
+    /// - `vocab.json` + `merges.txt` (released SD 1.5 folders, older
+    ///   transformers),
+    ///
+    /// with `tokenizer_config.json` and `special_tokens_map.json` where
+    /// present (see [`SpecialTokens::from_dir`]). A folder holding both
+    /// layouts is read from `tokenizer.json`, as transformers does. Both give
+    /// the same ids: the vocabulary and merges of either feed the same CLIP
+    /// pipeline.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(tokenizer_file(dir, "not a folder"));
         }
         let special = SpecialTokens::from_dir(dir)?;
-        Self::from_files(&dir.join("vocab.json"), &dir.join("merges.txt"), special)
+        let json = dir.join(TOKENIZER_JSON);
+        if json.is_file() {
+            return Self::from_tokenizer_json(&json, special);
+        }
+        let (vocab, merges) = (dir.join(VOCAB_JSON), dir.join(MERGES_TXT));
+        match (vocab.is_file(), merges.is_file()) {
+            (true, true) => Self::from_files(&vocab, &merges, special),
+            (true, false) => Err(tokenizer_file(
+                &merges,
+                format!("missing: {VOCAB_JSON} needs it (or give {TOKENIZER_JSON} instead)"),
+            )),
+            (false, true) => Err(tokenizer_file(
+                &vocab,
+                format!("missing: {MERGES_TXT} needs it (or give {TOKENIZER_JSON} instead)"),
+            )),
+            (false, false) => Err(tokenizer_file(
+                dir,
+                format!("holds neither {TOKENIZER_JSON} nor {VOCAB_JSON} + {MERGES_TXT}"),
+            )),
+        }
     }
 
     /// Builds the tokenizer from a vocabulary (`{"token": id}`), a merges list
@@ -167,6 +205,29 @@ impl ClipTokenizer {
     ) -> Result<Self> {
         let vocab = read_vocab(vocab_path)?;
         let merges = read_merges(merges_path)?;
+        Self::from_vocab_and_merges(vocab, merges, special, vocab_path, merges_path)
+    }
+
+    /// Builds the tokenizer from a `tokenizers` JSON file (`tokenizer.json`)
+    /// holding a CLIP byte-pair model: its `model.vocab` and `model.merges`
+    /// (either `"left right"` strings or `["left", "right"]` pairs, as newer
+    /// files write them), with the tokens of `added_tokens` that the
+    /// vocabulary lacks. The file's model must be a BPE with the end-of-word
+    /// suffix `</w>`, as CLIP's is.
+    pub fn from_tokenizer_json(path: &Path, special: SpecialTokens) -> Result<Self> {
+        let (vocab, merges) = read_tokenizer_json(path)?;
+        Self::from_vocab_and_merges(vocab, merges, special, path, path)
+    }
+
+    /// The shared constructor; `vocab_path` and `merges_path` name the files
+    /// in errors.
+    fn from_vocab_and_merges(
+        vocab: HashMap<String, u32>,
+        merges: Vec<(String, String)>,
+        special: SpecialTokens,
+        vocab_path: &Path,
+        merges_path: &Path,
+    ) -> Result<Self> {
         let id_of = |token: &str, role: &str| {
             vocab.get(token).copied().ok_or_else(|| {
                 tokenizer_file(
@@ -395,4 +456,114 @@ fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(merges)
+}
+
+/// The part of a `tokenizer.json` that the CLIP pipeline takes from it.
+#[derive(Deserialize)]
+struct TokenizerJson {
+    model: Option<BpeJson>,
+    #[serde(default)]
+    added_tokens: Vec<AddedTokenJson>,
+}
+
+/// `model` of a `tokenizer.json`.
+#[derive(Deserialize)]
+struct BpeJson {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    vocab: Option<HashMap<String, u32>>,
+    merges: Option<Vec<MergeJson>>,
+    #[serde(default)]
+    end_of_word_suffix: Option<String>,
+    #[serde(default)]
+    continuing_subword_prefix: Option<String>,
+}
+
+/// One merge: `"left right"` (tokenizers before 0.20) or `["left", "right"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MergeJson {
+    Joined(String),
+    Pair(Vec<String>),
+}
+
+/// An entry of `added_tokens`.
+#[derive(Deserialize)]
+struct AddedTokenJson {
+    id: u32,
+    content: String,
+}
+
+/// Vocabulary and merges of a `tokenizer.json` holding a CLIP BPE model.
+fn read_tokenizer_json(path: &Path) -> Result<(HashMap<String, u32>, Vec<(String, String)>)> {
+    let file: TokenizerJson = serde_json::from_str(&read_text(path)?)
+        .map_err(|e| tokenizer_file(path, format!("not a tokenizers JSON file: {e}")))?;
+    let model = file
+        .model
+        .ok_or_else(|| tokenizer_file(path, "has no `model`"))?;
+    if let Some(kind) = model.kind.as_deref().filter(|k| *k != "BPE") {
+        return Err(tokenizer_file(
+            path,
+            format!("model.type is {kind:?}; the CLIP tokenizer is a byte-pair model (\"BPE\")"),
+        ));
+    }
+    if model.end_of_word_suffix.as_deref() != Some("</w>") {
+        return Err(tokenizer_file(
+            path,
+            format!(
+                "model.end_of_word_suffix is {:?}; a CLIP tokenizer marks word ends with \"</w>\"",
+                model.end_of_word_suffix
+            ),
+        ));
+    }
+    if let Some(prefix) = model
+        .continuing_subword_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        return Err(tokenizer_file(
+            path,
+            format!("model.continuing_subword_prefix is {prefix:?}; CLIP's is empty"),
+        ));
+    }
+    let mut vocab = model
+        .vocab
+        .ok_or_else(|| tokenizer_file(path, "has no model.vocab"))?;
+    if vocab.is_empty() {
+        return Err(tokenizer_file(path, "model.vocab is empty"));
+    }
+    for token in file.added_tokens {
+        vocab.entry(token.content).or_insert(token.id);
+    }
+    let merges = model
+        .merges
+        .ok_or_else(|| tokenizer_file(path, "has no model.merges"))?
+        .into_iter()
+        .enumerate()
+        .map(|(i, merge)| {
+            let pair = match merge {
+                MergeJson::Joined(line) => {
+                    let mut parts = line.split(' ');
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some(a), Some(b), None) => Some((a.to_owned(), b.to_owned())),
+                        _ => None,
+                    }
+                }
+                MergeJson::Pair(parts) => match <[String; 2]>::try_from(parts) {
+                    Ok([a, b]) => Some((a, b)),
+                    Err(_) => None,
+                },
+            };
+            pair.filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .ok_or_else(|| {
+                    tokenizer_file(
+                        path,
+                        format!(
+                            "model.merges[{i}] is neither \"left right\" nor [\"left\", \"right\"]"
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((vocab, merges))
 }
