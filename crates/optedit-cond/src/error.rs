@@ -9,6 +9,7 @@ pub type Result<T, E = CondError> = std::result::Result<T, E>;
 
 /// Why a conditioning input could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CondError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]

@@ -12,6 +12,7 @@ pub type Result<T> = std::result::Result<T, EditError>;
 
 /// Why an edit could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EditError {
     /// A model failed (loading or a forward pass).
     #[error(transparent)]

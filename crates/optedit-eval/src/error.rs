@@ -8,6 +8,7 @@ pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 /// Why cases could not be read, made or evaluated.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// A case line is malformed or inconsistent.
     #[error("line {line}, `{field}`: {message}")]

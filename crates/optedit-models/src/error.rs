@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong building or loading a model.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]

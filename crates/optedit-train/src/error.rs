@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// A training or export failure, naming the file or argument at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrainError {
     /// A model could not be built, loaded or saved.
     #[error(transparent)]

@@ -5,6 +5,7 @@ pub type Result<T, E = WorldError> = std::result::Result<T, E>;
 
 /// Why a scene could not be sampled, edited, parsed or checked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorldError {
     /// An object index past the end of the scene's object list.
     #[error("object index {index} is out of range: the scene has {count} objects")]
