@@ -14,16 +14,33 @@ use crate::error::{CondError, Result};
 /// condition is exactly its factor times the latent size.
 pub const LATENT_SCALE: u32 = 8;
 
-/// Reads and decodes an image file (PNG, JPEG or WebP).
+/// Reads and decodes an image file (PNG, JPEG or WebP), turned upright by
+/// its EXIF orientation (as a phone camera records it), so that pixels are
+/// as a viewer shows them.
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).map_err(|source| CondError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let image = image::load_from_memory(&bytes).map_err(|source| CondError::ImageDecode {
+    let decode = |source| CondError::ImageDecode {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|source| CondError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .into_decoder()
+        .map_err(decode)?;
+    use image::ImageDecoder;
+    // A malformed orientation tag is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode)?;
+    image.apply_orientation(orientation);
     ensure_nonempty(&path.display().to_string(), image.width(), image.height())?;
     Ok(image)
 }
@@ -115,6 +132,41 @@ pub fn rgb_to_tensor<B: Backend>(image: &RgbImage, device: &B::Device) -> Tensor
     Tensor::from_data(TensorData::new(planar, [1, 3, h, w]), device)
 }
 
+/// An RGB image as the VAE takes it: `[1, 3, H, W]` in `[-1, 1]`
+/// (`2 * value / 255 - 1`). The one conversion of the workspace;
+/// [`tensor_to_rgb`] is its inverse.
+pub fn rgb_to_signed_tensor<B: Backend>(image: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
+    rgb_to_tensor::<B>(image, device)
+        .mul_scalar(2.0)
+        .sub_scalar(1.0)
+}
+
+/// A `[1, 3, H, W]` tensor in `[-1, 1]` (the VAE's output) as an RGB image:
+/// `round((v + 1) / 2 * 255)`, clamped. Fails on another shape.
+pub fn tensor_to_rgb<B: Backend>(t: Tensor<B, 4>) -> Result<RgbImage> {
+    let [n, c, h, w] = t.dims();
+    if n != 1 || c != 3 {
+        return Err(CondError::InvalidArgument {
+            argument: "image tensor".into(),
+            message: format!("shape {:?}: expected [1, 3, H, W]", t.dims()),
+        });
+    }
+    let v = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| CondError::InvalidArgument {
+            argument: "image tensor".into(),
+            message: format!("cannot read its values: {e:?}"),
+        })?;
+    let plane = h * w;
+    let to_u8 = |x: f32| ((x + 1.0) / 2.0 * 255.0).round().clamp(0.0, 255.0) as u8;
+    Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        image::Rgb([0, 1, 2].map(|ch| to_u8(v[ch * plane + i])))
+    }))
+}
+
 /// Nearest-neighbour resampling that only ever copies input pixels: output
 /// pixel `x` takes input pixel `floor((x + 1/2) * in / out)` (pixel centres),
 /// computed in integers. Fails on an empty input.
@@ -161,4 +213,75 @@ pub fn resize_smooth(image: &RgbImage, width: u32, height: u32) -> RgbImage {
         return image.clone();
     }
     image::imageops::resize(image, width, height, image::imageops::FilterType::Triangle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use image::ImageEncoder;
+
+    /// A TIFF (EXIF) block holding only the orientation tag.
+    fn exif_orientation(value: u8) -> Vec<u8> {
+        let mut e = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
+        e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
+        e.extend_from_slice(&[0, 0, 0, 0]);
+        e
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // 32x16: left half white, right half black; stored sideways with
+        // orientation 6 ("rotate 90 degrees clockwise to view").
+        let stored = RgbImage::from_fn(32, 16, |x, _| {
+            image::Rgb(if x < 16 { [255; 3] } else { [0; 3] })
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, exif: Option<Vec<u8>>| {
+            let path = dir.path().join(name);
+            let mut bytes = Vec::new();
+            let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+            if let Some(e) = exif {
+                enc.set_exif_metadata(e).unwrap();
+            }
+            enc.write_image(stored.as_raw(), 32, 16, image::ExtendedColorType::Rgb8)
+                .unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let upright = read_rgb(&write("rotated.jpg", Some(exif_orientation(6)))).unwrap();
+        assert_eq!(upright.dimensions(), (16, 32));
+        // The white left half is now the top half.
+        assert!(
+            upright.get_pixel(8, 4)[0] > 200,
+            "{:?}",
+            upright.get_pixel(8, 4)
+        );
+        assert!(
+            upright.get_pixel(8, 27)[0] < 50,
+            "{:?}",
+            upright.get_pixel(8, 27)
+        );
+        // Without the tag nothing turns.
+        let plain = read_rgb(&write("plain.jpg", None)).unwrap();
+        assert_eq!(plain.dimensions(), (32, 16));
+        // A file that is no image names itself.
+        let bad = dir.path().join("bad.jpg");
+        std::fs::write(&bad, b"not an image").unwrap();
+        let e = read_image(&bad).unwrap_err();
+        assert!(e.to_string().contains("bad.jpg"), "{e}");
+    }
+
+    #[test]
+    fn signed_tensors_round_trip() {
+        let image = RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 50, y as u8 * 100, 7]));
+        let t = rgb_to_signed_tensor::<Flex>(&image, &Default::default());
+        assert_eq!(t.dims(), [1, 3, 3, 5]);
+        let v = t.clone().into_data().to_vec::<f32>().unwrap();
+        // Channel 0 of pixel (4, 0): 2 * 200 / 255 - 1.
+        assert!((v[4] - (2.0 * 200.0 / 255.0 - 1.0)).abs() < 1e-6);
+        assert_eq!(tensor_to_rgb(t).unwrap(), image);
+        let bad = Tensor::<Flex, 4>::zeros([1, 1, 3, 5], &Default::default());
+        assert!(tensor_to_rgb(bad).is_err());
+    }
 }
