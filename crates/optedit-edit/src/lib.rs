@@ -42,6 +42,7 @@ pub mod error;
 pub mod graph;
 pub mod loss;
 pub mod mask;
+pub mod method;
 pub mod noise;
 pub mod optimizer;
 pub mod pipeline;
@@ -61,6 +62,7 @@ pub use loss::{
     masked_mse, EditLoss, GuidanceLoss, LossInputs, Objective, PreservationLoss, Stages,
 };
 pub use mask::{EstimatedMask, FullMask, MaskContext, MaskOptions, MaskSource, UserMask};
+pub use method::Method;
 pub use noise::NoiseSource;
 pub use optimizer::{Adam, LatentOptimizer, LrSchedule, NormalizedGd, OptimizerKind, Sgd};
 pub use pipeline::SdPipeline;
