@@ -9,7 +9,8 @@ pub use error::{Error, Result};
 pub use pipeline::{Control, Edited, Instruction, MaskChoice, Options, Pipeline, SD_MAX_SIDE};
 
 pub use optedit_edit::{
-    EditConfig, LossValues, Method, OptimizerKind, Progress, ProgressEvent, Silent, Stage,
+    EditConfig, LossValues, MaskOptions, Method, OptimizerKind, Progress, ProgressEvent, Silent,
+    Stage,
 };
 
 /// Prompts, poses, edges and condition images ([`optedit_cond`]).

@@ -9,8 +9,8 @@ use burn::tensor::backend::AutodiffBackend;
 use image::{DynamicImage, GrayImage, RgbImage};
 use optedit_cond::image::{rgb_to_signed_tensor, tensor_to_rgb, ConditionImage};
 use optedit_edit::{
-    ControlCondition, EditCondition, EditConfig, Editor, EstimatedMask, FullMask, MaskSource,
-    Method, Progress, SdPipeline, Stage, UserMask,
+    ControlCondition, EditCondition, EditConfig, Editor, EstimatedMask, FullMask, MaskOptions,
+    MaskSource, Method, Progress, SdPipeline, Stage, UserMask,
 };
 use optedit_models::ControlNetModel;
 
@@ -173,21 +173,33 @@ impl<B: AutodiffBackend> Pipeline<B> {
             controls,
         };
         let mut mask_source: Box<dyn MaskSource<B>> = match &instruction.mask {
-            MaskChoice::Estimated => Box::new(EstimatedMask::default()),
+            MaskChoice::Estimated => Box::new(EstimatedMask {
+                options: options.mask_options,
+                ..EstimatedMask::default()
+            }),
             MaskChoice::Full => Box::new(FullMask),
             MaskChoice::Image(m) => {
                 let m = fit.apply_gray(m);
                 let pixels = m.pixels().map(|p| f32::from(p[0]) / 255.0).collect();
-                Box::new(UserMask::new(pixels, w as usize, h as usize)?)
+                Box::new(
+                    UserMask::new(pixels, w as usize, h as usize)?
+                        .with_options(options.mask_options),
+                )
             }
         };
 
         let editor = Editor::new(&self.sd, options.config.clone())?;
         let tensor = rgb_to_signed_tensor::<B>(&input, device);
+        let mut guidance = None;
+        let mut mask_empty = false;
         let (result, mask, timings) = match options.method {
             Method::Optimise => {
                 let out =
                     editor.edit(tensor, &source, &condition, mask_source.as_mut(), progress)?;
+                mask_empty = out.mask_empty;
+                if options.guidance_image {
+                    guidance = out.guidance.map(|g| g.last().clone());
+                }
                 (out.image, Some(out.mask), out.timings)
             }
             Method::DiffEdit => {
@@ -206,15 +218,23 @@ impl<B: AutodiffBackend> Pipeline<B> {
                 ))
             }
         };
+        let original = image.to_rgb8();
+        let guidance = guidance
+            .map(|latent| -> Result<RgbImage> {
+                Ok(fit.restore(&original, &tensor_to_rgb(editor.decode(latent)?)?))
+            })
+            .transpose()?;
         let edited = tensor_to_rgb(result)?;
         let mask = mask
             .map(|m| latent_mask_image(m, factor))
             .transpose()?
             .map(|m| fit.restore_gray(&m));
         Ok(Edited {
-            image: fit.restore(&image.to_rgb8(), &edited),
+            image: fit.restore(&original, &edited),
             model_image: edited,
             mask,
+            mask_empty,
+            guidance,
             fit,
             timings,
         })
@@ -325,6 +345,12 @@ pub struct Options {
     /// The longest side the model sees; larger inputs are scaled down
     /// (`None`: [`Pipeline::default_max_side`]).
     pub max_side: Option<u32>,
+    /// Dilation and blur of the mask (estimated or given), in latent pixels.
+    pub mask_options: MaskOptions,
+    /// Also decode the end of the guidance trajectory into
+    /// [`Edited::guidance`] (one more VAE decode; only
+    /// [`Method::Optimise`] with lambda below 1 makes one).
+    pub guidance_image: bool,
 }
 
 impl Default for Options {
@@ -333,6 +359,8 @@ impl Default for Options {
             method: Method::Optimise,
             config: EditConfig::default(),
             max_side: None,
+            mask_options: MaskOptions::default(),
+            guidance_image: false,
         }
     }
 }
@@ -346,6 +374,12 @@ pub struct Edited {
     pub model_image: RgbImage,
     /// The mask used, at the input's size (none for SDEdit).
     pub mask: Option<GrayImage>,
+    /// Whether the optimisation's mask was empty, so that the result is the
+    /// plain reconstruction of the input.
+    pub mask_empty: bool,
+    /// The decoded end of the guidance trajectory at the input's size, when
+    /// [`Options::guidance_image`] asked for it and one was made.
+    pub guidance: Option<RgbImage>,
     /// How the input was fitted to the model.
     pub fit: Fit,
     /// Wall time of each stage.

@@ -36,6 +36,7 @@ fn options(method: Method) -> Options {
             ..EditConfig::default()
         },
         max_side: Some(u32::MAX),
+        ..Options::default()
     }
 }
 
@@ -55,10 +56,20 @@ fn one_call_edits_with_each_method_at_the_photos_size() {
         } else {
             instruction
         };
-        let out = p
-            .edit(&input, &instruction, &options(method), &mut Silent)
-            .unwrap();
+        let opts = Options {
+            guidance_image: true,
+            ..options(method)
+        };
+        let out = p.edit(&input, &instruction, &opts, &mut Silent).unwrap();
         assert_eq!(out.image.dimensions(), (w, h), "{method}");
+        // Only the optimisation makes a guidance trajectory (lambda < 1,
+        // a mask that is not empty).
+        assert!(!out.mask_empty, "{method}");
+        match (method, &out.guidance) {
+            (Method::Optimise, Some(g)) => assert_eq!(g.dimensions(), (w, h)),
+            (Method::Optimise, None) => panic!("no guidance image"),
+            (_, g) => assert!(g.is_none(), "{method}"),
+        }
         // Not scaled; cropped to multiples of the factor, centred.
         assert_eq!(out.fit.size(), (w / f * f, h / f * f), "{method}");
         assert_eq!(out.model_image.dimensions(), out.fit.size());
