@@ -851,7 +851,7 @@ mod tests {
         real_run(&dir("opt-s1"), &seeded(1), [t, f, f, f]);
         real_run(&dir("opt-s2"), &seeded(2), [t, t, t, None]);
         let sdedit = RunOptions {
-            method: crate::runner::Method::Sdedit,
+            method: crate::runner::Method::SDEDIT,
             ..RunOptions::default()
         };
         real_run(&dir("sdedit"), &sdedit, [f, t, f, f]);
@@ -974,7 +974,7 @@ mod tests {
         let text = std::fs::read_to_string(&s1).unwrap();
         std::fs::write(&s1, text.lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
         let sdedit = RunOptions {
-            method: crate::runner::Method::Sdedit,
+            method: crate::runner::Method::SDEDIT,
             ..RunOptions::default()
         };
         real_run(&dir("sdedit"), &sdedit, [f, f, t, t]);

@@ -1,4 +1,5 @@
-//! Images out of tensors, and before/after grids.
+//! Masks out of tensors, and before/after grids (image tensors become
+//! images by `optedit_cond::image::tensor_to_rgb`).
 
 use burn::tensor::{backend::Backend, Tensor};
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
@@ -15,21 +16,6 @@ fn values<B: Backend>(t: Tensor<B, 4>) -> Vec<f32> {
 
 fn to_u8(v: f32) -> u8 {
     (v * 255.0).round().clamp(0.0, 255.0) as u8
-}
-
-/// An image tensor `[1, 3, H, W]` in `[-1, 1]` as RGB (as `optedit edit` writes it).
-///
-/// # Panics
-/// If the tensor does not have 3 channels.
-pub fn tensor_to_image<B: Backend>(t: Tensor<B, 4>) -> RgbImage {
-    let [_, c, h, w] = t.dims();
-    assert_eq!(c, 3, "an image tensor has 3 channels");
-    let v = values(t);
-    let plane = h * w;
-    RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let i = y as usize * w + x as usize;
-        Rgb([0, 1, 2].map(|ch| to_u8((v[ch * plane + i] + 1.0) / 2.0)))
-    })
 }
 
 /// A latent mask `[1, 1, h, w]` in `[0, 1]` as a grey image up-sampled
@@ -74,12 +60,8 @@ mod tests {
     use burn::tensor::TensorData;
 
     #[test]
-    fn tensors_become_images() {
+    fn masks_become_images() {
         let device = Default::default();
-        let data = TensorData::new(vec![-1.0f32, 1.0, 0.0, 0.0, 1.0, -1.0], [1, 3, 1, 2]);
-        let img = tensor_to_image(Tensor::<Flex, 4>::from_data(data, &device));
-        assert_eq!(img.get_pixel(0, 0).0, [0, 128, 255]);
-        assert_eq!(img.get_pixel(1, 0).0, [255, 128, 0]);
         let m =
             Tensor::<Flex, 4>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 1, 1, 2]), &device);
         let g = mask_to_image(m, 4);

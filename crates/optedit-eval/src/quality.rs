@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{notify, Observer, RunEvent, Steps};
 use crate::features::Judge;
-use crate::grid::{grid, tensor_to_image};
+use crate::grid::grid;
 use crate::metrics::{mean, psnr};
 use crate::output::{write_atomic, write_png};
+use optedit_cond::image::tensor_to_rgb;
 
 /// Held-out scene indices of quality samples start here, those of
 /// reconstructions at `QUALITY_INDEX_BASE + 2^32`.
@@ -211,7 +212,7 @@ pub fn sample_quality<B: AutodiffBackend>(
         if cancelled {
             return Err(EvalError::Cancelled);
         }
-        let sample = tensor_to_image(pipeline.decode_latent(trajectory.end().clone())?);
+        let sample = tensor_to_rgb(pipeline.decode_latent(trajectory.end().clone())?)?;
         let full = GrayImage::from_pixel(sample.width(), sample.height(), Luma([255]));
         let j = &judge.judge(&[&sample], &[&full])[0];
         let o = &spec.objects[0];
@@ -279,14 +280,11 @@ pub fn reconstruction_quality<B: AutodiffBackend>(
             std::slice::from_ref(&original),
             &pipeline.device,
         ))?;
-        vae.push(psnr(
-            &original,
-            &tensor_to_image(editor.decode(z0.clone())?),
-        ));
+        vae.push(psnr(&original, &tensor_to_rgb(editor.decode(z0.clone())?)?));
         let mut steps = Steps(&mut *observer);
         let inversion = editor.invert(z0, &source, &mut steps)?;
         let trajectory = editor.reconstruct(&inversion, &source, &mut steps)?;
-        let recon = tensor_to_image(editor.decode(trajectory.last().clone())?);
+        let recon = tensor_to_rgb(editor.decode(trajectory.last().clone())?)?;
         psnrs.push(psnr(&original, &recon));
         if i < options.grid {
             pairs.push((original, recon));

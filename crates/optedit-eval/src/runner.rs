@@ -10,7 +10,8 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use image::{GrayImage, RgbImage};
-use optedit_cond::image::rgb_to_tensor;
+use optedit_cond::image::{rgb_to_tensor, tensor_to_rgb};
+use optedit_edit::Method as EditMethod;
 use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, EditError, Editor, EstimatedMask, FullMask,
     MaskSource, Progress, SdPipeline, Stage, UserMask,
@@ -23,24 +24,23 @@ use serde::{Deserialize, Serialize};
 use crate::cases::{Case, ControlName, MaskSpec};
 use crate::error::{io, EvalError, Result};
 use crate::features::{fingerprint, ClassKey, Judge};
-use crate::grid::{mask_to_image, tensor_to_image};
+use crate::grid::mask_to_image;
 use crate::metrics::{coverage, iou, mae_outside, psnr_outside, ssim_outside};
 use crate::scenes::{value_name, Attribute, CaseScenes};
 
 /// The editing method, or a calibration row.
 ///
-/// The calibration "methods" edit nothing and call no model: they are the
+/// The editors are [`optedit_edit::Method`]'s, with its words; the
+/// calibration "methods" edit nothing and call no model: they are the
 /// rows that show what the referee makes of results whose answer is known
 /// (the input unchanged, the edit region blanked, the target itself), so
 /// that a table's edit accuracies can be read against them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
-    /// The optimisation-based method (arXiv 2311.16882).
-    Optimise,
-    /// DiffEdit (arXiv 2210.11427) with the case's mask.
-    Diffedit,
-    /// SDEdit (arXiv 2108.01073): no mask.
-    Sdedit,
+    /// An editor: the optimisation-based method (arXiv 2311.16882),
+    /// DiffEdit (arXiv 2210.11427) with the case's mask, or SDEdit (arXiv
+    /// 2108.01073, no mask).
+    Edit(EditMethod),
     /// Calibration row, not an editor: the result is the input, unchanged
     /// (no mask; a sound judge calls almost none of these edits right).
     Identity,
@@ -58,45 +58,83 @@ pub enum Method {
 /// The fill of the [`Method::Blank`] calibration row: RGB(128, 128, 128).
 pub const BLANK_GREY: [u8; 3] = [128, 128, 128];
 
-impl Method {
-    /// Every method, the editors first.
-    pub const ALL: [Method; 6] = [
-        Method::Optimise,
-        Method::Diffedit,
-        Method::Sdedit,
-        Method::Identity,
-        Method::Blank,
-        Method::Oracle,
-    ];
+/// The number of editors ([`EditMethod::ALL`]).
+const EDITORS: usize = EditMethod::ALL.len();
 
-    /// Its name: `optimise`, `diffedit`, `sdedit`, `identity`, `blank`,
-    /// `oracle`.
+impl Method {
+    /// The optimisation-based method.
+    pub const OPTIMISE: Method = Method::Edit(EditMethod::Optimise);
+    /// DiffEdit.
+    pub const DIFFEDIT: Method = Method::Edit(EditMethod::DiffEdit);
+    /// SDEdit.
+    pub const SDEDIT: Method = Method::Edit(EditMethod::SdEdit);
+
+    /// The calibration rows.
+    pub const CALIBRATION: [Method; 3] = [Method::Identity, Method::Blank, Method::Oracle];
+
+    /// Every method, the editors ([`EditMethod::ALL`]) first.
+    pub const ALL: [Method; EDITORS + 3] = {
+        let mut all = [Method::Identity; EDITORS + 3];
+        let mut i = 0;
+        while i < EDITORS {
+            all[i] = Method::Edit(EditMethod::ALL[i]);
+            i += 1;
+        }
+        let mut j = 0;
+        while j < Self::CALIBRATION.len() {
+            all[EDITORS + j] = Self::CALIBRATION[j];
+            j += 1;
+        }
+        all
+    };
+
+    /// Its name: an editor's [`EditMethod::word`] (`optimise`, `diffedit`,
+    /// `sdedit`), or `identity`, `blank`, `oracle`.
     pub fn word(self) -> &'static str {
         match self {
-            Method::Optimise => "optimise",
-            Method::Diffedit => "diffedit",
-            Method::Sdedit => "sdedit",
+            Method::Edit(m) => m.word(),
             Method::Identity => "identity",
             Method::Blank => "blank",
             Method::Oracle => "oracle",
         }
     }
 
-    /// The method named `word` (as [`word`](Self::word) writes it).
+    /// The method named `word` (as [`word`](Self::word) writes it; also
+    /// `optimize`, as [`EditMethod::from_word`] reads it).
     pub fn from_word(word: &str) -> Option<Method> {
-        Self::ALL.into_iter().find(|m| m.word() == word)
+        EditMethod::from_word(word)
+            .map(Method::Edit)
+            .or_else(|| Self::CALIBRATION.into_iter().find(|m| m.word() == word))
+    }
+
+    /// The editor, unless it is a calibration row.
+    pub fn editor(self) -> Option<EditMethod> {
+        match self {
+            Method::Edit(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// Whether it is a calibration row (identity, blank, oracle), which
     /// edits nothing and calls no model.
     pub fn is_calibration(self) -> bool {
-        matches!(self, Method::Identity | Method::Blank | Method::Oracle)
+        self.editor().is_none()
     }
 
     /// Whether it uses the case's (or the override's) mask: not SDEdit,
     /// identity or oracle, whose records say `none`.
     pub fn uses_mask(self) -> bool {
-        !matches!(self, Method::Sdedit | Method::Identity | Method::Oracle)
+        match self {
+            Method::Edit(m) => m.uses_mask(),
+            Method::Blank => true,
+            Method::Identity | Method::Oracle => false,
+        }
+    }
+}
+
+impl From<EditMethod> for Method {
+    fn from(m: EditMethod) -> Self {
+        Method::Edit(m)
     }
 }
 
@@ -242,7 +280,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            method: Method::Optimise,
+            method: Method::OPTIMISE,
             config: EditConfig::default(),
             mask_override: None,
             control_scale: 1.0,
@@ -393,7 +431,7 @@ fn calibration(method: Method, scenes: &CaseScenes, mask_spec: MaskSpec) -> Resu
             }
             (result, Some(region))
         }
-        Method::Optimise | Method::Diffedit | Method::Sdedit => {
+        Method::Edit(_) => {
             return Err(EvalError::argument(
                 "method",
                 format!("{} is an editor, not a calibration row", method.word()),
@@ -468,23 +506,29 @@ fn apply_method<B: AutodiffBackend>(
         }
         (_, None) => Box::new(EstimatedMask::default()),
     };
-    let out = match options.method {
-        Method::Optimise => editor
+    let editor_method = options.method.editor().ok_or_else(|| {
+        EvalError::argument(
+            "method",
+            format!(
+                "{} is a calibration row, not an editor",
+                options.method.word()
+            ),
+        )
+    })?;
+    let out = match editor_method {
+        EditMethod::Optimise => editor
             .edit(image, &source, &condition, mask_source.as_mut(), progress)
             .map(|o| (o.image, Some(o.mask), o.timings, o.mask_empty)),
-        Method::Diffedit => editor
+        EditMethod::DiffEdit => editor
             .diffedit(image, &source, &condition, mask_source.as_mut(), progress)
             .map(|o| (o.image, o.mask, o.timings, false)),
-        Method::Sdedit => editor
+        EditMethod::SdEdit => editor
             .sdedit(image, &condition, progress)
             .map(|o| (o.image, None, o.timings, false)),
-        Method::Identity | Method::Blank | Method::Oracle => {
+        other => {
             return Err(EvalError::argument(
                 "method",
-                format!(
-                    "{} is a calibration row, not an editor",
-                    options.method.word()
-                ),
+                format!("{other} is not an editor this evaluation runs"),
             ))
         }
     };
@@ -525,17 +569,18 @@ pub fn run_case<B: AutodiffBackend>(
                 format!("{w}x{h} scenes are not a multiple of the VAE factor {f}"),
             ));
         }
-        apply_method(models, case, &scenes, options, mask_spec, progress)?.map(
-            |(image, latent_mask, timings, empty)| Produced {
-                result: tensor_to_image(image),
+        match apply_method(models, case, &scenes, options, mask_spec, progress)? {
+            Ok((image, latent_mask, timings, empty)) => Ok(Produced {
+                result: tensor_to_rgb(image)?,
                 mask: Some(match latent_mask {
                     Some(m) => mask_to_image(m, f as usize),
                     None => GrayImage::from_pixel(w, h, image::Luma([255])),
                 }),
                 timings,
                 empty,
-            },
-        )
+            }),
+            Err(e) => Err(e),
+        }
     };
     let mut record = CaseRecord {
         id: case.id.clone(),
@@ -690,5 +735,28 @@ pub(crate) fn test_record(id: &str, kind: &str, correct: bool, psnr_bg: Option<f
         error: psnr_bg.is_none().then(|| "diverged".into()),
         seconds: 2.0,
         stages: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_words_are_those_result_files_record() {
+        let words: Vec<&str> = Method::ALL.iter().map(|m| m.word()).collect();
+        assert_eq!(
+            words,
+            ["optimise", "diffedit", "sdedit", "identity", "blank", "oracle"]
+        );
+        for m in Method::ALL {
+            assert_eq!(Method::from_word(m.word()), Some(m));
+            assert_eq!(m.is_calibration(), m.editor().is_none());
+        }
+        assert_eq!(Method::from_word("optimize"), Some(Method::OPTIMISE));
+        assert_eq!(Method::from_word("inpaint"), None);
+        assert_eq!(Method::from(EditMethod::SdEdit), Method::SDEDIT);
+        let masked: Vec<bool> = Method::ALL.iter().map(|m| m.uses_mask()).collect();
+        assert_eq!(masked, [true, true, false, false, true, false]);
     }
 }

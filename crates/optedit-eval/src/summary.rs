@@ -727,9 +727,9 @@ mod tests {
         for (method, mask) in [
             (Method::Identity, "none"),
             (Method::Oracle, "none"),
-            (Method::Sdedit, "none"),
+            (Method::SDEDIT, "none"),
             (Method::Blank, "per case"),
-            (Method::Diffedit, "per case"),
+            (Method::DIFFEDIT, "per case"),
         ] {
             let settings = SummarySettings::of(&RunOptions {
                 method,

@@ -187,10 +187,10 @@ fn baselines_and_mask_variants_run() {
     )
     .unwrap();
     for (method, mask) in [
-        (Method::Diffedit, Some(MaskSpec::Estimated)),
-        (Method::Sdedit, None),
-        (Method::Optimise, Some(MaskSpec::Erode(64))),
-        (Method::Optimise, Some(MaskSpec::Box)),
+        (Method::DIFFEDIT, Some(MaskSpec::Estimated)),
+        (Method::SDEDIT, None),
+        (Method::OPTIMISE, Some(MaskSpec::Erode(64))),
+        (Method::OPTIMISE, Some(MaskSpec::Box)),
     ] {
         let options = RunOptions {
             method,
@@ -217,7 +217,7 @@ fn baselines_and_mask_variants_run() {
         .unwrap();
         assert_eq!(record.method, method.word());
         match (method, mask) {
-            (Method::Sdedit, _) => {
+            (Method::SDEDIT, _) => {
                 assert_eq!((record.mask.as_str(), record.mask_coverage), ("none", 1.0))
             }
             (_, Some(MaskSpec::Erode(64))) => {
