@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use optedit_edit::{EditConfig, OptimizerKind};
+use optedit_edit::{EditConfig, Method, OptimizerKind};
 
 /// Size policy shown in the help of every command that takes `--image`.
 pub const SIZE_POLICY: &str =
@@ -23,9 +23,12 @@ to it. Example:
     --controlnet cn-openpose --pose pose.json --control-scale 0.8 \\
     --controlnet cn-canny --edges auto -o out.png
 
-Condition images the size of the input are centre-cropped like it; other sizes are resized to \
-the cropped size. Inputs: PNG, JPEG or WebP; the output is always PNG, written atomically \
-(never a partial file), and may not be one of the inputs.";
+Inputs larger than --max-size (default: 768 for Stable Diffusion models, the native size for \
+smaller ones) are scaled down, centre-cropped to the VAE factor, and the result put back at the \
+input's size. Condition images the size of the input are fitted like it; other sizes are \
+resized to the model's size. Inputs: PNG, JPEG or WebP, turned upright by their EXIF \
+orientation. The output's format follows its extension (.png, .jpg/.jpeg or .webp); it is \
+written atomically (never a partial file) and may not be one of the inputs.";
 
 /// optedit: optimisation-based multi-modal image editing with Stable
 /// Diffusion 1.5 and ControlNet.
@@ -43,7 +46,7 @@ pub enum Command {
     /// Edit an image (the whole method, or a baseline with --method).
     #[command(long_about = EDIT_ABOUT, after_help = SIZE_POLICY)]
     Edit(EditArgs),
-    /// Write the estimated (DiffEdit) edit mask as a PNG at the image's size.
+    /// Write the estimated (DiffEdit) edit mask as an image at the input's size.
     #[command(after_help = SIZE_POLICY)]
     Mask(MaskArgs),
     /// Invert an image with DDIM and reconstruct it; prints the PSNR vs the input.
@@ -68,18 +71,6 @@ pub enum DeviceKind {
     Cuda,
 }
 
-/// Which editing method to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Method {
-    /// The optimisation-based method (arXiv 2311.16882).
-    #[value(alias = "optimize")]
-    Optimise,
-    /// DiffEdit (arXiv 2210.11427): estimated mask, inversion, masked blending.
-    Diffedit,
-    /// SDEdit (arXiv 2108.01073): noise to --strength, denoise (no mask).
-    Sdedit,
-}
-
 /// The words of the evaluation methods ([`optedit_eval::Method::ALL`])
 /// that `keep` keeps, comma-separated.
 fn eval_method_words(keep: impl Fn(optedit_eval::Method) -> bool) -> String {
@@ -92,13 +83,33 @@ fn eval_method_words(keep: impl Fn(optedit_eval::Method) -> bool) -> String {
 }
 
 /// Parses `optedit eval run --method`: a word of
-/// [`optedit_eval::Method::ALL`] (or `optimize`, as `optedit edit` takes
-/// it). The calibration rows are only for evaluation, so `optedit edit`
-/// takes [`Method`] instead.
+/// [`optedit_eval::Method::ALL`] (or `optimize`). The calibration rows are
+/// only for evaluation, so `optedit edit` takes [`Method`] instead.
 fn eval_method(word: &str) -> Result<optedit_eval::Method, String> {
-    let word = if word == "optimize" { "optimise" } else { word };
     optedit_eval::Method::from_word(word)
         .ok_or_else(|| format!("expected one of {}", eval_method_words(|_| true)))
+}
+
+/// The words of [`Method::ALL`], comma-separated.
+fn method_words() -> String {
+    let words: Vec<&str> = Method::ALL.iter().map(|m| m.word()).collect();
+    words.join(", ")
+}
+
+/// Parses `optedit edit --method`: a word of [`Method::ALL`] (or
+/// `optimize`).
+fn edit_method(word: &str) -> Result<Method, String> {
+    Method::from_word(word).ok_or_else(|| format!("expected one of {}", method_words()))
+}
+
+/// The help of `optedit edit --method`.
+fn edit_method_help() -> String {
+    format!(
+        "Editing method: {} (optimise: the optimisation-based method, arXiv 2311.16882; \
+diffedit: DiffEdit, arXiv 2210.11427, masked blending with the inversion; sdedit: SDEdit, \
+arXiv 2108.01073, noise to --strength and denoise, no mask)",
+        method_words()
+    )
 }
 
 /// The help of `optedit eval run --method`, naming every method.
@@ -137,7 +148,8 @@ pub struct IoArgs {
     /// Input image (PNG, JPEG or WebP). See the size policy below.
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
-    /// Output PNG file (written atomically; may not be an input file).
+    /// Output image: .png, .jpg/.jpeg or .webp, by its extension (written
+    /// atomically; may not be an input file).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// No progress bars and no summary line.
@@ -283,9 +295,26 @@ pub struct EditArgs {
     pub controls: ControlArgs,
     #[command(flatten)]
     pub mask: MaskChoiceArgs,
-    /// Editing method.
-    #[arg(long, value_enum, default_value_t = Method::Optimise)]
+    /// Which editor runs (the help, [`edit_method_help`], names each one).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = edit_method,
+        default_value = Method::Optimise.word(),
+        help = edit_method_help()
+    )]
     pub method: Method,
+    /// Scale the input down so that its longer side is at most N pixels
+    /// before editing; the result is scaled back to the input's size
+    /// [default: 768 for Stable Diffusion models, the native size for
+    /// smaller ones, 128 for the demo model].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_size: Option<u32>,
+    /// Print a JSON summary of the edit on stdout: output, input, sizes
+    /// (input, scaled, model), method, the seconds of each stage, the mask's
+    /// coverage.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Also write mask.png, guidance.png, the condition images and
@@ -352,7 +381,7 @@ pub struct PoseRenderArgs {
     /// Canvas height in pixels.
     #[arg(long, value_name = "PX", default_value_t = 512)]
     pub height: u32,
-    /// Output PNG file (written atomically).
+    /// Output image: .png, .jpg/.jpeg or .webp (written atomically).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// No summary line.
@@ -372,7 +401,7 @@ pub struct EdgesArgs {
     /// High Canny threshold.
     #[arg(long, value_name = "T", default_value_t = 200.0)]
     pub canny_high: f64,
-    /// Output PNG file (written atomically; may not be the input).
+    /// Output image: .png, .jpg/.jpeg or .webp (written atomically; may not be the input).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// No summary line.
@@ -453,7 +482,7 @@ pub struct EvalRunArgs {
     #[arg(
         long,
         value_parser = eval_method,
-        default_value = optedit_eval::Method::Optimise.word(),
+        default_value = optedit_eval::Method::OPTIMISE.word(),
         help = eval_method_help()
     )]
     pub method: optedit_eval::Method,

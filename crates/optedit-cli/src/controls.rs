@@ -11,7 +11,8 @@ use optedit_cond::layout::{layout_condition, LayoutOptions};
 use optedit_cond::scribble::{scribble_condition, ScribbleOptions};
 use optedit_cond::{pose, pose_render, BodyPose, ConditionImage};
 
-use crate::io::{read_image, Crop};
+use optedit::images::Fit;
+
 use crate::UsageError;
 
 /// A group's condition.
@@ -193,7 +194,7 @@ pub fn read_source(spec: &ControlSpec, image_size: (u32, u32)) -> Result<Source>
         Condition::Pose(p) => Source::Pose(read_pose(p, image_size)?),
         Condition::EdgesAuto => Source::EdgesAuto,
         Condition::Scribble(p) | Condition::Edges(p) | Condition::Layout(p) => {
-            Source::Image(read_image(p)?)
+            Source::Image(optedit::images::read(p)?)
         }
     })
 }
@@ -222,21 +223,38 @@ pub fn read_pose(path: &Path, size: (u32, u32)) -> Result<Vec<BodyPose>> {
     Ok(pose::read_openpose_json(path, pixels.then_some(size))?)
 }
 
-/// The condition image of a group for the cropped input: sources the
-/// original's size are cropped like it, other sizes resized to the crop.
+/// The part of `image` (the scaled input's size) the model sees.
+fn crop_scaled(image: &DynamicImage, fit: &Fit) -> DynamicImage {
+    let [x, y, w, h] = fit.crop;
+    image.crop_imm(x, y, w, h)
+}
+
+/// The condition image of a group at the model's input size: sources the
+/// input's size are fitted like it (scaled and cropped), other sizes
+/// resized to the model's size; poses are drawn at the scaled size.
 pub fn condition_image(
     source: &Source,
     spec: &ControlSpec,
     input: &DynamicImage,
-    crop: &Crop,
+    fit: &Fit,
     canny: (f64, f64),
 ) -> Result<ConditionImage> {
-    let size = (crop.width, crop.height);
-    let fit = |img: &DynamicImage| {
-        if crop.is_full_size((img.width(), img.height())) {
-            crop.apply(img)
+    let size = fit.size();
+    let input_size = (fit.width, fit.height);
+    // Layout maps are scaled nearest (their colours are labels), the rest
+    // smoothly.
+    let fitted = |img: &DynamicImage, nearest: bool| -> Result<DynamicImage> {
+        if (img.width(), img.height()) != input_size {
+            Ok(img.clone())
+        } else if nearest && fit.is_scaled() {
+            let scaled = optedit_cond::image::resize_nearest(
+                &img.to_rgb8(),
+                fit.scaled_width,
+                fit.scaled_height,
+            )?;
+            Ok(crop_scaled(&DynamicImage::ImageRgb8(scaled), fit))
         } else {
-            img.clone()
+            Ok(DynamicImage::ImageRgb8(fit.apply(img)))
         }
     };
     let name = spec
@@ -246,35 +264,31 @@ pub fn condition_image(
         .unwrap_or_else(|| "--edges auto".into());
     let out = match (source, &spec.condition) {
         (Source::Pose(people), _) => {
-            let full = pose_render::render_body_poses(people, crop.full_width, crop.full_height)?;
-            ConditionImage::new(crop.apply(&DynamicImage::ImageRgb8(full)).to_rgb8())
+            let scaled =
+                pose_render::render_body_poses(people, fit.scaled_width, fit.scaled_height)?;
+            ConditionImage::new(crop_scaled(&DynamicImage::ImageRgb8(scaled), fit).to_rgb8())
         }
-        (Source::EdgesAuto, _) => {
-            optedit_cond::canny::canny_condition(&crop.apply(input), canny.0, canny.1, None)
-        }
+        (Source::EdgesAuto, _) => optedit_cond::canny::canny_condition(
+            &DynamicImage::ImageRgb8(fit.apply(input)),
+            canny.0,
+            canny.1,
+            None,
+        ),
         (Source::Image(img), Condition::Scribble(_)) => scribble_condition(
-            &fit(img),
+            &fitted(img, false)?,
             &ScribbleOptions {
                 size: Some(size),
                 ..ScribbleOptions::default()
             },
         ),
         (Source::Image(img), Condition::Layout(_)) => layout_condition(
-            &fit(img),
+            &fitted(img, true)?,
             &LayoutOptions {
                 size: Some(size),
                 max_colors: None,
             },
         ),
-        (Source::Image(img), _) => {
-            let gray = fit(img).to_luma8();
-            let gray = if gray.dimensions() == size {
-                gray
-            } else {
-                optedit_cond::image::resize_max(&gray, size.0, size.1)
-            };
-            ConditionImage::from_gray(&gray)
-        }
+        (Source::Image(img), _) => ConditionImage::from_gray(&fit.apply_gray(&img.to_luma8())),
     };
     out.with_context(|| format!("condition {name}"))
 }

@@ -1,97 +1,17 @@
-//! Images in and out: reading, the centre-crop size policy, tensor
-//! conversions, and atomic PNG output that never overwrites an input.
+//! Outputs that never overwrite an input, checked before any work and
+//! written atomically in the format of their extension (through
+//! `optedit::images`, which also reads the inputs and fits them to the
+//! model); latent masks as images; side-by-side rows and PSNR.
 
 use std::fs;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::{backend::Backend, Tensor};
-use image::{DynamicImage, GrayImage, ImageEncoder, Luma, RgbImage};
+use image::{DynamicImage, GrayImage, Luma, RgbImage};
+use optedit::images::Format;
 
 use crate::UsageError;
-
-/// Reads an image file (PNG, JPEG or WebP); errors name the file.
-pub fn read_image(path: &Path) -> Result<DynamicImage> {
-    Ok(optedit_cond::image::read_image(path)?)
-}
-
-/// The centred crop whose sides are the largest multiples of `factor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crop {
-    /// Left edge in the original.
-    pub x: u32,
-    /// Top edge in the original.
-    pub y: u32,
-    /// Cropped width.
-    pub width: u32,
-    /// Cropped height.
-    pub height: u32,
-    /// Original width.
-    pub full_width: u32,
-    /// Original height.
-    pub full_height: u32,
-}
-
-impl Crop {
-    /// The crop of a `width x height` image; `what` names the image in errors.
-    pub fn centre(width: u32, height: u32, factor: usize, what: &Path) -> Result<Self> {
-        let f = factor.max(1) as u32;
-        let (cw, ch) = (width / f * f, height / f * f);
-        if cw == 0 || ch == 0 {
-            bail!(
-                "{}: {width}x{height} is too small; both sides must be at least {f} pixels",
-                what.display()
-            );
-        }
-        Ok(Self {
-            x: (width - cw) / 2,
-            y: (height - ch) / 2,
-            width: cw,
-            height: ch,
-            full_width: width,
-            full_height: height,
-        })
-    }
-
-    /// Whether the crop is the whole image.
-    pub fn is_identity(&self) -> bool {
-        (self.width, self.height) == (self.full_width, self.full_height)
-    }
-
-    /// Whether an image of `dims` has the original's size.
-    pub fn is_full_size(&self, dims: (u32, u32)) -> bool {
-        dims == (self.full_width, self.full_height)
-    }
-
-    /// The cropped part of an image of the original's size.
-    pub fn apply(&self, image: &DynamicImage) -> DynamicImage {
-        image.crop_imm(self.x, self.y, self.width, self.height)
-    }
-
-    /// `edited` (the crop's size) pasted into a copy of `original`.
-    pub fn paste<P: image::Pixel>(
-        &self,
-        original: &image::ImageBuffer<P, Vec<P::Subpixel>>,
-        edited: &image::ImageBuffer<P, Vec<P::Subpixel>>,
-    ) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
-        let mut out = original.clone();
-        image::imageops::replace(&mut out, edited, i64::from(self.x), i64::from(self.y));
-        out
-    }
-
-    /// `edited` placed on a black canvas of the original's size.
-    pub fn embed_gray(&self, edited: &GrayImage) -> GrayImage {
-        self.paste(&GrayImage::new(self.full_width, self.full_height), edited)
-    }
-}
-
-/// An RGB image as `[1, 3, H, W]` in `[-1, 1]`.
-pub fn image_to_tensor<B: Backend>(image: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
-    optedit_cond::image::rgb_to_tensor::<B>(image, device)
-        .mul_scalar(2.0)
-        .sub_scalar(1.0)
-}
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
     t.into_data()
@@ -102,21 +22,6 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
 
 fn to_u8(v: f32) -> u8 {
     (v * 255.0).round().clamp(0.0, 255.0) as u8
-}
-
-/// A `[1, 3, H, W]` tensor in `[-1, 1]` as an RGB image.
-pub fn tensor_to_image<B: Backend>(t: Tensor<B, 4>) -> Result<RgbImage> {
-    let [_, c, h, w] = t.dims();
-    if c != 3 {
-        bail!("expected an image tensor with 3 channels, got {c}");
-    }
-    let v = values(t)?;
-    let plane = h * w;
-    let raw = (0..plane)
-        .flat_map(|i| (0..3).map(move |ch| (ch, i)))
-        .map(|(ch, i)| to_u8((v[ch * plane + i] + 1.0) / 2.0))
-        .collect();
-    Ok(RgbImage::from_raw(w as u32, h as u32, raw).expect("3 bytes a pixel"))
 }
 
 /// A latent mask `[1, 1, h, w]` in `[0, 1]` as a grey image up-sampled
@@ -147,8 +52,8 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// A checked output path: a `.png` file name in a writable folder that is
-/// none of the inputs.
+/// A checked output path: an image file name (`.png`, `.jpg`, `.jpeg` or
+/// `.webp`) in a writable folder that is none of the inputs.
 #[derive(Debug, Clone)]
 pub struct Output {
     path: PathBuf,
@@ -158,16 +63,8 @@ impl Output {
     /// Checks `path` before any work is done: extension, not an input, folder
     /// exists and accepts a new file.
     pub fn prepare(path: &Path, inputs: &[&Path]) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if ext.as_deref() != Some("png") {
-            return Err(UsageError(format!(
-                "output {}: the output is a PNG image and must end in .png",
-                path.display()
-            ))
-            .into());
+        if let Err(e) = Format::of(path) {
+            return Err(UsageError(format!("output {e}")).into());
         }
         if path.file_name().is_none() || path.is_dir() {
             bail!("output {}: is a folder, not a file name", path.display());
@@ -217,9 +114,9 @@ impl Output {
         &self.path
     }
 
-    /// Writes `image` as PNG atomically.
+    /// Writes `image` atomically, in the format of the path's extension.
     pub fn write(&self, image: &DynamicImage) -> Result<()> {
-        write_png(&self.path, image)
+        Ok(optedit::images::write(&self.path, image)?)
     }
 }
 
@@ -238,32 +135,6 @@ fn temp_in(dir: &Path, target: &Path) -> std::io::Result<tempfile::NamedTempFile
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
     builder.tempfile_in(dir)
-}
-
-/// Writes `image` to `path` as PNG through a temporary file in the same
-/// folder, renamed over `path` once complete: no partial file is ever left.
-pub fn write_png(path: &Path, image: &DynamicImage) -> Result<()> {
-    let fail = || format!("cannot write {}", path.display());
-    let tmp = temp_in(parent_dir(path), path).with_context(fail)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        let encoder = image::codecs::png::PngEncoder::new(&mut w);
-        let (width, height) = (image.width(), image.height());
-        match image {
-            DynamicImage::ImageLuma8(g) => {
-                encoder.write_image(g.as_raw(), width, height, image::ExtendedColorType::L8)
-            }
-            other => {
-                let rgb = other.to_rgb8();
-                encoder.write_image(rgb.as_raw(), width, height, image::ExtendedColorType::Rgb8)
-            }
-        }
-        .with_context(fail)?;
-        w.flush().with_context(fail)?;
-    }
-    tmp.as_file().sync_all().with_context(fail)?;
-    tmp.persist(path).map_err(|e| e.error).with_context(fail)?;
-    Ok(())
 }
 
 /// Creates the intermediates folder (checked before any work).
@@ -312,25 +183,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crop_policy_is_centred_and_bounded() {
-        let c = Crop::centre(130, 123, 8, Path::new("x")).unwrap();
-        assert_eq!((c.width, c.height), (128, 120));
-        assert_eq!((c.x, c.y), (1, 1));
-        let c = Crop::centre(128, 128, 8, Path::new("x")).unwrap();
-        assert!(c.is_identity());
-        assert!(Crop::centre(7, 100, 8, Path::new("x")).is_err());
-    }
-
-    #[test]
-    fn paste_keeps_the_border() {
-        let c = Crop::centre(10, 9, 8, Path::new("x")).unwrap();
-        let original = GrayImage::from_pixel(10, 9, Luma([7]));
-        let edited = GrayImage::from_pixel(8, 8, Luma([200]));
-        let out = c.paste(&original, &edited);
-        assert_eq!(out.dimensions(), (10, 9));
-        assert_eq!(out.get_pixel(0, 0)[0], 7);
-        assert_eq!(out.get_pixel(1, 0)[0], 200);
-        assert_eq!(out.get_pixel(9, 8)[0], 7);
+    fn outputs_take_the_image_extensions() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.png", "b.JPG", "c.jpeg", "d.webp"] {
+            assert!(
+                Output::prepare(&dir.path().join(name), &[]).is_ok(),
+                "{name}"
+            );
+        }
+        let e = Output::prepare(&dir.path().join("e.tif"), &[]).unwrap_err();
+        assert!(
+            e.is::<UsageError>() && e.to_string().contains(".webp"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,9 +16,14 @@
 //! - `optedit eval make-cases|run|quality`: the evaluation harness of the
 //!   demo model (`optedit-eval`).
 //!
-//! Images whose sides are not multiples of the VAE factor (8 for SD) are
-//! centre-cropped to the largest multiple of it, edited, and pasted back, so
-//! outputs have the input's size. Outputs are PNG, written atomically, never over an input.
+//! Inputs are read upright by their EXIF orientation. `optedit edit` scales
+//! inputs larger than `--max-size` down (768 for SD models by default);
+//! images whose sides are not multiples of the VAE factor (8 for SD) are
+//! centre-cropped to the largest multiple of it; the result is put back at
+//! the input's size. Outputs are PNG, JPEG or WebP by their extension,
+//! written atomically, never over an input; `optedit edit --json` prints a
+//! summary on stdout. Images and the edit itself go through the `optedit`
+//! facade crate.
 //! Errors are one line, `error: ...`, naming the file or flag at fault; the
 //! exit status is 2 for usage errors and 1 for the rest.
 #![deny(missing_docs)]

@@ -4,10 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
-use burn::tensor::backend::Backend;
-use optedit_edit::SdPipeline;
-use optedit_models::ControlNetModel;
+use burn::tensor::backend::AutodiffBackend;
+use optedit::Pipeline;
 
 use crate::controls::ControlSpec;
 
@@ -35,19 +33,18 @@ pub fn check_model_path(path: &Path, flag: &str) -> Result<()> {
 }
 
 /// The Stable Diffusion pipeline of a diffusers folder.
-pub fn load_pipeline<B: Backend>(dir: &Path, device: &B::Device) -> Result<SdPipeline<B>> {
+pub fn load_pipeline<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> Result<Pipeline<B>> {
     check_model_path(dir, "--model")?;
-    SdPipeline::load(dir, device).with_context(|| format!("--model {}", dir.display()))
+    Pipeline::load(dir, device).with_context(|| format!("--model {}", dir.display()))
 }
 
-/// The ControlNets of the groups, each folder loaded once (frozen); returns
-/// the models and, for each group, the index of its model.
-pub fn load_controlnets<B: Backend>(
+/// Adds the ControlNets of the groups to `pipeline`, each folder once;
+/// returns it and, for each group, the index of its ControlNet.
+pub fn add_controlnets<B: AutodiffBackend>(
+    mut pipeline: Pipeline<B>,
     specs: &[ControlSpec],
-    device: &B::Device,
-) -> Result<(Vec<ControlNetModel<B>>, Vec<usize>)> {
+) -> Result<(Pipeline<B>, Vec<usize>)> {
     let mut seen: Vec<PathBuf> = Vec::new();
-    let mut models = Vec::new();
     let mut index = Vec::new();
     for spec in specs {
         let key = std::fs::canonicalize(&spec.model).unwrap_or_else(|_| spec.model.clone());
@@ -56,12 +53,11 @@ pub fn load_controlnets<B: Backend>(
             continue;
         }
         check_model_path(&spec.model, "--controlnet")?;
-        let model = ControlNetModel::<B>::load(&spec.model, device)
-            .with_context(|| format!("--controlnet {}", spec.model.display()))?
-            .no_grad();
+        pipeline = pipeline
+            .with_controlnet(&spec.model)
+            .with_context(|| format!("--controlnet {}", spec.model.display()))?;
         seen.push(key);
-        models.push(model);
-        index.push(models.len() - 1);
+        index.push(seen.len() - 1);
     }
-    Ok((models, index))
+    Ok((pipeline, index))
 }

@@ -106,6 +106,16 @@ impl Reporter {
         self.finish_bar();
     }
 
+    /// The time of each stage and phase so far, in order.
+    pub fn times(&self) -> &[(String, Duration)] {
+        &self.times
+    }
+
+    /// The time since the reporter was made.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// The one-line summary, `None` when quiet.
     pub fn summary(&self, what: &str) -> Option<String> {
         if self.quiet {

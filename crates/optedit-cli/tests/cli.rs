@@ -192,16 +192,93 @@ fn edit_baselines() {
     let s = Setup::new(128, 128);
     for method in ["diffedit", "sdedit"] {
         let out = s.path(&format!("{method}.png"));
-        let run = s.edit(&out, &["--method", method]);
+        let run = s.edit(&out, &["--method", method, "--json"]);
         assert_success(&run);
         assert_eq!(png_size(&out), (128, 128), "{method}");
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(summary["method"], method);
+        assert_eq!(summary["mask_coverage"].is_null(), method == "sdedit");
     }
+}
+
+/// The format and size of an image file, by its content.
+fn format_and_size(path: &Path) -> (ImageFormat, (u32, u32)) {
+    let reader = ImageReader::open(path)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap();
+    let format = reader.format().expect("a known format");
+    let img = reader.decode().unwrap();
+    (format, (img.width(), img.height()))
+}
+
+#[test]
+fn edit_scales_a_large_input_down_and_writes_by_extension() {
+    // 200x150 is larger than the tiny model's native 128: the model sees
+    // 128x96 and the result comes back at 200x150, in the output's format.
+    let s = Setup::new(200, 150);
+    let out = s.path("out.jpg");
+    let run = s.edit(&out, &["--json"]);
+    assert_success(&run);
+    assert_eq!(format_and_size(&out), (ImageFormat::Jpeg, (200, 150)));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["input_size"], serde_json::json!([200, 150]));
+    assert_eq!(summary["model_size"], serde_json::json!([128, 96]));
+    assert_eq!(summary["method"], "optimise");
+    assert_eq!(summary["output"], out.display().to_string());
+    let coverage = summary["mask_coverage"].as_f64().expect("a mask");
+    assert!((0.0..=1.0).contains(&coverage), "{coverage}");
+    let stages: Vec<&str> = summary["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["stage"].as_str().unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"load") && stages.contains(&"write"),
+        "{stages:?}"
+    );
+
+    // --max-size: smaller still, and WebP.
+    let out = s.path("small.webp");
+    let run = s.edit(&out, &["--max-size", "64", "--method", "sdedit", "--json"]);
+    assert_success(&run);
+    assert_eq!(format_and_size(&out), (ImageFormat::WebP, (200, 150)));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["model_size"], serde_json::json!([64, 48]));
+}
+
+#[test]
+fn bad_method_and_max_size_are_usage_errors() {
+    let s = Setup::new(128, 128);
+    let out = s.path("out.png");
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &sd(),
+        &out,
+        &["--method", "inpaint"],
+        2,
+        &["inpaint", "optimise, diffedit, sdedit"],
+    );
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &sd(),
+        &out,
+        &["--max-size", "4"],
+        2,
+        &["--max-size", "factor 8"],
+    );
+    // `optimize` is the same method.
+    assert_success(&s.edit(&out, &["--method", "optimize"]));
 }
 
 #[test]
 fn edit_with_user_mask_keeps_size_of_odd_input() {
-    // 130x123: the models see the centred 128x120 crop; the output has the
-    // input's size and the cropped-off border is the input's.
+    // 130x123 under --max-size 256 (no scaling): the models see the
+    // centred 128x120 crop; the output has the input's size and the
+    // cropped-off border is the input's.
     let s = Setup::new(130, 123);
     let mask = s.path("mask.png");
     RgbImage::from_fn(
@@ -212,7 +289,10 @@ fn edit_with_user_mask_keeps_size_of_odd_input() {
     .save(&mask)
     .unwrap();
     let out = s.path("out.png");
-    let run = s.edit(&out, &["--mask", &mask.display().to_string()]);
+    let run = s.edit(
+        &out,
+        &["--mask", &mask.display().to_string(), "--max-size", "256"],
+    );
     assert_success(&run);
     assert_eq!(png_size(&out), (130, 123));
     let input = image::open(&s.image).unwrap().to_rgb8();
@@ -564,16 +644,16 @@ fn condition_flag_without_controlnet() {
 }
 
 #[test]
-fn non_png_output_is_refused() {
+fn unknown_output_format_is_refused() {
     let s = Setup::new(128, 128);
     expect_edit_failure(
         &s,
         &s.image,
         &sd(),
-        &s.path("out.jpg"),
+        &s.path("out.tif"),
         &[],
         2,
-        &["out.jpg", ".png"],
+        &["out.tif", ".png", ".jpg", ".webp"],
     );
 }
 

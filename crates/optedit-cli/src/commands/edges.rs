@@ -6,7 +6,7 @@ use image::DynamicImage;
 use optedit_cond::canny::{canny, canny_rgb};
 
 use crate::args::EdgesArgs;
-use crate::io::{read_image, Output};
+use crate::io::Output;
 use crate::progress::Reporter;
 
 /// Runs `optedit edges`: grey images are processed as one channel, others as
@@ -14,7 +14,7 @@ use crate::progress::Reporter;
 pub fn run(args: &EdgesArgs) -> Result<()> {
     let output = Output::prepare(&args.output, &[&args.image])?;
     let mut rep = Reporter::new(args.quiet);
-    let input = read_image(&args.image)?;
+    let input = optedit::images::read(&args.image)?;
     let (low, high) = (args.canny_low, args.canny_high);
     let edges = match &input {
         DynamicImage::ImageLuma8(_)

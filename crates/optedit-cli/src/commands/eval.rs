@@ -204,7 +204,7 @@ fn default_out(cases: &Path, options: &RunOptions) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cases".into());
     let mut name = format!("{stem}-{}", options.method.word());
-    if options.method == Method::Optimise {
+    if options.method == Method::OPTIMISE {
         name.push_str(&format!("-l{}", options.config.lambda));
     }
     if let Some(m) = options.mask_override {
@@ -343,7 +343,7 @@ pub fn quality<B: AutodiffBackend>(args: &QualityArgs, device: B::Device) -> Res
         grid: args.grid,
     };
     let report = optedit_eval::quality(
-        &pipeline,
+        pipeline.sd(),
         &judge,
         &options,
         Some(&args.out),

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 use image::{DynamicImage, GrayImage, RgbImage};
+use optedit::images::write as write_png;
 use optedit_cond::ConditionImage;
 
-use crate::io::{side_by_side, write_png};
+use crate::io::side_by_side;
 
 /// What an edit can show.
 pub struct Intermediates<'a> {
@@ -49,5 +50,6 @@ pub fn write(dir: &Path, all: &Intermediates<'_>) -> Result<()> {
         None => RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255])),
     };
     let row = side_by_side(&[all.input, &mask, all.result]);
-    write_png(&dir.join("side-by-side.png"), &DynamicImage::ImageRgb8(row))
+    write_png(&dir.join("side-by-side.png"), &DynamicImage::ImageRgb8(row))?;
+    Ok(())
 }

@@ -5,7 +5,7 @@ use burn::tensor::backend::AutodiffBackend;
 use image::DynamicImage;
 use optedit_edit::{EstimatedMask, MaskContext, MaskSource};
 
-use super::{input_files, mask_options, Session};
+use super::{input_files, mask_options, Session, Sizing};
 use crate::args::MaskArgs;
 use crate::controls::ControlSpec;
 use crate::io::{self, Output};
@@ -22,12 +22,21 @@ pub fn run<B: AutodiffBackend>(
     let quiet = args.io.quiet;
     let mut rep = Reporter::new(quiet);
     let canny = (args.controls.canny_low, args.controls.canny_high);
-    let session = Session::<B>::open(&args.model, &args.io.image, specs, canny, &mut rep, &device)?;
-    session.note_crop(&args.io.image, quiet);
+    let session = Session::<B>::open(
+        &args.model,
+        &args.io.image,
+        specs,
+        canny,
+        Sizing::Full,
+        &mut rep,
+        &device,
+    )?;
+    session.note_fit(&args.io.image, quiet);
     let (source, condition) = rep.phase("prompts", || session.condition(&args.prompts, specs))?;
+    let image = session.image();
     let ctx = MaskContext {
-        pipeline: &session.pipeline,
-        image: &session.image,
+        pipeline: session.pipeline.sd(),
+        image: &image,
         source: &source,
         target: &condition,
         guidance_scale: args.guidance,
@@ -39,8 +48,8 @@ pub fn run<B: AutodiffBackend>(
     };
     let mask = rep.phase("mask", || estimator.mask(&ctx))?;
     let gray = session
-        .crop
-        .embed_gray(&io::mask_to_image(mask, session.pipeline.vae_scale())?);
+        .fit
+        .restore_gray(&io::mask_to_image(mask, session.pipeline.sd().vae_scale())?);
     rep.phase("write", || {
         output.write(&DynamicImage::ImageLuma8(gray.clone()))
     })?;

@@ -3,10 +3,11 @@
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use image::DynamicImage;
+use optedit_cond::image::tensor_to_rgb;
 use optedit_edit::{EditConfig, Editor};
 
 use crate::args::ReconstructArgs;
-use crate::commands::Session;
+use crate::commands::{Session, Sizing};
 use crate::io::{self, Output};
 use crate::progress::Reporter;
 use crate::UsageError;
@@ -28,30 +29,30 @@ pub fn run<B: AutodiffBackend>(args: &ReconstructArgs, device: B::Device) -> Res
         &args.io.image,
         &[],
         (0.0, 0.0),
+        Sizing::Full,
         &mut rep,
         &device,
     )?;
-    session.note_crop(&args.io.image, quiet);
-    let crop = session.crop;
-    let source = rep.phase("prompts", || {
-        session.pipeline.encode_prompt(&args.source_prompt, None)
-    })?;
-    let editor = Editor::new(&session.pipeline, config)?;
-    let z0 = rep.phase("encode", || editor.encode(session.image.clone()))?;
+    session.note_fit(&args.io.image, quiet);
+    let fit = session.fit;
+    let sd = session.pipeline.sd();
+    let source = rep.phase("prompts", || sd.encode_prompt(&args.source_prompt, None))?;
+    let editor = Editor::new(sd, config)?;
+    let z0 = rep.phase("encode", || editor.encode(session.image()))?;
     rep.start_stages();
     let inversion = editor.invert(z0, &source, &mut rep)?;
     let trajectory = editor.reconstruct(&inversion, &source, &mut rep)?;
     let decoded = rep.phase("decode", || editor.decode(trajectory.last().clone()))?;
-    let recon = io::tensor_to_image(decoded)?;
+    let recon = tensor_to_rgb(decoded)?;
     let original = session.input.to_rgb8();
-    let psnr = io::psnr(&crop.apply(&session.input).to_rgb8(), &recon);
-    let full = crop.paste(&original, &recon);
+    let psnr = io::psnr(&fit.apply(&session.input), &recon);
+    let full = fit.restore(&original, &recon);
     rep.phase("write", || {
         output.write(&DynamicImage::ImageRgb8(full.clone()))
     })?;
     println!(
         "PSNR {psnr:.2} dB ({}x{} reconstruction vs input)",
-        crop.width, crop.height
+        fit.crop[2], fit.crop[3]
     );
     rep.print_summary(&format!("wrote {}", output.path().display()));
     Ok(())
