@@ -18,8 +18,9 @@ use std::time::Instant;
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use image::{GenericImage, RgbImage};
+use optedit_cond::image::{rgb_to_signed_tensor, tensor_to_rgb};
 use optedit_edit::{EditCondition, EditConfig, Editor, SdPipeline, UserMask};
-use optedit_examples::{demo_model_dir, print_progress, rgb_to_tensor, tensor_to_rgb};
+use optedit_examples::{demo_model_dir, print_progress};
 use optedit_world::{scene_seed, Colour, SceneSpec, Split};
 
 /// Balanced checkpointing recomputes memory-bound operations in the backward
@@ -59,10 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|&v| v as f32 / 255.0)
         .collect();
     let mut mask = UserMask::new(pixels, 128, 128)?;
-    let image = rgb_to_tensor::<B>(&source_render.image, &device);
+    let image = rgb_to_signed_tensor::<B>(&source_render.image, &device);
     let out = editor.edit(image, &source, &condition, &mut mask, &mut print_progress)?;
 
-    let result = tensor_to_rgb(&out.image)?;
+    let result = tensor_to_rgb(out.image)?;
     let mask_rgb = image::DynamicImage::ImageLuma8(mask_image).to_rgb8();
     let mut sheet = RgbImage::new(4 * 128, 128);
     for (i, panel) in [

@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         size as u32,
         size as u32,
     )?;
-    let rgb = optedit_examples::tensor_to_rgb(&image)?;
+    let rgb = optedit_cond::image::tensor_to_rgb(image.clone())?;
     let edges = canny_condition(&image::DynamicImage::ImageRgb8(rgb), 100.0, 200.0, None)?;
 
     let source = pipeline.encode_prompt("a photo", None)?;

@@ -84,7 +84,7 @@ pub fn save_png<B: Backend>(
     image: &Tensor<B, 4>,
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    tensor_to_rgb(image)?.save(path)?;
+    optedit_cond::image::tensor_to_rgb(image.clone())?.save(path)?;
     Ok(())
 }
 
@@ -108,36 +108,6 @@ pub fn print_progress(e: &optedit_edit::ProgressEvent) -> std::ops::ControlFlow<
 /// The shipped demo pipeline folder (`models/optedit-demo` in the repository).
 pub fn demo_model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/optedit-demo")
-}
-
-/// An RGB image as a `[1, 3, h, w]` tensor in `[-1, 1]`.
-pub fn rgb_to_tensor<B: Backend>(image: &image::RgbImage, device: &B::Device) -> Tensor<B, 4> {
-    let (w, h) = image.dimensions();
-    let (w, h) = (w as usize, h as usize);
-    let raw = image.as_raw();
-    let values: Vec<f32> = (0..3 * h * w)
-        .map(|i| raw[(i % (h * w)) * 3 + i / (h * w)] as f32 / 127.5 - 1.0)
-        .collect();
-    Tensor::from_data(burn::tensor::TensorData::new(values, [1, 3, h, w]), device)
-}
-
-/// A `[1, 3, h, w]` tensor in `[-1, 1]` as an RGB image.
-pub fn tensor_to_rgb<B: Backend>(
-    image: &Tensor<B, 4>,
-) -> Result<image::RgbImage, Box<dyn std::error::Error>> {
-    let [_, _, h, w] = image.dims();
-    let values = image
-        .clone()
-        .add_scalar(1.0)
-        .mul_scalar(127.5)
-        .clamp(0.0, 255.0)
-        .permute([0, 2, 3, 1])
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
-    let bytes = values.into_iter().map(|v| v.round() as u8).collect();
-    Ok(image::RgbImage::from_raw(w as u32, h as u32, bytes).ok_or("bad image buffer")?)
 }
 
 /// Dilates a binary mask by `r` pixels (square neighbourhood).
