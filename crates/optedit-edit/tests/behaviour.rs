@@ -14,56 +14,14 @@ use optedit_edit::{
 use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ControlNetModel;
 
-fn pipeline() -> SdPipeline<AD> {
-    SdPipeline::load(&fixtures_dir().join("tiny-sd"), &Default::default()).unwrap()
-}
-
-fn image() -> Tensor<AD, 4> {
-    let case = cases_with_prefix("vae_encode").remove(0);
-    case.load().tensor("input.image", &Default::default())
-}
-
-/// A small, fast schedule for the tiny models.
-fn config() -> EditConfig {
-    EditConfig {
-        num_steps: 6,
-        strength: 1.0,
-        t_u: 3,
-        k: 2,
-        seed: 7,
-        ..EditConfig::default()
-    }
-}
-
-/// Height and width of the fixture's input image (`[1, 3, h, w]`; not
-/// necessarily square).
-fn image_hw() -> (usize, usize) {
-    let [_, _, h, w] = image().dims();
-    (h, w)
-}
-
-/// Left half of an `h` x `w` image may change.
-fn half_mask((h, w): (usize, usize)) -> UserMask {
-    let pixels = (0..h * w)
-        .map(|i| if i % w < w / 2 { 1.0 } else { 0.0 })
-        .collect();
-    UserMask::new(pixels, w, h).unwrap()
-}
+mod common;
+use common::{config, half_mask, image, image_hw, masked_diff, pipeline};
 
 fn prompts(p: &SdPipeline<AD>) -> (PromptEmbeddings<AD>, PromptEmbeddings<AD>) {
     (
         p.encode_prompt("a photo of a cat", None).unwrap(),
         p.encode_prompt("a painting of a dog", None).unwrap(),
     )
-}
-
-/// Mean squared difference of two latents where `weight` (broadcast over
-/// channels) is 1.
-fn masked_diff(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>, weight: &Tensor<AD, 4>) -> f64 {
-    let c = a.dims()[1];
-    let w = weight.clone().repeat_dim(1, c);
-    let d = values(&(w.clone() * (a.clone() - b.clone()).powi_scalar(2)).sum());
-    d[0] / values(&w.sum())[0]
 }
 
 #[test]

@@ -5,37 +5,15 @@
 //! three methods edit.
 
 use burn::tensor::Tensor;
-use optedit_edit::{EditCondition, EditConfig, Editor, SdPipeline, Silent, UserMask};
-use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
+use optedit_edit::{EditCondition, Editor, SdPipeline, Silent, UserMask};
+use optedit_fixtures::{values, TestAutodiffBackend as AD};
 use optedit_schedule::PredictionType;
 
+mod common;
+use common::{config, image_for as image, mse};
+
 fn pipeline() -> SdPipeline<AD> {
-    SdPipeline::load(&fixtures_dir().join("tiny-sd21"), &Default::default()).unwrap()
-}
-
-/// The fixture image, cropped to a multiple of the SD 2.1 VAE's factor.
-fn image(p: &SdPipeline<AD>) -> Tensor<AD, 4> {
-    let case = cases_with_prefix("vae_encode").remove(0);
-    let x: Tensor<AD, 4> = case.load().tensor("input.image", &Default::default());
-    let [_, _, h, w] = x.dims();
-    let f = p.vae_scale();
-    x.narrow(2, 0, h / f * f).narrow(3, 0, w / f * f)
-}
-
-fn config() -> EditConfig {
-    EditConfig {
-        num_steps: 6,
-        strength: 1.0,
-        t_u: 3,
-        k: 2,
-        seed: 3,
-        ..EditConfig::default()
-    }
-}
-
-/// Mean squared difference.
-fn mse(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>) -> f64 {
-    values(&(a.clone() - b.clone()).powi_scalar(2).mean())[0]
+    common::load("tiny-sd21")
 }
 
 #[test]

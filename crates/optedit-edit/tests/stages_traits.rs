@@ -9,41 +9,9 @@ use std::rc::Rc;
 use burn::tensor::Tensor;
 use optedit_edit::{
     EditCondition, EditConfig, EditLoss, Editor, LatentOptimizer, LossInputs, Objective,
-    OptimizerKind, SdPipeline, Silent, Stage, Stages, UserMask,
+    OptimizerKind, Silent, Stage, Stages,
 };
-use optedit_fixtures::{
-    cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD, TestBackend as B,
-};
-
-fn pipeline() -> SdPipeline<AD> {
-    SdPipeline::load(&fixtures_dir().join("tiny-sd"), &Default::default()).unwrap()
-}
-
-fn image() -> Tensor<AD, 4> {
-    let case = cases_with_prefix("vae_encode").remove(0);
-    case.load().tensor("input.image", &Default::default())
-}
-
-/// A small, fast schedule for the tiny models.
-fn config() -> EditConfig {
-    EditConfig {
-        num_steps: 6,
-        strength: 1.0,
-        t_u: 3,
-        k: 2,
-        seed: 7,
-        ..EditConfig::default()
-    }
-}
-
-/// The left half of the fixture image (its own height and width) may change.
-fn half_mask() -> UserMask {
-    let [_, _, h, w] = image().dims();
-    let pixels = (0..h * w)
-        .map(|i| if i % w < w / 2 { 1.0 } else { 0.0 })
-        .collect();
-    UserMask::new(pixels, w, h).unwrap()
-}
+use optedit_fixtures::{values, TestAutodiffBackend as AD, TestBackend as B};
 
 /// Records the stage of every call; pulls the latent towards zero.
 struct StageRecorder<'a> {
@@ -61,6 +29,9 @@ impl EditLoss<AD> for StageRecorder<'_> {
     }
 }
 
+mod common;
+use common::{config, half_mask, image, image_hw, masked_diff, pipeline};
+
 #[test]
 fn a_custom_loss_reaches_the_stages_it_is_added_to() {
     let p = pipeline();
@@ -70,7 +41,13 @@ fn a_custom_loss_reaches_the_stages_it_is_added_to() {
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let steps = cfg.t_u * cfg.k;
     let plain = editor
-        .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+        .edit(
+            image(),
+            &src,
+            &cond,
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
         .unwrap();
     for (stages, guidance_calls, main_calls) in [
         (Stages::MAIN, 0, steps),
@@ -85,7 +62,7 @@ fn a_custom_loss_reaches_the_stages_it_is_added_to() {
                 image(),
                 &src,
                 &cond,
-                &mut half_mask(),
+                &mut half_mask(image_hw()),
                 &objective,
                 &mut Silent,
             )
@@ -166,7 +143,13 @@ fn a_custom_optimizer_moves_the_latent_in_both_stages() {
         });
     assert!(format!("{editor:?}").contains("custom"));
     let custom = editor
-        .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+        .edit(
+            image(),
+            &src,
+            &cond,
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
         .unwrap();
     // A fresh optimiser per optimised stage; a reset per optimised
     // timestep; k steps at each.
@@ -184,7 +167,13 @@ fn a_custom_optimizer_moves_the_latent_in_both_stages() {
             },
         )
         .unwrap()
-        .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+        .edit(
+            image(),
+            &src,
+            &cond,
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
         .unwrap()
     };
     let sgd = with(OptimizerKind::Sgd);
@@ -220,7 +209,13 @@ fn each_builtin_optimizer_gives_its_own_edit() {
         )
         .unwrap();
         let out = editor
-            .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+            .edit(
+                image(),
+                &src,
+                &cond,
+                &mut half_mask(image_hw()),
+                &mut Silent,
+            )
             .unwrap();
         values(&out.latent)
     })
@@ -228,14 +223,6 @@ fn each_builtin_optimizer_gives_its_own_edit() {
     assert!(latents.iter().flatten().all(|v| v.is_finite()));
     assert_ne!(latents[0], latents[1], "Adam kept across timesteps");
     assert_ne!(latents[0], latents[2], "normalised gradient descent");
-}
-
-/// Mean squared difference of two latents where `keep` (broadcast over
-/// channels) is 1.
-fn kept_error(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>, keep: &Tensor<AD, 4>) -> f64 {
-    let w = keep.clone().repeat_dim(1, a.dims()[1]);
-    let d = values(&(w.clone() * (a.clone() - b.clone()).powi_scalar(2)).sum());
-    d[0] / values(&w.sum())[0]
 }
 
 #[test]
@@ -264,7 +251,7 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
             image(),
             &src,
             &cond,
-            &mut half_mask(),
+            &mut half_mask(image_hw()),
             &objective,
             &mut Silent,
         )
@@ -290,15 +277,21 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
             },
         )
         .unwrap()
-        .edit(image(), &src, &cond, &mut half_mask(), &mut Silent)
+        .edit(
+            image(),
+            &src,
+            &cond,
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
         .unwrap()
     };
     let (early, all) = (run(0), run(2));
     let keep = early.mask.clone().neg().add_scalar(1.0);
     let z0 = early.inversion.last();
     let (e_early, e_all) = (
-        kept_error(&early.latent, z0, &keep),
-        kept_error(&all.latent, z0, &keep),
+        masked_diff(&early.latent, z0, &keep),
+        masked_diff(&all.latent, z0, &keep),
     );
     assert!(
         e_all < 0.8 * e_early,

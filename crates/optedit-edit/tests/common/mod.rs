@@ -1,0 +1,72 @@
+//! What the edit's integration tests share: the tiny fixture pipelines, the
+//! fixture image, a small schedule, masks and latent distances. Every shape
+//! comes from the fixture's own files.
+#![allow(dead_code)]
+
+use burn::tensor::Tensor;
+use optedit_edit::{EditConfig, SdPipeline, UserMask};
+use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
+
+/// The pipeline folder `name` of the fixture set (`tiny-sd`, `tiny-sd21`).
+pub fn load(name: &str) -> SdPipeline<AD> {
+    SdPipeline::load(&fixtures_dir().join(name), &Default::default()).unwrap()
+}
+
+/// The tiny SD 1.5-style pipeline.
+pub fn pipeline() -> SdPipeline<AD> {
+    load("tiny-sd")
+}
+
+/// The fixture's input image `[1, 3, h, w]` in `[-1, 1]`.
+pub fn image() -> Tensor<AD, 4> {
+    let case = cases_with_prefix("vae_encode").remove(0);
+    case.load().tensor("input.image", &Default::default())
+}
+
+/// The fixture image cropped to multiples of `p`'s VAE factor.
+pub fn image_for(p: &SdPipeline<AD>) -> Tensor<AD, 4> {
+    let x = image();
+    let [_, _, h, w] = x.dims();
+    let f = p.vae_scale();
+    x.narrow(2, 0, h / f * f).narrow(3, 0, w / f * f)
+}
+
+/// Height and width of the fixture's input image (not necessarily square).
+pub fn image_hw() -> (usize, usize) {
+    let [_, _, h, w] = image().dims();
+    (h, w)
+}
+
+/// A small, fast schedule for the tiny models.
+pub fn config() -> EditConfig {
+    EditConfig {
+        num_steps: 6,
+        strength: 1.0,
+        t_u: 3,
+        k: 2,
+        seed: 7,
+        ..EditConfig::default()
+    }
+}
+
+/// The left half of an `h` x `w` image may change.
+pub fn half_mask((h, w): (usize, usize)) -> UserMask {
+    let pixels = (0..h * w)
+        .map(|i| if i % w < w / 2 { 1.0 } else { 0.0 })
+        .collect();
+    UserMask::new(pixels, w, h).unwrap()
+}
+
+/// Mean squared difference of two latents where `weight` (broadcast over
+/// channels) is 1.
+pub fn masked_diff(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>, weight: &Tensor<AD, 4>) -> f64 {
+    let c = a.dims()[1];
+    let w = weight.clone().repeat_dim(1, c);
+    let d = values(&(w.clone() * (a.clone() - b.clone()).powi_scalar(2)).sum());
+    d[0] / values(&w.sum())[0]
+}
+
+/// Mean squared difference.
+pub fn mse(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>) -> f64 {
+    values(&(a.clone() - b.clone()).powi_scalar(2).mean())[0]
+}
