@@ -1,39 +1,16 @@
 //! Outputs that never overwrite an input, checked before any work and
 //! written atomically in the format of their extension (through
 //! `optedit::images`, which also reads the inputs and fits them to the
-//! model); latent masks as images; side-by-side rows and PSNR.
+//! model); side-by-side rows and PSNR.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::{backend::Backend, Tensor};
-use image::{DynamicImage, GrayImage, Luma, RgbImage};
+use image::{DynamicImage, RgbImage};
 use optedit::images::Format;
 
 use crate::UsageError;
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("cannot read tensor values: {e:?}"))
-}
-
-fn to_u8(v: f32) -> u8 {
-    (v * 255.0).round().clamp(0.0, 255.0) as u8
-}
-
-/// A latent mask `[1, 1, h, w]` in `[0, 1]` as a grey image up-sampled
-/// (nearest) by `factor`.
-pub fn mask_to_image<B: Backend>(mask: Tensor<B, 4>, factor: usize) -> Result<GrayImage> {
-    let [_, _, h, w] = mask.dims();
-    let v = values(mask)?;
-    let f = factor.max(1) as u32;
-    Ok(GrayImage::from_fn(w as u32 * f, h as u32 * f, |x, y| {
-        Luma([to_u8(v[(y / f) as usize * w + (x / f) as usize])])
-    }))
-}
 
 /// Absolute, symlink-free form of a path that may not exist yet (its folder
 /// must).

@@ -167,6 +167,38 @@ pub fn tensor_to_rgb<B: Backend>(t: Tensor<B, 4>) -> Result<RgbImage> {
     }))
 }
 
+/// A latent mask `[1, 1, h, w]` in `[0, 1]` as a grey image `factor` times
+/// its size, each latent cell a `factor x factor` block (nearest):
+/// `round(v * 255)`, clamped. Fails on another shape or a zero `factor`.
+pub fn latent_mask_to_gray<B: Backend>(mask: Tensor<B, 4>, factor: u32) -> Result<GrayImage> {
+    let [n, c, h, w] = mask.dims();
+    if n != 1 || c != 1 || factor == 0 {
+        return Err(CondError::InvalidArgument {
+            argument: "mask tensor".into(),
+            message: format!(
+                "shape {:?} with factor {factor}: expected [1, 1, h, w] and a factor of at least 1",
+                mask.dims()
+            ),
+        });
+    }
+    let v = mask
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| CondError::InvalidArgument {
+            argument: "mask tensor".into(),
+            message: format!("cannot read its values: {e:?}"),
+        })?;
+    Ok(GrayImage::from_fn(
+        w as u32 * factor,
+        h as u32 * factor,
+        |x, y| {
+            let i = (y / factor) as usize * w + (x / factor) as usize;
+            image::Luma([(v[i] * 255.0).round().clamp(0.0, 255.0) as u8])
+        },
+    ))
+}
+
 /// Nearest-neighbour resampling that only ever copies input pixels: output
 /// pixel `x` takes input pixel `floor((x + 1/2) * in / out)` (pixel centres),
 /// computed in integers. Fails on an empty input.
@@ -283,5 +315,18 @@ mod tests {
         assert_eq!(tensor_to_rgb(t).unwrap(), image);
         let bad = Tensor::<Flex, 4>::zeros([1, 1, 3, 5], &Default::default());
         assert!(tensor_to_rgb(bad).is_err());
+    }
+
+    #[test]
+    fn latent_masks_become_blocks() {
+        let device = Default::default();
+        let m =
+            Tensor::<Flex, 4>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 1, 1, 2]), &device);
+        let g = latent_mask_to_gray(m.clone(), 4).unwrap();
+        assert_eq!(g.dimensions(), (8, 4));
+        assert_eq!((g.get_pixel(3, 3)[0], g.get_pixel(4, 0)[0]), (0, 255));
+        assert!(latent_mask_to_gray(m, 0).is_err());
+        let rgb = Tensor::<Flex, 4>::zeros([1, 3, 1, 2], &device);
+        assert!(latent_mask_to_gray(rgb, 4).is_err());
     }
 }

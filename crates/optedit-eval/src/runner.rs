@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use image::{GrayImage, RgbImage};
-use optedit_cond::image::{rgb_to_tensor, tensor_to_rgb};
+use optedit_cond::image::{latent_mask_to_gray, rgb_to_tensor, tensor_to_rgb};
 use optedit_edit::Method as EditMethod;
 use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, EditError, Editor, EstimatedMask, FullMask,
@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::cases::{Case, ControlName, MaskSpec};
 use crate::error::{io, EvalError, Result};
 use crate::features::{fingerprint, ClassKey, Judge};
-use crate::grid::mask_to_image;
 use crate::metrics::{coverage, iou, mae_outside, psnr_outside, ssim_outside};
 use crate::scenes::{value_name, Attribute, CaseScenes};
 
@@ -573,7 +572,7 @@ pub fn run_case<B: AutodiffBackend>(
             Ok((image, latent_mask, timings, empty)) => Ok(Produced {
                 result: tensor_to_rgb(image)?,
                 mask: Some(match latent_mask {
-                    Some(m) => mask_to_image(m, f as usize),
+                    Some(m) => latent_mask_to_gray(m, f)?,
                     None => GrayImage::from_pixel(w, h, image::Luma([255])),
                 }),
                 timings,

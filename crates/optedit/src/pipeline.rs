@@ -7,7 +7,9 @@ use std::time::Duration;
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use image::{DynamicImage, GrayImage, RgbImage};
-use optedit_cond::image::{rgb_to_signed_tensor, tensor_to_rgb, ConditionImage};
+use optedit_cond::image::{
+    latent_mask_to_gray, rgb_to_signed_tensor, tensor_to_rgb, ConditionImage,
+};
 use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, Editor, EstimatedMask, FullMask, MaskOptions,
     MaskSource, Method, Progress, SdPipeline, Stage, UserMask,
@@ -226,7 +228,7 @@ impl<B: AutodiffBackend> Pipeline<B> {
             .transpose()?;
         let edited = tensor_to_rgb(result)?;
         let mask = mask
-            .map(|m| latent_mask_image(m, factor))
+            .map(|m| latent_mask_to_gray(m, factor))
             .transpose()?
             .map(|m| fit.restore_gray(&m));
         Ok(Edited {
@@ -239,28 +241,6 @@ impl<B: AutodiffBackend> Pipeline<B> {
             timings,
         })
     }
-}
-
-/// A latent mask `[1, 1, h, w]` in `[0, 1]` as a grey image of `factor`
-/// times its size (nearest).
-fn latent_mask_image<B: burn::tensor::backend::Backend>(
-    mask: burn::tensor::Tensor<B, 4>,
-    factor: u32,
-) -> Result<GrayImage> {
-    let [_, _, h, w] = mask.dims();
-    let v = mask
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| Error::argument("mask", format!("cannot read its values: {e:?}")))?;
-    Ok(GrayImage::from_fn(
-        w as u32 * factor,
-        h as u32 * factor,
-        |x, y| {
-            let i = (y / factor) as usize * w + (x / factor) as usize;
-            image::Luma([(v[i] * 255.0).round().clamp(0.0, 255.0) as u8])
-        },
-    ))
 }
 
 /// What to change: the prompts, any ControlNet conditions, and where.

@@ -3,12 +3,13 @@
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use image::DynamicImage;
+use optedit_cond::image::latent_mask_to_gray;
 use optedit_edit::{EstimatedMask, MaskContext, MaskSource};
 
 use super::{input_files, mask_options, Session, Sizing};
 use crate::args::MaskArgs;
 use crate::controls::ControlSpec;
-use crate::io::{self, Output};
+use crate::io::Output;
 use crate::progress::Reporter;
 
 /// Runs `optedit mask` on backend `B`: white where the edit may change the
@@ -47,9 +48,10 @@ pub fn run<B: AutodiffBackend>(
         ..EstimatedMask::default()
     };
     let mask = rep.phase("mask", || estimator.mask(&ctx))?;
-    let gray = session
-        .fit
-        .restore_gray(&io::mask_to_image(mask, session.pipeline.sd().vae_scale())?);
+    let gray = session.fit.restore_gray(&latent_mask_to_gray(
+        mask,
+        session.pipeline.sd().vae_scale() as u32,
+    )?);
     rep.phase("write", || {
         output.write(&DynamicImage::ImageLuma8(gray.clone()))
     })?;
