@@ -208,7 +208,8 @@ pub struct ControlArgs {
 pub struct MaskChoiceArgs {
     /// Edit mask: `auto` (estimated, DiffEdit-style), `none` (the whole image
     /// may change) or a mask image (white = may change; the input's size is
-    /// cropped like it, other sizes are resized). Not for sdedit. [default: auto]
+    /// fitted like it, scaled and cropped; other sizes are resized). Not for
+    /// sdedit. [default: auto]
     #[arg(long, value_name = "auto|none|FILE")]
     pub mask: Option<String>,
     /// Grow the mask by this many latent pixels (VAE-factor image pixels
