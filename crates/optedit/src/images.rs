@@ -2,7 +2,7 @@
 //! its EXIF orientation ([`read`]); fitting it to the model ([`Fit`]: at most
 //! a maximum side, sides a multiple of the VAE's factor) and putting the
 //! result back at the input's size; writing by the output's extension
-//! ([`write`]: png, jpg, webp), atomically.
+//! ([`write()`]: png, jpg, webp), atomically.
 //!
 //! Resampling and codecs are the `image` crate's; the tensor conversion is
 //! `optedit_cond::image`'s, the one place it is written.
@@ -171,7 +171,7 @@ impl Fit {
     }
 }
 
-/// The formats [`write`] chooses by extension.
+/// The formats [`write()`] chooses by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
