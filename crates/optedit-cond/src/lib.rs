@@ -43,6 +43,7 @@
 
 pub mod canny;
 pub mod error;
+pub mod file;
 pub mod image;
 pub mod layout;
 pub mod pose;

@@ -207,10 +207,6 @@ impl Format {
 pub fn write(path: impl AsRef<Path>, image: &DynamicImage) -> Result<()> {
     let path = path.as_ref();
     let format = Format::of(path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     let io = |source| Error::Write {
         path: path.to_path_buf(),
         source,
@@ -219,20 +215,7 @@ pub fn write(path: impl AsRef<Path>, image: &DynamicImage) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // An ordinary file's mode (0666 less the umask), not tempfile's 0600.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder.tempfile_in(dir).map_err(io)?;
+    let tmp = optedit_cond::file::temp_beside(path).map_err(io)?;
     {
         let mut w = BufWriter::new(tmp.as_file());
         let (width, height) = (image.width(), image.height());
