@@ -254,7 +254,7 @@ pub fn condition_image(
             )?;
             Ok(crop_scaled(&DynamicImage::ImageRgb8(scaled), fit))
         } else {
-            Ok(DynamicImage::ImageRgb8(fit.apply(img)))
+            Ok(DynamicImage::ImageRgb8(fit.apply(&img.to_rgb8())))
         }
     };
     let name = spec
@@ -269,7 +269,7 @@ pub fn condition_image(
             ConditionImage::new(crop_scaled(&DynamicImage::ImageRgb8(scaled), fit).to_rgb8())
         }
         (Source::EdgesAuto, _) => optedit_cond::canny::canny_condition(
-            &DynamicImage::ImageRgb8(fit.apply(input)),
+            &DynamicImage::ImageRgb8(fit.apply(&input.to_rgb8())),
             canny.0,
             canny.1,
             None,

@@ -74,7 +74,7 @@ impl Output {
         }
         // Probe: the folder must accept a new file (the temporary file is
         // removed when dropped).
-        temp_in(dir, path).with_context(|| {
+        optedit_cond::file::temp_beside(path).with_context(|| {
             format!(
                 "cannot write output {}: folder {} is not writable",
                 path.display(),
@@ -95,23 +95,6 @@ impl Output {
     pub fn write(&self, image: &DynamicImage) -> Result<()> {
         Ok(optedit::images::write(&self.path, image)?)
     }
-}
-
-fn temp_in(dir: &Path, target: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let stem = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{stem}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // An ordinary file's mode (0666 less the umask), not tempfile's 0600.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o666));
-    }
-    builder.tempfile_in(dir)
 }
 
 /// Creates the intermediates folder (checked before any work).

@@ -6,7 +6,6 @@ use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use burn::tensor::{Distribution, Tensor};
-use optedit_cond::PromptEmbeddings;
 use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, EditError, EditLoss, Editor, FullMask, LossInputs,
     Objective, OptimizerKind, ProgressEvent, SdPipeline, Silent, Stage, UserMask,
@@ -15,14 +14,7 @@ use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBack
 use optedit_models::ControlNetModel;
 
 mod common;
-use common::{config, half_mask, image, image_hw, masked_diff, pipeline};
-
-fn prompts(p: &SdPipeline<AD>) -> (PromptEmbeddings<AD>, PromptEmbeddings<AD>) {
-    (
-        p.encode_prompt("a photo of a cat", None).unwrap(),
-        p.encode_prompt("a painting of a dog", None).unwrap(),
-    )
-}
+use common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
 
 #[test]
 fn preservation_only_keeps_the_unmasked_latent_near_the_inversion() {

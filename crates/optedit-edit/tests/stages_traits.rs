@@ -30,13 +30,13 @@ impl EditLoss<AD> for StageRecorder<'_> {
 }
 
 mod common;
-use common::{config, half_mask, image, image_hw, masked_diff, pipeline};
+use common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
 
 #[test]
 fn a_custom_loss_reaches_the_stages_it_is_added_to() {
     let p = pipeline();
-    let src = p.encode_prompt("a photo of a cat", None).unwrap();
-    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
     let cfg = config();
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let steps = cfg.t_u * cfg.k;
@@ -119,8 +119,8 @@ impl LatentOptimizer<B> for Counting {
 #[test]
 fn a_custom_optimizer_moves_the_latent_in_both_stages() {
     let p = pipeline();
-    let src = p.encode_prompt("a photo of a cat", None).unwrap();
-    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
     let cfg = EditConfig {
         lr: 20.0,
         ..config()
@@ -191,8 +191,8 @@ fn a_custom_optimizer_moves_the_latent_in_both_stages() {
 #[test]
 fn each_builtin_optimizer_gives_its_own_edit() {
     let p = pipeline();
-    let src = p.encode_prompt("a photo of a cat", None).unwrap();
-    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
     let latents: Vec<Vec<f64>> = [
         OptimizerKind::Adam,
         OptimizerKind::AdamKept,
@@ -228,8 +228,8 @@ fn each_builtin_optimizer_gives_its_own_edit() {
 #[test]
 fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
     let p = pipeline();
-    let src = p.encode_prompt("a photo of a cat", None).unwrap();
-    let cond = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
     let cfg = EditConfig {
         k_late: 1,
         ..config()

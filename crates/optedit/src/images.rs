@@ -98,19 +98,17 @@ impl Fit {
     }
 
     /// The model's input: `image` (the input's size) scaled and cropped.
-    pub fn apply(&self, image: &DynamicImage) -> RgbImage {
-        let rgb = image.to_rgb8();
-        let scaled = if self.is_scaled() {
-            image::imageops::resize(
-                &rgb,
-                self.scaled_width,
-                self.scaled_height,
-                image::imageops::FilterType::Lanczos3,
-            )
-        } else {
-            rgb
-        };
+    pub fn apply(&self, image: &RgbImage) -> RgbImage {
         let [x, y, w, h] = self.crop;
+        if !self.is_scaled() {
+            return image::imageops::crop_imm(image, x, y, w, h).to_image();
+        }
+        let scaled = image::imageops::resize(
+            image,
+            self.scaled_width,
+            self.scaled_height,
+            image::imageops::FilterType::Lanczos3,
+        );
         image::imageops::crop_imm(&scaled, x, y, w, h).to_image()
     }
 

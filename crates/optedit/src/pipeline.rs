@@ -139,7 +139,8 @@ impl<B: AutodiffBackend> Pipeline<B> {
         let fit = Fit::new(image.width(), image.height(), max_side, factor)?;
         let (w, h) = fit.size();
         let device = &self.sd.device;
-        let input = fit.apply(image);
+        let original = image.to_rgb8();
+        let input = fit.apply(&original);
 
         let source = self.sd.encode_prompt(&instruction.source_prompt, None)?;
         let target = self
@@ -160,7 +161,7 @@ impl<B: AutodiffBackend> Pipeline<B> {
             let condition = if control.image.dimensions() == (w, h) {
                 control.image.clone()
             } else if control.image.dimensions() == (image.width(), image.height()) {
-                fit.apply(&DynamicImage::ImageRgb8(control.image.clone()))
+                fit.apply(&control.image)
             } else {
                 optedit_cond::image::resize_smooth(&control.image, w, h)
             };
@@ -220,7 +221,6 @@ impl<B: AutodiffBackend> Pipeline<B> {
                 ))
             }
         };
-        let original = image.to_rgb8();
         let guidance = guidance
             .map(|latent| -> Result<RgbImage> {
                 Ok(fit.restore(&original, &tensor_to_rgb(editor.decode(latent)?)?))

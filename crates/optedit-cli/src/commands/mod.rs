@@ -147,7 +147,10 @@ impl<B: AutodiffBackend> Session<B> {
 
     /// The model's input, `[1, 3, H, W]` in `[-1, 1]`.
     pub fn image(&self) -> Tensor<B, 4> {
-        rgb_to_signed_tensor::<B>(&self.fit.apply(&self.input), &self.pipeline.sd().device)
+        rgb_to_signed_tensor::<B>(
+            &self.fit.apply(&self.input.to_rgb8()),
+            &self.pipeline.sd().device,
+        )
     }
 
     /// Source embeddings and the edit condition (target prompt + ControlNets).

@@ -45,7 +45,7 @@ pub fn run<B: AutodiffBackend>(args: &ReconstructArgs, device: B::Device) -> Res
     let decoded = rep.phase("decode", || editor.decode(trajectory.last().clone()))?;
     let recon = tensor_to_rgb(decoded)?;
     let original = session.input.to_rgb8();
-    let psnr = io::psnr(&fit.apply(&session.input), &recon);
+    let psnr = io::psnr(&fit.apply(&original), &recon);
     let full = fit.restore(&original, &recon);
     rep.phase("write", || {
         output.write(&DynamicImage::ImageRgb8(full.clone()))

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use burn::tensor::Tensor;
+use optedit_cond::PromptEmbeddings;
 use optedit_edit::{EditConfig, SdPipeline, UserMask};
 use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
 
@@ -69,4 +70,13 @@ pub fn masked_diff(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>, weight: &Tensor<AD, 4>)
 /// Mean squared difference.
 pub fn mse(a: &Tensor<AD, 4>, b: &Tensor<AD, 4>) -> f64 {
     values(&(a.clone() - b.clone()).powi_scalar(2).mean())[0]
+}
+
+/// The source and edit prompts the edit tests use ("a photo of a cat" to
+/// "a painting of a dog").
+pub fn prompts(p: &SdPipeline<AD>) -> (PromptEmbeddings<AD>, PromptEmbeddings<AD>) {
+    (
+        p.encode_prompt("a photo of a cat", None).unwrap(),
+        p.encode_prompt("a painting of a dog", None).unwrap(),
+    )
 }
