@@ -248,6 +248,63 @@ fn edit_scales_a_large_input_down_and_writes_by_extension() {
     assert_eq!(summary["model_size"], serde_json::json!([64, 48]));
 }
 
+/// A TIFF (EXIF) block holding only the orientation tag.
+fn exif_orientation(value: u8) -> Vec<u8> {
+    let mut e = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
+    e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
+    e.extend_from_slice(&[0, 0, 0, 0]);
+    e
+}
+
+#[test]
+fn an_exif_rotated_jpeg_larger_than_max_size_comes_back_upright_as_jpeg() {
+    // Stored 200x150 with EXIF orientation 6 (a phone held upright): the
+    // picture is 150x200. The model sees it at most 96 on the long side;
+    // the result is a JPEG at the upright 150x200.
+    let s = Setup::new(8, 8);
+    let stored = RgbImage::from_fn(200, 150, |x, y| Rgb([(x + y) as u8, 90, 200]));
+    let photo = s.path("phone.jpg");
+    let mut bytes = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+    image::ImageEncoder::set_exif_metadata(&mut enc, exif_orientation(6)).unwrap();
+    image::ImageEncoder::write_image(
+        enc,
+        stored.as_raw(),
+        200,
+        150,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    std::fs::write(&photo, &bytes).unwrap();
+    let out = s.path("edited.jpg");
+    let mut args: Vec<String> = [
+        "edit",
+        "--model",
+        &sd().display().to_string(),
+        "--image",
+        &photo.display().to_string(),
+        "--prompt",
+        "a red square",
+        "-o",
+        &out.display().to_string(),
+        "--max-size",
+        "96",
+        "--json",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(FAST.iter().map(|a| a.to_string()));
+    let run = optedit(args);
+    assert_success(&run);
+    assert_eq!(format_and_size(&out), (ImageFormat::Jpeg, (150, 200)));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["input_size"], serde_json::json!([150, 200]));
+    assert_eq!(summary["model_size"], serde_json::json!([72, 96]));
+    // The input file is untouched.
+    assert_eq!(std::fs::read(&photo).unwrap(), bytes);
+}
+
 #[test]
 fn bad_method_and_max_size_are_usage_errors() {
     let s = Setup::new(128, 128);
@@ -459,6 +516,19 @@ fn non_image_file() {
         1,
         &["notes.png", "decode"],
     );
+}
+
+#[test]
+fn truncated_jpeg() {
+    let s = Setup::new(8, 8);
+    let whole = s.path("whole.jpg");
+    RgbImage::from_fn(64, 48, |x, y| Rgb([x as u8 * 3, y as u8 * 5, 60]))
+        .save(&whole)
+        .unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = s.path("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    expect_edit_failure(&s, &cut, &sd(), &s.path("out.jpg"), &[], 1, &["cut.jpg"]);
 }
 
 #[test]
