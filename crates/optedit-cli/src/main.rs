@@ -55,18 +55,14 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The autodiff backends the edits run on. Balanced checkpointing recomputes
-/// memory-bound operations (softmax, norms, activations) in the backward pass
-/// instead of keeping their outputs: a third less peak memory for an SD 1.5
-/// gradient at 512x512, at the same speed (docs/benchmarks.md), and the
-/// same numbers.
+/// The autodiff backends the edits run on: the facade's, with balanced
+/// checkpointing ([`optedit::CpuBackend`]).
 mod backend {
-    use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
     /// CPU.
-    pub type Cpu = burn::backend::Autodiff<burn::backend::Flex, BalancedCheckpointing>;
+    pub type Cpu = optedit::CpuBackend;
     /// CUDA.
     #[cfg(feature = "cuda")]
-    pub type Gpu = burn::backend::Autodiff<burn::backend::Cuda, BalancedCheckpointing>;
+    pub type Gpu = optedit::CudaBackend;
 
     /// The error of `--device cuda` in a build without CUDA.
     #[cfg(not(feature = "cuda"))]

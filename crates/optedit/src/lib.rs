@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod error;
@@ -22,5 +23,26 @@ pub use optedit_edit as edit;
 pub use optedit_models as models;
 
 /// The CPU backend with gradients, as the editor needs: burn's `Flex`
-/// under `Autodiff`.
-pub type CpuBackend = burn::backend::Autodiff<burn::backend::Flex>;
+/// under `Autodiff`, with balanced checkpointing (memory-bound operations
+/// such as softmax, norms and activations are recomputed in the backward
+/// pass instead of kept: a third less peak memory for an SD 1.5 gradient at
+/// 512 x 512, at the same speed and with the same numbers,
+/// `docs/benchmarks.md`).
+pub type CpuBackend = burn::backend::Autodiff<
+    burn::backend::Flex,
+    burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
+>;
+
+/// The CUDA backend with gradients (feature `cuda`), checkpointed like
+/// [`CpuBackend`]; its device comes from [`cuda`].
+#[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
+pub type CudaBackend = burn::backend::Autodiff<
+    burn::backend::Cuda,
+    burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
+>;
+
+/// The first CUDA device, checked to work (feature `cuda`).
+#[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
+pub use optedit_models::device::cuda;
