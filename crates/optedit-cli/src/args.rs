@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use optedit_edit::{EditConfig, Method, OptimizerKind};
+use optedit_edit::{EditConfig, LossSpace, Method, OptimizerKind};
 
 /// Size policy shown in the help of every command that takes `--image`.
 pub const SIZE_POLICY: &str =
@@ -130,6 +130,14 @@ fn optimizer_kind(word: &str) -> Result<OptimizerKind, String> {
     })
 }
 
+/// Parses `--loss-space`: a word of [`LossSpace::ALL`].
+fn loss_space(word: &str) -> Result<LossSpace, String> {
+    LossSpace::from_word(word).ok_or_else(|| {
+        let words: Vec<&str> = LossSpace::ALL.iter().map(|k| k.word()).collect();
+        format!("expected one of {}", words.join(", "))
+    })
+}
+
 /// The Stable Diffusion model and the device.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -251,9 +259,20 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "NAME", value_parser = optimizer_kind,
           default_value_t = EditConfig::default().optimizer)]
     pub optimizer: OptimizerKind,
+    /// Where the losses compare latents: next (the next noisy latent against
+    /// the target trajectory one step later, the paper's) or clean (the
+    /// predicted clean latent against the target's clean latent).
+    #[arg(long, value_name = "SPACE", value_parser = loss_space,
+          default_value_t = EditConfig::default().loss_space)]
+    pub loss_space: LossSpace,
     /// Classifier-free guidance scale under the edit condition.
     #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
     pub guidance: f64,
+    /// Classifier-free guidance scale of the inversion under the source
+    /// prompt (1: unguided, the method's).
+    #[arg(long, value_name = "W",
+          default_value_t = EditConfig::default().inversion_guidance_scale)]
+    pub inversion_guidance: f64,
     /// Seed of every random draw.
     #[arg(long, default_value_t = EditConfig::default().seed)]
     pub seed: u64,
@@ -275,7 +294,9 @@ impl ConfigArgs {
             k_late: self.k_late,
             lr: self.lr,
             optimizer: self.optimizer,
+            loss_space: self.loss_space,
             guidance_scale: self.guidance,
+            inversion_guidance_scale: self.inversion_guidance,
             seed: self.seed,
             paste_back: self.paste_back || d.paste_back,
             ..d

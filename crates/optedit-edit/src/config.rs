@@ -1,6 +1,7 @@
 //! [`EditConfig`]: every knob of the edit, with documented defaults.
 
 use crate::error::{EditError, Result};
+use crate::loss::LossSpace;
 use crate::optimizer::{LrSchedule, OptimizerKind};
 
 /// Configuration of an optimisation-based edit.
@@ -42,6 +43,9 @@ pub struct EditConfig {
     pub optimizer: OptimizerKind,
     /// Learning-rate schedule over the `t_u` optimised steps (default constant).
     pub lr_schedule: LrSchedule,
+    /// Where the method's losses compare latents (default
+    /// [`LossSpace::Next`], the paper's next noisy latent).
+    pub loss_space: LossSpace,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,
     /// A loss above this value (or NaN) stops the edit with
@@ -66,6 +70,7 @@ impl Default for EditConfig {
             lr: 0.05,
             optimizer: OptimizerKind::Adam,
             lr_schedule: LrSchedule::Constant,
+            loss_space: LossSpace::Next,
             seed: 0,
             max_loss: 1e4,
             paste_back: false,

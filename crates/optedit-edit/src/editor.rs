@@ -258,7 +258,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     }
 
     /// The whole method with the default objective
-    /// `lambda * L_pres + (1 - lambda) * L_guid`.
+    /// `lambda * L_pres + (1 - lambda) * L_guid` (measured in the config's
+    /// [`EditConfig::loss_space`]).
     pub fn edit(
         &self,
         image: Tensor<B, 4>,
@@ -267,7 +268,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         mask: &mut dyn MaskSource<B>,
         progress: &mut dyn Progress,
     ) -> Result<EditOutput<B>> {
-        let objective = Objective::method(self.config.lambda);
+        let objective = Objective::method_in(self.config.lambda, self.config.loss_space);
         self.edit_with_objective(image, source, condition, mask, &objective, progress)
     }
 

@@ -59,7 +59,7 @@ pub use editor::{paste_back, EditOutput, Editor, OptimizerFactory};
 pub use error::{EditError, Result};
 pub use graph::release_graphs;
 pub use loss::{
-    masked_mse, EditLoss, GuidanceLoss, LossInputs, Objective, PreservationLoss, Stages,
+    masked_mse, EditLoss, GuidanceLoss, LossInputs, LossSpace, Objective, PreservationLoss, Stages,
 };
 pub use mask::{EstimatedMask, FullMask, MaskContext, MaskOptions, MaskSource, UserMask};
 pub use method::Method;

@@ -30,6 +30,49 @@ pub struct LossInputs<'a, B: Backend> {
     pub preservation_target: &'a Tensor<B, 4>,
     /// The guidance trajectory one step later (`zg_{t-1}`), if there is one.
     pub guidance_target: Option<&'a Tensor<B, 4>>,
+    /// The inversion's clean latent `z0` (the encoded input), the
+    /// preservation target in [`LossSpace::Clean`].
+    pub preservation_clean: &'a Tensor<B, 4>,
+    /// The guidance trajectory's clean latent `zg_0`, if there is one.
+    pub guidance_clean: Option<&'a Tensor<B, 4>>,
+}
+
+/// Where the method's losses compare latents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LossSpace {
+    /// The next noisy latent `DDIM(z_t)` against the target trajectory one
+    /// step later (the paper's formulation; the default).
+    #[default]
+    Next,
+    /// The predicted clean latent (`pred_original_sample` of the DDIM step)
+    /// against the target trajectory's clean latent: every optimised step
+    /// aims at the final image rather than at the next noise level.
+    Clean,
+}
+
+impl LossSpace {
+    /// Every space.
+    pub const ALL: [LossSpace; 2] = [LossSpace::Next, LossSpace::Clean];
+
+    /// Its name on the command line and in result files (`next`, `clean`).
+    pub fn word(self) -> &'static str {
+        match self {
+            LossSpace::Next => "next",
+            LossSpace::Clean => "clean",
+        }
+    }
+
+    /// The space named `word` ([`LossSpace::word`]).
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.word() == word)
+    }
+}
+
+impl std::fmt::Display for LossSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
 }
 
 /// A differentiable loss on the latent.
@@ -42,9 +85,13 @@ pub trait EditLoss<B: Backend> {
 }
 
 /// `mean((1 - M) * (DDIM(z_t) - z*_{t-1})^2)` over all latent elements:
-/// keep everything outside the edit on the inversion trajectory.
+/// keep everything outside the edit on the inversion trajectory. In
+/// [`LossSpace::Clean`], `mean((1 - M) * (x0(z_t) - z0)^2)`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PreservationLoss;
+pub struct PreservationLoss {
+    /// Where the latents are compared.
+    pub space: LossSpace,
+}
 
 impl<B: Backend> EditLoss<B> for PreservationLoss {
     fn name(&self) -> &str {
@@ -53,14 +100,21 @@ impl<B: Backend> EditLoss<B> for PreservationLoss {
 
     fn loss(&self, i: &LossInputs<'_, B>) -> Option<Tensor<B, 1>> {
         let keep = i.mask.clone().neg().add_scalar(1.0);
-        Some(masked_mse(i.next, i.preservation_target, keep))
+        Some(match self.space {
+            LossSpace::Next => masked_mse(i.next, i.preservation_target, keep),
+            LossSpace::Clean => masked_mse(i.pred_original, i.preservation_clean, keep),
+        })
     }
 }
 
 /// `mean(M * (DDIM(z_t) - zg_{t-1})^2)`: make the edit region follow the
-/// guidance trajectory.
+/// guidance trajectory. In [`LossSpace::Clean`], `mean(M * (x0(z_t) -
+/// zg_0)^2)`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GuidanceLoss;
+pub struct GuidanceLoss {
+    /// Where the latents are compared.
+    pub space: LossSpace,
+}
 
 impl<B: Backend> EditLoss<B> for GuidanceLoss {
     fn name(&self) -> &str {
@@ -68,8 +122,11 @@ impl<B: Backend> EditLoss<B> for GuidanceLoss {
     }
 
     fn loss(&self, i: &LossInputs<'_, B>) -> Option<Tensor<B, 1>> {
-        i.guidance_target
-            .map(|g| masked_mse(i.next, g, i.mask.clone()))
+        let (a, g) = match self.space {
+            LossSpace::Next => (i.next, i.guidance_target?),
+            LossSpace::Clean => (i.pred_original, i.guidance_clean?),
+        };
+        Some(masked_mse(a, g, i.mask.clone()))
     }
 }
 
@@ -152,12 +209,18 @@ impl<'l, B: Backend> Objective<'l, B> {
 
     /// The method's objective: `lambda * L_pres + (1 - lambda) * L_guid` in
     /// the main stage, and the preservation loss alone (weight 1) in the
-    /// guidance stage.
+    /// guidance stage, comparing next latents ([`LossSpace::Next`]).
     pub fn method(lambda: f64) -> Self {
+        Self::method_in(lambda, LossSpace::Next)
+    }
+
+    /// [`Objective::method`] with its losses measured in `space`.
+    pub fn method_in(lambda: f64, space: LossSpace) -> Self {
+        let preservation = PreservationLoss { space };
         Self::new()
-            .with(lambda, PreservationLoss)
-            .with(1.0 - lambda, GuidanceLoss)
-            .with_in(Stages::GUIDANCE, 1.0, PreservationLoss)
+            .with(lambda, preservation)
+            .with(1.0 - lambda, GuidanceLoss { space })
+            .with_in(Stages::GUIDANCE, 1.0, preservation)
     }
 
     /// Adds a term to the main stage.
@@ -228,5 +291,69 @@ impl<'l, B: Backend> Objective<'l, B> {
 impl<B: Backend> Default for Objective<'_, B> {
     fn default() -> Self {
         Self::method(0.6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use optedit_fixtures::{values, TestBackend as B};
+
+    fn t(v: &[f32]) -> Tensor<B, 4> {
+        Tensor::<B, 1>::from_floats(v, &Default::default()).reshape([1, 1, 1, v.len()])
+    }
+
+    fn value(l: Option<Tensor<B, 1>>) -> f64 {
+        values(&l.expect("the loss applies"))[0] as f64
+    }
+
+    /// The two spaces read different tensors: next against the target one
+    /// step later, the predicted clean latent against the clean target,
+    /// each over its own region of the mask.
+    #[test]
+    fn loss_spaces_compare_their_own_tensors_over_their_regions() {
+        let mask = t(&[1.0, 1.0, 0.0, 0.0]);
+        let next = t(&[1.0, 2.0, 3.0, 4.0]);
+        let pred = t(&[0.0, 0.0, 10.0, 10.0]);
+        let pres_target = t(&[9.0, 9.0, 3.0, 2.0]);
+        let pres_clean = t(&[9.0, 9.0, 10.0, 7.0]);
+        let guid_target = t(&[2.0, 2.0, 9.0, 9.0]);
+        let guid_clean = t(&[1.0, -1.0, 9.0, 9.0]);
+        let z = t(&[0.0; 4]);
+        let inputs = LossInputs {
+            stage: Stage::Optimise,
+            step: 0,
+            timestep: 0,
+            z_t: &z,
+            next: &next,
+            pred_original: &pred,
+            mask: &mask,
+            preservation_target: &pres_target,
+            guidance_target: Some(&guid_target),
+            preservation_clean: &pres_clean,
+            guidance_clean: Some(&guid_clean),
+        };
+        let p = |space| value(PreservationLoss { space }.loss(&inputs));
+        let g = |space| value(GuidanceLoss { space }.loss(&inputs));
+        // Means over all four elements.
+        assert!((p(LossSpace::Next) - 4.0 / 4.0).abs() < 1e-6);
+        assert!((p(LossSpace::Clean) - 9.0 / 4.0).abs() < 1e-6);
+        assert!((g(LossSpace::Next) - 1.0 / 4.0).abs() < 1e-6);
+        assert!((g(LossSpace::Clean) - 2.0 / 4.0).abs() < 1e-6);
+        // Without a guidance trajectory the guidance loss does not apply.
+        let none = LossInputs {
+            guidance_target: None,
+            guidance_clean: None,
+            ..inputs.clone()
+        };
+        for space in LossSpace::ALL {
+            assert!(GuidanceLoss { space }.loss(&none).is_none());
+            assert_eq!(LossSpace::from_word(space.word()), Some(space));
+        }
+        // The method's objective in the clean space weighs the clean terms.
+        let total = Objective::method_in(0.25, LossSpace::Clean)
+            .evaluate(&inputs)
+            .0;
+        assert!((value(total) - (0.25 * 9.0 + 0.75 * 2.0) / 4.0).abs() < 1e-6);
     }
 }

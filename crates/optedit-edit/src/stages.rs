@@ -149,6 +149,8 @@ fn optimise_step<B: AutodiffBackend>(
             mask: opt.mask,
             preservation_target: opt.preservation.at(j + 1),
             guidance_target: opt.guidance.map(|g| g.at(j + 1)),
+            preservation_clean: opt.preservation.last(),
+            guidance_clean: opt.guidance.map(|g| g.last()),
         };
         let (total, parts) = opt.objective.evaluate(&inputs);
         let Some(total) = total else {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use burn::tensor::Tensor;
 use optedit_edit::{
-    EditCondition, EditConfig, EditLoss, Editor, LatentOptimizer, LossInputs, Objective,
+    EditCondition, EditConfig, EditLoss, Editor, LatentOptimizer, LossInputs, LossSpace, Objective,
     OptimizerKind, Silent, Stage, Stages,
 };
 use optedit_fixtures::{values, TestAutodiffBackend as AD, TestBackend as B};
@@ -297,4 +297,43 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
         e_all < 0.8 * e_early,
         "background error {e_all} with k_late 2 vs {e_early} without"
     );
+}
+
+/// The config's loss space reaches the editor's objective: preserving in
+/// the clean space pulls the result's background towards the encoded input
+/// (the clean target), and the result differs from the next-latent space's.
+#[test]
+fn the_config_loss_space_reaches_the_edit() {
+    let p = pipeline();
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
+    let run = |space, lr| {
+        let cfg = EditConfig {
+            lambda: 1.0,
+            loss_space: space,
+            lr,
+            ..config()
+        };
+        Editor::new(&p, cfg)
+            .unwrap()
+            .edit(
+                image(),
+                &src,
+                &cond,
+                &mut half_mask(image_hw()),
+                &mut Silent,
+            )
+            .unwrap()
+    };
+    let free = run(LossSpace::Clean, 0.0);
+    let clean = run(LossSpace::Clean, 0.05);
+    let next = run(LossSpace::Next, 0.05);
+    let z0 = free.inversion.last();
+    let keep = free.mask.clone().neg().add_scalar(1.0);
+    let (d_free, d_clean) = (
+        masked_diff(&free.latent, z0, &keep),
+        masked_diff(&clean.latent, z0, &keep),
+    );
+    assert!(d_clean < 0.9 * d_free, "{d_clean} vs {d_free}");
+    assert_ne!(values(&clean.latent), values(&next.latent));
 }

@@ -181,6 +181,22 @@ pub struct SummarySettings {
     /// in summaries written before it was recorded).
     #[serde(default = "adam")]
     pub optimizer: String,
+    /// Where the losses compare latents ([`optedit_edit::LossSpace::word`];
+    /// `next` in summaries written before it was recorded).
+    #[serde(default = "next")]
+    pub loss_space: String,
+    /// Guidance scale of the inversion (1 in summaries written before it
+    /// was recorded).
+    #[serde(default = "one")]
+    pub inversion_guidance: f64,
+}
+
+fn next() -> String {
+    optedit_edit::LossSpace::Next.word().into()
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn adam() -> String {
@@ -188,6 +204,39 @@ fn adam() -> String {
 }
 
 impl SummarySettings {
+    /// The optimisation settings that differ from [`EditConfig`]'s
+    /// defaults, as short notes (`normalized-gd`, `k late 1`, `t_u 5`, ...):
+    /// what tells the rows of an ablation apart.
+    ///
+    /// [`EditConfig`]: optedit_edit::EditConfig
+    pub fn optimise_notes(&self) -> Vec<String> {
+        let d = optedit_edit::EditConfig::default();
+        let mut notes = Vec::new();
+        if self.optimizer != d.optimizer.word() {
+            notes.push(self.optimizer.clone());
+        }
+        if self.loss_space != d.loss_space.word() {
+            notes.push(format!("{} space", self.loss_space));
+        }
+        let mut differ = |name: &str, value: f64, default: f64| {
+            if value != default {
+                notes.push(format!("{name} {value}"));
+            }
+        };
+        differ("t_u", self.t_u as f64, d.t_u as f64);
+        differ("k", self.k as f64, d.k as f64);
+        differ("k late", self.k_late as f64, d.k_late as f64);
+        differ("lr", self.lr, d.lr);
+        differ("strength", self.strength, d.strength);
+        differ("guidance", self.guidance, d.guidance_scale);
+        differ(
+            "inversion guidance",
+            self.inversion_guidance,
+            d.inversion_guidance_scale,
+        );
+        notes
+    }
+
     /// The settings of `options`.
     pub fn of(options: &RunOptions) -> Self {
         let c = &options.config;
@@ -208,6 +257,8 @@ impl SummarySettings {
             control_scale: options.control_scale,
             paste_back: c.paste_back,
             optimizer: c.optimizer.word().into(),
+            loss_space: c.loss_space.word().into(),
+            inversion_guidance: c.inversion_guidance_scale,
         }
     }
 }
@@ -420,10 +471,11 @@ impl RowCells {
     pub(crate) fn markdown(&self, settings: &SummarySettings) -> String {
         let s = settings;
         let (method, lambda) = if s.method == "optimise" {
-            let method = if s.optimizer == adam() {
+            let notes = s.optimise_notes();
+            let method = if notes.is_empty() {
                 s.method.clone()
             } else {
-                format!("{} ({})", s.method, s.optimizer)
+                format!("{} ({})", s.method, notes.join(", "))
             };
             (method, format!("{}", s.lambda))
         } else {
@@ -510,7 +562,7 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}, lr {}, optimizer {}, guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}, lr {}, optimizer {}, loss space {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
@@ -519,7 +571,9 @@ impl Summary {
             s.k_late,
             s.lr,
             s.optimizer,
+            s.loss_space,
             s.guidance,
+            s.inversion_guidance,
             s.seed,
             s.control_scale,
             if s.paste_back { ", pasted back" } else { "" },
@@ -631,11 +685,29 @@ mod tests {
             .markdown_row()
             .starts_with("| optimise (normalized-gd) | 0.6 | per case | 3 |"));
         assert!(other.markdown().contains("optimizer normalized-gd,"));
+        // Every lever that differs from the defaults is named in the row.
+        let mut options = RunOptions::default();
+        options.config.optimizer = optedit_edit::OptimizerKind::AdamKept;
+        options.config.k_late = 1;
+        options.config.loss_space = optedit_edit::LossSpace::Clean;
+        options.config.strength = 0.6;
+        let levers = summarise(&records, &refs, SummarySettings::of(&options));
+        assert!(
+            levers
+                .markdown_row()
+                .starts_with("| optimise (adam-kept, clean space, k late 1, strength 0.6) | 0.6 |"),
+            "{}",
+            levers.markdown_row()
+        );
+        assert!(levers.markdown().contains("loss space clean,"));
+        assert!(s.settings.optimise_notes().is_empty());
         assert!(s.markdown().contains("optimizer adam,"));
         // Settings written before the optimiser was recorded read as Adam.
         let mut old = serde_json::to_value(&s.settings).unwrap();
         old.as_object_mut().unwrap().remove("optimizer");
         old.as_object_mut().unwrap().remove("k_late");
+        old.as_object_mut().unwrap().remove("loss_space");
+        old.as_object_mut().unwrap().remove("inversion_guidance");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
         assert_eq!(old, s.settings);
     }
