@@ -11,6 +11,12 @@
 # continues where it stopped. OUT/table/<optimizer>/compare.md holds one
 # optimiser's lambda rows (lambda 0 first), OUT/table/all/compare.md every
 # row.
+#
+# VARIANTS adds runs beside the grid, one per line as `name|eval run flags`
+# (the levers of docs/method.md), e.g.
+#   VARIANTS=$'ngd-klate1|--method optimise --optimizer normalized-gd --lambda 1 --k-late 1\n
+#   diffedit|--method diffedit'
+# They are listed in OUT/table/variants/compare.md (and in all/).
 set -euo pipefail
 : "${BIN:?}" "${MODEL:?}" "${OUT:?}"
 SEED=${SEED:-7001}
@@ -19,6 +25,7 @@ JOBS=${JOBS:-2}
 OPTIMIZERS=${OPTIMIZERS:-adam adam-kept normalized-gd}
 LAMBDAS=${LAMBDAS:-0 0.2 0.4 0.6 0.8 1}
 EXTRA=${EXTRA:-}
+VARIANTS=${VARIANTS:-}
 mkdir -p "$OUT/runs"
 CASES="$OUT/tuning-seed$SEED.jsonl"
 [ -f "$CASES" ] || "$BIN" eval make-cases --out "$CASES" --count "$COUNT" --seed "$SEED" --quiet
@@ -31,6 +38,19 @@ for o in $OPTIMIZERS; do
     RUNS+=("$o-lambda$l|--method optimise --optimizer $o --lambda $l --grid 4 $EXTRA")
   done
 done
+# Calibration rows (no model runs): what the referee makes of the input
+# unchanged, the region blanked and the target itself; in every table.
+calibration=()
+for m in identity blank oracle; do
+  RUNS+=("calibration-$m|--method $m --grid 0")
+  calibration+=("$OUT/runs/calibration-$m")
+done
+variant_names=()
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  RUNS+=("$line --grid 0")
+  variant_names+=("$OUT/runs/${line%%|*}")
+done <<< "$VARIANTS"
 run_one() {
   IFS='|' read -r name args <<< "$1"
   # shellcheck disable=SC2086
@@ -47,6 +67,10 @@ for o in $OPTIMIZERS; do
   rows=()
   for l in $LAMBDAS; do rows+=("$OUT/runs/$o-lambda$l"); done
   all+=("${rows[@]}")
-  "$BIN" eval compare --cases "$CASES" --out "$OUT/table/$o" --rows 0 "${rows[@]}"
+  "$BIN" eval compare --cases "$CASES" --out "$OUT/table/$o" --rows 0 "${rows[@]}" "${calibration[@]}"
 done
-"$BIN" eval compare --cases "$CASES" --out "$OUT/table/all" --rows 0 "${all[@]}"
+if [ ${#variant_names[@]} -gt 0 ]; then
+  "$BIN" eval compare --cases "$CASES" --out "$OUT/table/variants" --rows 0 "${variant_names[@]}" "${calibration[@]}"
+  all+=("${variant_names[@]}")
+fi
+"$BIN" eval compare --cases "$CASES" --out "$OUT/table/all" --rows 0 "${all[@]}" "${calibration[@]}"
