@@ -1,6 +1,7 @@
 //! Images in and out: reading files, size checks, resampling, and the
 //! ControlNet condition tensor.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
@@ -122,21 +123,59 @@ impl ConditionImage {
 
 /// Any RGB image as a `[1, 3, H, W]` tensor in `[0, 1]` (value / 255).
 pub fn rgb_to_tensor<B: Backend>(image: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut planar = vec![0f32; 3 * w * h];
-    for (i, px) in image.pixels().enumerate() {
-        for c in 0..3 {
-            planar[c * w * h + i] = f32::from(px[c]) / 255.0;
+    rgb_batch_to_tensor::<B, _>(std::slice::from_ref(image), device)
+}
+
+/// RGB images of one size as a `[n, 3, H, W]` tensor in `[0, 1]`
+/// (value / 255), image `i` at batch index `i`.
+///
+/// # Panics
+/// If `images` is empty or the images differ in size.
+pub fn rgb_batch_to_tensor<B: Backend, I: Borrow<RgbImage>>(
+    images: &[I],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let (w, h) = images
+        .first()
+        .expect("at least one image")
+        .borrow()
+        .dimensions();
+    let (w, h) = (w as usize, h as usize);
+    let mut planar = vec![0f32; images.len() * 3 * w * h];
+    for (n, image) in images.iter().enumerate() {
+        let image = image.borrow();
+        assert_eq!(
+            (image.width() as usize, image.height() as usize),
+            (w, h),
+            "images of one size"
+        );
+        let planes = &mut planar[n * 3 * w * h..(n + 1) * 3 * w * h];
+        for (i, px) in image.pixels().enumerate() {
+            for c in 0..3 {
+                planes[c * w * h + i] = f32::from(px[c]) / 255.0;
+            }
         }
     }
-    Tensor::from_data(TensorData::new(planar, [1, 3, h, w]), device)
+    Tensor::from_data(TensorData::new(planar, [images.len(), 3, h, w]), device)
 }
 
 /// An RGB image as the VAE takes it: `[1, 3, H, W]` in `[-1, 1]`
-/// (`2 * value / 255 - 1`). The one conversion of the workspace;
-/// [`tensor_to_rgb`] is its inverse.
+/// (`2 * value / 255 - 1`). The one conversion of the workspace (batched:
+/// [`rgb_batch_to_signed_tensor`]); [`tensor_to_rgb`] is its inverse.
 pub fn rgb_to_signed_tensor<B: Backend>(image: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
-    rgb_to_tensor::<B>(image, device)
+    rgb_batch_to_signed_tensor::<B, _>(std::slice::from_ref(image), device)
+}
+
+/// RGB images of one size as a `[n, 3, H, W]` tensor in `[-1, 1]`
+/// (`2 * value / 255 - 1`, which is exactly `value / 127.5 - 1` in `f32`).
+///
+/// # Panics
+/// If `images` is empty or the images differ in size.
+pub fn rgb_batch_to_signed_tensor<B: Backend, I: Borrow<RgbImage>>(
+    images: &[I],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    rgb_batch_to_tensor::<B, I>(images, device)
         .mul_scalar(2.0)
         .sub_scalar(1.0)
 }
@@ -315,6 +354,42 @@ mod tests {
         assert_eq!(tensor_to_rgb(t).unwrap(), image);
         let bad = Tensor::<Flex, 4>::zeros([1, 1, 3, 5], &Default::default());
         assert!(tensor_to_rgb(bad).is_err());
+    }
+
+    /// The batched conversion stacks the single ones, and its values are
+    /// exactly `v / 127.5 - 1` (the training crate's former conversion, so
+    /// the judge and the models see the same bits).
+    #[test]
+    fn batches_stack_single_images_bit_for_bit() {
+        let device = Default::default();
+        let a = RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(x * 16 + y) as u8, 255 - (x * 16 + y) as u8, 7])
+        });
+        let b = RgbImage::from_fn(16, 16, |x, y| image::Rgb([3, (y * 16 + x) as u8, 128]));
+        let batch = rgb_batch_to_signed_tensor::<Flex, _>(&[&a, &b], &device);
+        assert_eq!(batch.dims(), [2, 3, 16, 16]);
+        let v = batch.into_data().to_vec::<f32>().unwrap();
+        let singles: Vec<f32> = [&a, &b]
+            .iter()
+            .flat_map(|i| {
+                rgb_to_signed_tensor::<Flex>(i, &device)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(v, singles);
+        let direct: Vec<f32> = [&a, &b]
+            .iter()
+            .flat_map(|i| {
+                (0..3)
+                    .flat_map(move |c| i.as_raw().chunks(3).map(move |p| p[c] as f32 / 127.5 - 1.0))
+            })
+            .collect();
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            direct.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub use figure::{Figure, PoseClass, FIGURE_RGB, KEYPOINT_NAMES, LIMBS, NUM_KEYPO
 pub use render::Rendered;
 pub use shape::{Shape, NUM_SHAPES};
 pub use spec::{Object, SampleOptions, SceneSpec, MAX_OBJECTS};
-pub use split::{scene_seed, Split};
+pub use split::{mix, scene_seed, Split};
 
 /// Side of every scene image, in pixels.
 pub const IMAGE_SIZE: u32 = 128;
