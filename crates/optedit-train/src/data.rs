@@ -5,24 +5,11 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbImage;
+use optedit_cond::image::rgb_batch_to_signed_tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// SplitMix64 mixing of several words into one seed.
-pub fn mix(words: &[u64]) -> u64 {
-    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
-    for &w in words {
-        h ^= w
-            .wrapping_add(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(h << 6)
-            .wrapping_add(h >> 2);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    }
-    h
-}
+pub use optedit_world::mix;
 
 /// A deterministic RNG for one step of one stage.
 pub fn step_rng(seed: u64, stage: u64, step: usize) -> ChaCha8Rng {
@@ -34,23 +21,11 @@ pub fn train_scene_seed(rng: &mut ChaCha8Rng) -> u64 {
     optedit_world::scene_seed(optedit_world::Split::Train, rng.random::<u32>() as u64)
 }
 
-/// Images as a `[n, 3, h, w]` tensor in `[-1, 1]`.
-pub fn images_to_tensor<B: Backend>(images: &[RgbImage], device: &B::Device) -> Tensor<B, 4> {
-    let (w, h) = images[0].dimensions();
-    let (w, h) = (w as usize, h as usize);
-    let mut data = Vec::with_capacity(images.len() * 3 * h * w);
-    for img in images {
-        let raw = img.as_raw();
-        for c in 0..3 {
-            data.extend((0..h * w).map(|i| raw[i * 3 + c] as f32 / 127.5 - 1.0));
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [images.len(), 3, h, w]), device)
-}
-
-/// Condition images as a `[n, 3, h, w]` tensor in `[0, 1]` (ControlNet input).
+/// Condition images as a `[n, 3, h, w]` tensor in `[0, 1]` (ControlNet
+/// input), computed as `(signed + 1) / 2` from the signed conversion, as the
+/// ControlNets were trained.
 pub fn conditions_to_tensor<B: Backend>(images: &[RgbImage], device: &B::Device) -> Tensor<B, 4> {
-    images_to_tensor::<B>(images, device)
+    rgb_batch_to_signed_tensor::<B, _>(images, device)
         .add_scalar(1.0)
         .div_scalar(2.0)
 }

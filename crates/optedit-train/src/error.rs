@@ -12,6 +12,9 @@ pub enum TrainError {
     /// The tokenizer or a condition builder failed.
     #[error(transparent)]
     Cond(#[from] optedit_cond::CondError),
+    /// The classifier's weights or a condition builder failed.
+    #[error(transparent)]
+    Judge(#[from] optedit_judge::JudgeError),
     /// The noise schedule config was refused.
     #[error(transparent)]
     Schedule(#[from] optedit_schedule::ScheduleError),

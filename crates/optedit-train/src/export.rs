@@ -17,13 +17,13 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use optedit_judge::classifier::AttributeClassifier;
 use optedit_models::{AutoencoderKL, ControlNetModel, WeightPrecision};
 use serde_json::Value;
 
 use crate::conditions::ControlKind;
 use crate::demo;
 use crate::error::{io, Result};
-use crate::stages::classifier::AttributeClassifier;
 use crate::stages::text_to_image::TextToImage;
 
 /// Files of a CLIP tokenizer folder.

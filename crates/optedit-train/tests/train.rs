@@ -5,10 +5,12 @@
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor};
 use burn_store::ModuleSnapshot;
+use optedit_judge::classifier::AttributeClassifier;
+use optedit_judge::region::dilate;
 use optedit_models::{AutoencoderKL, ClipTextModel, ControlNetModel, UNet2DConditionModel};
 use optedit_train::conditions::{condition_image, ControlKind};
 use optedit_train::export::{export, DemoParts};
-use optedit_train::stages::classifier::{self, AttributeClassifier};
+use optedit_train::stages::classifier;
 use optedit_train::stages::text_to_image::TextToImage;
 use optedit_train::stages::{vae, StageOptions};
 
@@ -202,7 +204,7 @@ fn conditions_are_the_pose_rendering_and_the_edges_of_the_scene() {
     // every object.
     let edges = condition_image(ControlKind::Canny, &r).unwrap();
     for mask in &r.object_masks {
-        let near = classifier::dilate(mask, 2);
+        let near = dilate(mask, 2);
         let hit = edges
             .enumerate_pixels()
             .any(|(x, y, p)| p[0] > 0 && near.get_pixel(x, y)[0] > 0);

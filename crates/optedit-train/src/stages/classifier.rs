@@ -1,234 +1,43 @@
-//! Stage 5: the evaluation classifier, the judge of edits. A small CNN
-//! reads an image and a region mask (a fourth input channel) and names the
-//! shape and colour of the object in the region and the pose class of the
-//! figure, or says that the region holds nothing recognisable (one extra
-//! class per head). It judges edits and plain samples (the whole image, for
-//! scenes with one object), and its pooled features are the space of the
-//! class-wise feature distance (the CSFID idea of arXiv 2311.16882,
-//! section 5).
+//! Stage 5: the evaluation classifier, the judge of edits
+//! ([`optedit_judge::classifier`] defines it, loads it and runs it; this
+//! stage trains it). A small CNN reads an image and a region mask and names
+//! the shape and colour of the object in the region and the pose class of
+//! the figure, or says that the region holds nothing recognisable (one extra
+//! class per head).
 //!
 //! The region of an edit is the box around the thing's source and target
-//! masks (`judge_examples::judged_box`), never the target's outline, so the
-//! judge is not shown the answer; see [`super::judge_examples`] for the
-//! training examples, the "nothing" outcome and the garbage it learns from.
-//! Features are averaged over the region (mask-weighted pooling).
+//! masks ([`optedit_judge::region::judged_box`]), never the target's
+//! outline, so the judge is not shown the answer; see
+//! [`super::judge_examples`] for the training examples, the "nothing"
+//! outcome and the garbage it learns from.
 
 use std::path::Path;
 
-use burn::module::{AutodiffModule, Module};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::pool::AvgPool2dConfig;
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use burn_store::{ModuleStore, SafetensorsStore};
-use image::GrayImage;
-use optedit_models::blocks::norm::group_norm_silu;
-use optedit_models::kernels::conv2d;
+use optedit_cond::image::rgb_batch_to_signed_tensor;
+use optedit_judge::classifier::{
+    masks_to_tensor, AttributeClassifier, ClassifierOutput, NOTHING_COLOUR, NOTHING_POSE,
+    NOTHING_SHAPE,
+};
 use optedit_world::SceneSpec;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::judge_examples::{
-    example_of, random_example, whole_scene_example, Content, Example, Garbage, Thing,
-    COLOUR_CLASSES, IGNORE, NOTHING_COLOUR, NOTHING_POSE, NOTHING_SHAPE, POSE_CLASSES,
-    SHAPE_CLASSES, WHOLE_SCENE_SHARE,
+    example_of, random_example, whole_scene_example, Content, Example, Garbage, Thing, IGNORE,
+    WHOLE_SCENE_SHARE,
 };
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
-use crate::data::{images_to_tensor, train_scene_seed};
-use crate::error::{Result, TrainError};
+use crate::data::train_scene_seed;
+use crate::error::Result;
 
 const STAGE: u64 = 6;
 /// Checkpoint folder name.
 const NAME: &str = "classifier";
-/// Width of the pooled feature vector.
-pub const FEATURES: usize = 128;
-
-/// One conv + norm + SiLU layer.
-#[derive(Module, Debug)]
-pub struct ConvBlock<B: Backend> {
-    conv: Conv2d<B>,
-    norm: GroupNorm<B>,
-}
-
-impl<B: Backend> ConvBlock<B> {
-    fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
-        Self {
-            conv: Conv2dConfig::new([cin, cout], [3, 3])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device),
-            norm: GroupNormConfig::new(8, cout).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        group_norm_silu(&self.norm, conv2d(&self.conv, x))
-    }
-}
-
-/// The attribute classifier.
-#[derive(Module, Debug)]
-pub struct AttributeClassifier<B: Backend> {
-    blocks: Vec<ConvBlock<B>>,
-    shape: Linear<B>,
-    colour: Linear<B>,
-    pose: Linear<B>,
-}
-
-/// Logits of the three heads and the pooled features. Each head's last
-/// class is "nothing recognisable" (`judge_examples::NOTHING_*`).
-#[derive(Debug, Clone)]
-pub struct ClassifierOutput<B: Backend> {
-    /// `[n, shapes + 1]`.
-    pub shape: Tensor<B, 2>,
-    /// `[n, colours + 1]`.
-    pub colour: Tensor<B, 2>,
-    /// `[n, poses + 1]`.
-    pub pose: Tensor<B, 2>,
-    /// `[n, FEATURES]`.
-    pub features: Tensor<B, 2>,
-}
-
-impl<B: Backend> AttributeClassifier<B> {
-    /// A fresh classifier.
-    pub fn new(device: &B::Device) -> Self {
-        let widths = [
-            (4, 32, 1),
-            (32, 64, 2),
-            (64, 64, 1),
-            (64, 128, 2),
-            (128, 128, 1),
-            (128, FEATURES, 2),
-        ];
-        Self {
-            blocks: widths
-                .iter()
-                .map(|&(i, o, s)| ConvBlock::new(i, o, s, device))
-                .collect(),
-            shape: LinearConfig::new(FEATURES, SHAPE_CLASSES).init(device),
-            colour: LinearConfig::new(FEATURES, COLOUR_CLASSES).init(device),
-            pose: LinearConfig::new(FEATURES, POSE_CLASSES).init(device),
-        }
-    }
-
-    /// `image` `[n, 3, 128, 128]` in `[-1, 1]`, `mask` `[n, 1, 128, 128]` in `[0, 1]`.
-    pub fn forward(&self, image: Tensor<B, 4>, mask: Tensor<B, 4>) -> ClassifierOutput<B> {
-        let x = Tensor::cat(vec![image, mask.clone().mul_scalar(2.0).sub_scalar(1.0)], 1);
-        let mut x = AvgPool2dConfig::new([2, 2])
-            .with_strides([2, 2])
-            .init()
-            .forward(x);
-        for b in &self.blocks {
-            x = b.forward(x);
-        }
-        let [n, c, h, w] = x.dims();
-        // Mask-weighted average pooling: the features describe the region.
-        let [_, _, mh, mw] = mask.dims();
-        let (fh, fw) = (mh / h, mw / w);
-        let m = AvgPool2dConfig::new([fh, fw])
-            .with_strides([fh, fw])
-            .init()
-            .forward(mask);
-        let weight = m.clone().sum_dim(3).sum_dim(2).add_scalar(1e-3);
-        let features = (x * m).sum_dim(3).sum_dim(2).div(weight).reshape([n, c]);
-        ClassifierOutput {
-            shape: self.shape.forward(features.clone()),
-            colour: self.colour.forward(features.clone()),
-            pose: self.pose.forward(features.clone()),
-            features,
-        }
-    }
-
-    /// Writes the weights to `path` (safetensors, burn names).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let mut store = SafetensorsStore::from_file(path).overwrite(true);
-        store
-            .collect_from(self)
-            .map_err(|e| TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
-    }
-
-    /// Reads weights written by [`save`](Self::save), strictly.
-    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
-        let mut model = Self::new(device);
-        let mut store = SafetensorsStore::from_file(path);
-        let fail = |message: String| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message,
-        };
-        let result = store
-            .apply_to::<B, _>(&mut model)
-            .map_err(|e| fail(e.to_string()))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
-            return Err(fail(format!(
-                "does not match the classifier: {} errors, missing {:?}, unused {:?}",
-                result.errors.len(),
-                result.missing,
-                result.unused
-            )));
-        }
-        Ok(model)
-    }
-}
-
-/// A region mask as a `[n, 1, h, w]` tensor in `[0, 1]`.
-pub fn masks_to_tensor<B: Backend>(masks: &[GrayImage], device: &B::Device) -> Tensor<B, 4> {
-    let (w, h) = masks[0].dimensions();
-    let data: Vec<f32> = masks
-        .iter()
-        .flat_map(|m| m.as_raw().iter().map(|&v| v as f32 / 255.0))
-        .collect();
-    Tensor::from_data(
-        TensorData::new(data, [masks.len(), 1, h as usize, w as usize]),
-        device,
-    )
-}
-
-/// Dilates a binary mask by `r` pixels (square structuring element).
-pub fn dilate(mask: &GrayImage, r: u32) -> GrayImage {
-    if r == 0 {
-        return mask.clone();
-    }
-    let (w, h) = mask.dimensions();
-    let r = r as i64;
-    GrayImage::from_fn(w, h, |x, y| {
-        let (x, y) = (x as i64, y as i64);
-        for yy in (y - r).max(0)..=(y + r).min(h as i64 - 1) {
-            for xx in (x - r).max(0)..=(x + r).min(w as i64 - 1) {
-                if mask.get_pixel(xx as u32, yy as u32)[0] > 127 {
-                    return image::Luma([255]);
-                }
-            }
-        }
-        image::Luma([0])
-    })
-}
-
-/// The bounding box of a mask, filled.
-pub fn bounding_box(mask: &GrayImage) -> GrayImage {
-    let (w, h) = mask.dimensions();
-    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-    for (x, y, p) in mask.enumerate_pixels() {
-        if p[0] > 127 {
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
-        }
-    }
-    GrayImage::from_fn(w, h, |x, y| {
-        image::Luma([if x >= x0 && x <= x1 && y >= y0 && y <= y1 {
-            255
-        } else {
-            0
-        }])
-    })
-}
 
 /// The classifier's logits for a batch of examples.
 fn forward_examples<B: Backend>(
@@ -236,11 +45,11 @@ fn forward_examples<B: Backend>(
     ex: &[Example],
     device: &B::Device,
 ) -> ClassifierOutput<B> {
-    let images: Vec<_> = ex.iter().map(|e| e.image.clone()).collect();
-    let masks: Vec<_> = ex.iter().map(|e| e.mask.clone()).collect();
+    let images: Vec<_> = ex.iter().map(|e| &e.image).collect();
+    let masks: Vec<_> = ex.iter().map(|e| &e.mask).collect();
     model.forward(
-        images_to_tensor::<B>(&images, device),
-        masks_to_tensor::<B>(&masks, device),
+        rgb_batch_to_signed_tensor::<B, _>(&images, device),
+        masks_to_tensor::<B, _>(&masks, device),
     )
 }
 

@@ -57,14 +57,14 @@ pub fn train<B: AutodiffBackend>(
         dir,
         kind.folder(),
         options.seed,
-        kind.stage(),
+        crate::conditions::stage(kind),
         optim,
         init,
         device,
     )?;
     let model = run.fit(
         kind.folder(),
-        kind.stage(),
+        crate::conditions::stage(kind),
         &["loss"],
         options,
         |model, rng, batch| {
@@ -88,7 +88,7 @@ pub fn train<B: AutodiffBackend>(
             let conds = specs
                 .par_iter()
                 .map(|spec| condition_image(kind, &spec.render()))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<optedit_judge::Result<Vec<_>>>()?;
             let ids = token_ids::<B::InnerBackend>(tokenizer, &captions, device)?;
             let context =
                 Tensor::<B, 3>::from_inner(base.text_encoder.forward(ids)?.last_hidden_state);
@@ -183,11 +183,11 @@ pub fn condition_probe<B: burn::tensor::backend::Backend>(
         let own = idx
             .iter()
             .map(|&i| condition_image(kind, &spec(i).render()))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<optedit_judge::Result<Vec<_>>>()?;
         let other = idx
             .iter()
             .map(|&i| condition_image(kind, &spec((i + 1) % set.len()).render()))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<optedit_judge::Result<Vec<_>>>()?;
         let blank =
             vec![image::RgbImage::new(demo::IMAGE_SIZE as u32, demo::IMAGE_SIZE as u32); idx.len()];
         let captions = [

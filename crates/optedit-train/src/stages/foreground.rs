@@ -13,9 +13,9 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::GrayImage;
+use optedit_judge::region::dilate;
 use rayon::prelude::*;
 
-use super::classifier::dilate;
 use super::latents::LatentSet;
 use super::text_to_image::weighted_mse;
 use crate::demo::{IMAGE_SIZE, LATENT_SIZE};

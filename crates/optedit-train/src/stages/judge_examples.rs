@@ -3,47 +3,32 @@
 //!
 //! The judge never sees the answer of an edit: the region it reads is the
 //! bounding box around a thing's source *and* target masks
-//! ([`judged_box`]), the same for every method, which says where to look
-//! but not what shape or pose to expect. Training boxes are drawn the same
+//! ([`judged_box`], in `optedit-judge` with the classifier), the same for
+//! every method, which says where to look but not what shape or pose to
+//! expect. Training boxes are drawn the same
 //! way, around the thing as rendered and an alternative version of it (a
 //! random other shape, or pose), so nothing about the box tells which of
 //! the two the image shows.
 //!
-//! Every head has one class more than the world ([`NOTHING_SHAPE`],
-//! [`NOTHING_COLOUR`], [`NOTHING_POSE`]),
+//! Every head has one class more than the world
+//! ([`NOTHING_SHAPE`](optedit_judge::classifier::NOTHING_SHAPE),
+//! [`NOTHING_COLOUR`](optedit_judge::classifier::NOTHING_COLOUR),
+//! [`NOTHING_POSE`](optedit_judge::classifier::NOTHING_POSE)),
 //! "nothing recognisable in the box". It is trained on the [`Garbage`]
 //! kinds: the thing removed (background only), the region blanked with a flat
 //! grey, blurred, the thing mostly cut away, and the box's tiles shuffled.
 //! So an empty, blurred or broken result cannot score as a correct edit.
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
-use optedit_world::{PoseClass, Rendered, SceneSpec, Shape, NUM_COLOURS, NUM_POSES, NUM_SHAPES};
+use optedit_judge::classifier::{NOTHING_COLOUR, NOTHING_POSE, NOTHING_SHAPE};
+use optedit_judge::region::{dilate, extent, judged_box};
+use optedit_world::{PoseClass, Rendered, SceneSpec, Shape, NUM_POSES, NUM_SHAPES};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::classifier::dilate;
-
 /// Label meaning "not asked" in a head's targets.
 pub const IGNORE: i64 = -100;
-
-/// Pixels by which the judged box grows the bounding box of the thing's
-/// source and target masks.
-pub const JUDGED_BOX_MARGIN: u32 = 2;
-
-/// Width of the shape head: the world's shapes and "nothing".
-pub const SHAPE_CLASSES: usize = NUM_SHAPES + 1;
-/// Width of the colour head.
-pub const COLOUR_CLASSES: usize = NUM_COLOURS + 1;
-/// Width of the pose head.
-pub const POSE_CLASSES: usize = NUM_POSES + 1;
-
-/// The shape head's "nothing recognisable" class (one past the shapes).
-pub const NOTHING_SHAPE: usize = NUM_SHAPES;
-/// The colour head's "nothing recognisable" class.
-pub const NOTHING_COLOUR: usize = NUM_COLOURS;
-/// The pose head's "nothing recognisable" class.
-pub const NOTHING_POSE: usize = NUM_POSES;
 
 /// An image in which the judged box holds nothing recognisable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -121,34 +106,6 @@ pub struct Example {
     pub content: Content,
 }
 
-/// The judged box of a thing: the bounding box of the union of `masks` (the
-/// thing's source and target masks), grown by [`JUDGED_BOX_MARGIN`]. The
-/// same for every method of a case; it does not encode the target's shape
-/// or pose beyond its extent together with the source's.
-pub fn judged_box(masks: &[&GrayImage]) -> GrayImage {
-    let (w, h) = masks
-        .first()
-        .map(|m| m.dimensions())
-        .unwrap_or((optedit_world::IMAGE_SIZE, optedit_world::IMAGE_SIZE));
-    let Some((x0, y0, x1, y1)) = masks
-        .iter()
-        .filter_map(|m| extent(m))
-        .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1), a.2.max(b.2), a.3.max(b.3)))
-    else {
-        return GrayImage::new(w, h);
-    };
-    let m = JUDGED_BOX_MARGIN;
-    let (x0, y0) = (x0.saturating_sub(m), y0.saturating_sub(m));
-    let (x1, y1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
-    GrayImage::from_fn(w, h, |x, y| {
-        Luma([if (x0..=x1).contains(&x) && (y0..=y1).contains(&y) {
-            255
-        } else {
-            0
-        }])
-    })
-}
-
 fn thing_mask(r: &Rendered, thing: Thing) -> &GrayImage {
     match thing {
         Thing::Object(i) => &r.object_masks[i],
@@ -188,20 +145,6 @@ fn paste(image: &RgbImage, patch: &RgbImage, region: &GrayImage) -> RgbImage {
             *image.get_pixel(x, y)
         }
     })
-}
-
-/// The box's extent `(x0, y0, x1, y1)`, inclusive (`None` if empty).
-fn extent(region: &GrayImage) -> Option<(u32, u32, u32, u32)> {
-    let mut e: Option<(u32, u32, u32, u32)> = None;
-    for (x, y, p) in region.enumerate_pixels() {
-        if p[0] > 127 {
-            e = Some(match e {
-                None => (x, y, x, y),
-                Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x), d.max(y)),
-            });
-        }
-    }
-    e
 }
 
 /// The box cut into `k x k` tiles and shuffled (never the identity).
@@ -407,51 +350,6 @@ mod tests {
 
     fn count(m: &GrayImage) -> usize {
         m.pixels().filter(|p| p[0] > 127).count()
-    }
-
-    #[test]
-    fn the_box_covers_both_masks_and_no_more_than_their_extent() {
-        let spec = SceneSpec::sample(3);
-        let r = spec.render();
-        let other = Shape::ALL
-            .into_iter()
-            .find(|&s| s != spec.objects[0].shape)
-            .unwrap();
-        let t = spec.with_object_shape(0, other).unwrap().render();
-        let (a, b) = (&r.object_masks[0], &t.object_masks[0]);
-        let bx = judged_box(&[a, b]);
-        for (x, y, p) in a.enumerate_pixels().chain(b.enumerate_pixels()) {
-            if p[0] > 127 {
-                assert!(inside(&bx, x, y));
-            }
-        }
-        let (x0, y0, x1, y1) = extent(&bx).unwrap();
-        assert_eq!(
-            count(&bx) as u32,
-            (x1 - x0 + 1) * (y1 - y0 + 1),
-            "a filled box"
-        );
-        // Symmetric in source and target.
-        assert_eq!(bx, judged_box(&[b, a]));
-        // The bounding box of the union grown by the margin (square dilation).
-        let union = GrayImage::from_fn(a.width(), a.height(), |x, y| {
-            Luma([if inside(a, x, y) || inside(b, x, y) {
-                255
-            } else {
-                0
-            }])
-        });
-        let grown = dilate(
-            &super::super::classifier::bounding_box(&union),
-            JUDGED_BOX_MARGIN,
-        );
-        assert_eq!(bx, grown);
-        // A thing at the border is clamped to the image; no mask, no box.
-        let corner = GrayImage::from_fn(128, 128, |x, y| {
-            Luma([if x < 3 && y < 3 { 255 } else { 0 }])
-        });
-        assert_eq!(count(&judged_box(&[&corner])), 25);
-        assert_eq!(count(&judged_box(&[&GrayImage::new(128, 128)])), 0);
     }
 
     #[test]

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
+use optedit_cond::image::rgb_batch_to_signed_tensor;
 use optedit_models::AutoencoderKL;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{images_to_tensor, mix, train_scene_seed};
+use crate::data::{mix, train_scene_seed};
 use crate::demo::LATENT_SIZE;
 use crate::error::{io, Result, TrainError};
 
@@ -140,7 +141,9 @@ pub fn encode<B: Backend>(
             .par_iter()
             .map(|&s| optedit_world::SceneSpec::sample(s).render().image)
             .collect();
-        let mean = vae.encode(images_to_tensor::<B>(&images, device))?.mean;
+        let mean = vae
+            .encode(rgb_batch_to_signed_tensor::<B, _>(&images, device))?
+            .mean;
         latents.extend(
             mean.into_data()
                 .convert::<f32>()

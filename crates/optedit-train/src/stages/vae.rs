@@ -9,10 +9,11 @@ use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
+use optedit_cond::image::rgb_batch_to_signed_tensor;
 use optedit_models::{AutoencoderKL, AutoencoderKLConfig};
 
 use super::{load_checkpoint, Run, StageOptions, StepLoss};
-use crate::data::{images_to_tensor, normal, random_crop, train_scene_seed};
+use crate::data::{normal, random_crop, train_scene_seed};
 use crate::demo;
 use crate::Result;
 
@@ -76,7 +77,7 @@ pub fn train<B: AutodiffBackend>(
                     random_crop(&spec.render().image, vae_options.crop, rng)
                 })
                 .collect();
-            let x = images_to_tensor::<B>(&crops, device);
+            let x = rgb_batch_to_signed_tensor::<B, _>(&crops, device);
             let posterior = model.encode(x.clone())?;
             let eps = normal::<B, 4>(posterior.mean.dims(), rng, device);
             let z = posterior.mean.clone() + posterior.logvar.clone().mul_scalar(0.5).exp() * eps;
