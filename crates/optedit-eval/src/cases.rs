@@ -158,10 +158,10 @@ impl ControlName {
         }
     }
 
-    /// The training crate's kind (folder name, condition builder): `canny`
-    /// and `edges` share the Canny ControlNet.
-    pub fn kind(self) -> optedit_train::conditions::ControlKind {
-        use optedit_train::conditions::ControlKind;
+    /// The demo model's ControlNet kind (folder name, condition builder):
+    /// `canny` and `edges` share the Canny ControlNet.
+    pub fn kind(self) -> optedit_judge::ControlKind {
+        use optedit_judge::ControlKind;
         match self {
             ControlName::Pose => ControlKind::Pose,
             ControlName::Canny | ControlName::Edges => ControlKind::Canny,

@@ -74,9 +74,9 @@ pub enum EvalError {
     /// A model could not be loaded.
     #[error(transparent)]
     Model(#[from] optedit_models::ModelError),
-    /// The classifier or a condition builder of the training crate failed.
+    /// The classifier's weights or a condition builder failed.
     #[error(transparent)]
-    Train(#[from] optedit_train::TrainError),
+    Judge(#[from] optedit_judge::JudgeError),
     /// A scene could not be sampled or edited.
     #[error(transparent)]
     World(#[from] optedit_world::WorldError),

@@ -1,4 +1,4 @@
-//! The judge (the attribute classifier of `optedit-train`) and the reference
+//! The judge (the attribute classifier of `optedit-judge`) and the reference
 //! features of real renders behind the class-wise feature distance (the
 //! CSFID idea of arXiv 2311.16882: a Fréchet distance between features of
 //! edited regions and of real images of the same class, per class).
@@ -10,9 +10,9 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use image::{GrayImage, RgbImage};
-use optedit_train::data::images_to_tensor;
-use optedit_train::stages::classifier::{masks_to_tensor, AttributeClassifier};
-use optedit_train::stages::judge_examples::judged_box;
+use optedit_cond::image::rgb_batch_to_signed_tensor;
+use optedit_judge::classifier::{masks_to_tensor, AttributeClassifier};
+use optedit_judge::region::judged_box;
 use optedit_world::{scene_seed, Colour, PoseClass, SceneSpec, Shape, Split};
 use serde::{Deserialize, Serialize};
 
@@ -156,7 +156,7 @@ impl TryFrom<String> for ClassKey {
 
 /// What the judge says about one region. Each index is a class of the
 /// world, or one past them for "nothing recognisable"
-/// (`optedit_train::stages::judge_examples::NOTHING_SHAPE` and so on), which
+/// ([`NOTHING_SHAPE`](optedit_judge::classifier::NOTHING_SHAPE) and so on), which
 /// never equals a target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
@@ -235,11 +235,9 @@ impl<B: Backend> Judge<B> {
         assert_eq!(images.len(), masks.len(), "one mask per image");
         let mut out = Vec::with_capacity(images.len());
         for (imgs, ms) in images.chunks(BATCH).zip(masks.chunks(BATCH)) {
-            let imgs: Vec<RgbImage> = imgs.iter().map(|&i| i.clone()).collect();
-            let ms: Vec<GrayImage> = ms.iter().map(|&m| m.clone()).collect();
             let o = self.model.forward(
-                images_to_tensor::<B>(&imgs, &self.device),
-                masks_to_tensor::<B>(&ms, &self.device),
+                rgb_batch_to_signed_tensor::<B, _>(imgs, &self.device),
+                masks_to_tensor::<B, _>(ms, &self.device),
             );
             let (shape, colour, pose) = (values(o.shape), values(o.colour), values(o.pose));
             for (i, features) in values(o.features).into_iter().enumerate() {

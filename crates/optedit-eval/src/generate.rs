@@ -1,8 +1,7 @@
 //! Deterministic case generation on held-out world scenes.
 
-use optedit_train::data::mix;
 use optedit_world::{
-    scene_seed, Colour, PoseClass, SampleOptions, SceneSpec, Shape, Split, MAX_OBJECTS,
+    mix, scene_seed, Colour, PoseClass, SampleOptions, SceneSpec, Shape, Split, MAX_OBJECTS,
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

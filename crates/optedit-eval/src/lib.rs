@@ -81,4 +81,4 @@ pub use stats::{bootstrap_mean, wilson, Interval};
 pub use summary::{summarise, Summary};
 
 /// The classifier type the judge wraps (re-exported for tests and tools).
-pub use optedit_train::stages::classifier::AttributeClassifier;
+pub use optedit_judge::classifier::AttributeClassifier;

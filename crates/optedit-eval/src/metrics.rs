@@ -17,7 +17,7 @@
 use image::{GrayImage, Luma, RgbImage};
 use serde::{Deserialize, Serialize};
 
-pub use optedit_train::stages::classifier::{bounding_box, dilate};
+pub use optedit_judge::region::{bounding_box, dilate};
 
 /// PSNR of identical images (or any MSE below `255^2 * 1e-10`), in dB: a
 /// finite cap so that means over cases stay finite.

@@ -14,8 +14,7 @@ use optedit_edit::{
     release_graphs, EditCondition, EditConfig, Editor, NoiseSource, ProgressEvent, SdPipeline,
     Stage,
 };
-use optedit_train::data::{images_to_tensor, mix};
-use optedit_world::{scene_seed, SampleOptions, SceneSpec, Split};
+use optedit_world::{mix, scene_seed, SampleOptions, SceneSpec, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
@@ -24,7 +23,7 @@ use crate::features::Judge;
 use crate::grid::grid;
 use crate::metrics::{mean, psnr};
 use crate::output::{write_atomic, write_png};
-use optedit_cond::image::tensor_to_rgb;
+use optedit_cond::image::{rgb_to_signed_tensor, tensor_to_rgb};
 
 /// Held-out scene indices of quality samples start here, those of
 /// reconstructions at `QUALITY_INDEX_BASE + 2^32`.
@@ -276,10 +275,7 @@ pub fn reconstruction_quality<B: AutodiffBackend>(
         notify(observer, RunEvent::Item { index: i, id: &id })?;
         let original = spec.render().image;
         let source = pipeline.encode_prompt(&spec.caption(), None)?;
-        let z0 = editor.encode(images_to_tensor::<B>(
-            std::slice::from_ref(&original),
-            &pipeline.device,
-        ))?;
+        let z0 = editor.encode(rgb_to_signed_tensor::<B>(&original, &pipeline.device))?;
         vae.push(psnr(&original, &tensor_to_rgb(editor.decode(z0.clone())?)?));
         let mut steps = Steps(&mut *observer);
         let inversion = editor.invert(z0, &source, &mut steps)?;

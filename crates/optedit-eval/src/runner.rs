@@ -10,15 +10,16 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use image::{GrayImage, RgbImage};
-use optedit_cond::image::{latent_mask_to_gray, rgb_to_tensor, tensor_to_rgb};
+use optedit_cond::image::{
+    latent_mask_to_gray, rgb_to_signed_tensor, rgb_to_tensor, tensor_to_rgb,
+};
 use optedit_edit::Method as EditMethod;
 use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, EditError, Editor, EstimatedMask, FullMask,
     MaskSource, Progress, SdPipeline, Stage, UserMask,
 };
+use optedit_judge::conditions::{condition_image, edge_image};
 use optedit_models::ControlNetModel;
-use optedit_train::conditions::{condition_image, edge_image};
-use optedit_train::data::images_to_tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::cases::{Case, ControlName, MaskSpec};
@@ -382,8 +383,8 @@ pub struct CaseOutcome {
 }
 
 /// The condition image of control `c` for a case: the source image's Canny
-/// edges for `canny`; for the others the training crate's condition of the
-/// *target* render (`optedit_train::conditions::condition_image`): its
+/// edges for `canny`; for the others the demo model's condition of the
+/// *target* render (`optedit_judge::conditions::condition_image`): its
 /// OpenPose skeleton, Canny edges, scribble or layout.
 pub fn control_image(c: ControlName, scenes: &CaseScenes) -> Result<RgbImage> {
     Ok(match c {
@@ -494,7 +495,7 @@ fn apply_method<B: AutodiffBackend>(
         prompt: target,
         controls,
     };
-    let image = images_to_tensor::<B>(std::slice::from_ref(scenes.input()), &p.device);
+    let image = rgb_to_signed_tensor::<B>(scenes.input(), &p.device);
     let editor = Editor::new(p, options.config.clone())?;
     let mut mask_source: Box<dyn MaskSource<B>> = match (mask_spec, scenes.pixel_mask(mask_spec)) {
         (MaskSpec::Full, _) => Box::new(FullMask),

@@ -2,7 +2,7 @@
 //! region, the mask the method is given and the regions the judge reads.
 
 use image::{GrayImage, Luma, RgbImage};
-use optedit_train::stages::judge_examples::judged_box;
+use optedit_judge::region::judged_box;
 use optedit_world::{Colour, PoseClass, Rendered, SceneSpec, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ pub const NOTHING: &str = "nothing";
 /// its class for the feature distance.
 #[derive(Debug, Clone)]
 pub struct JudgedRegion {
-    /// The judged box ([`optedit_train::stages::judge_examples::judged_box`]
+    /// The judged box ([`optedit_judge::region::judged_box`]
     /// of the thing's source and target masks).
     pub mask: GrayImage,
     /// Its class (the feature distance groups by it).
