@@ -3,6 +3,7 @@
 use crate::error::{EditError, Result};
 use crate::loss::LossSpace;
 use crate::optimizer::{LrSchedule, OptimizerKind};
+use crate::progress::Stage;
 
 /// Configuration of an optimisation-based edit.
 ///
@@ -32,9 +33,12 @@ pub struct EditConfig {
     pub t_u: usize,
     /// Gradient steps per optimised timestep (default 3).
     pub k: usize,
-    /// Gradient steps per denoising step after the first `t_u` (default 0:
-    /// those steps are plain DDIM). A cheap `k_late` keeps the losses (the
-    /// preservation loss above all) acting over the whole trajectory.
+    /// Gradient steps per denoising step after the first `t_u`, in the main
+    /// stage (default 0: those steps are plain DDIM). A cheap `k_late` keeps
+    /// the losses (the preservation loss above all) acting over the whole
+    /// trajectory. The guidance stage takes none: only its edit region is
+    /// ever used (the guidance loss is masked), so keeping its background
+    /// longer would cost gradient steps for nothing.
     pub k_late: usize,
     /// Step size of the latent optimiser (default 0.05: Adam moves each latent
     /// element by about this much per step).
@@ -129,15 +133,15 @@ impl EditConfig {
         step >= start && step < start + self.t_u
     }
 
-    /// Gradient steps at denoising step `step`: `k` in the first `t_u`
-    /// steps of the edit, `k_late` after them, none before the start.
-    pub fn gradient_steps(&self, step: usize) -> usize {
-        if self.is_optimised(step) {
-            self.k
-        } else if step >= self.start_step() + self.t_u {
-            self.k_late
-        } else {
-            0
+    /// Gradient steps of `stage` at denoising step `step`: `k` in the first
+    /// `t_u` steps of the edit, then `k_late` in the main stage
+    /// ([`Stage::Optimise`]); none before the start or in a stage that is
+    /// not optimised.
+    pub fn gradient_steps(&self, stage: Stage, step: usize) -> usize {
+        match stage {
+            Stage::Guidance | Stage::Optimise if self.is_optimised(step) => self.k,
+            Stage::Optimise if step >= self.start_step() + self.t_u => self.k_late,
+            _ => 0,
         }
     }
 }

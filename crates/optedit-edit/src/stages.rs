@@ -79,7 +79,7 @@ pub(crate) fn denoise<B: AutodiffBackend>(
         let t = timesteps[j];
         if let Some(opt) = optimisation
             .as_mut()
-            .filter(|_| config.gradient_steps(j) > 0)
+            .filter(|_| config.gradient_steps(stage, j) > 0)
         {
             z = optimise_step(scheduler, config, stage, denoiser, z, j, n, opt, progress)?;
         }
@@ -111,8 +111,8 @@ pub(crate) fn denoise<B: AutodiffBackend>(
     })
 }
 
-/// [`EditConfig::gradient_steps`] gradient steps on the latent at denoising
-/// step `j`; the autodiff graph of each step is dropped before the next.
+/// [`EditConfig::gradient_steps`] gradient steps of `stage` on the latent
+/// at denoising step `j`; the autodiff graph of each step is dropped before the next.
 #[allow(clippy::too_many_arguments)]
 fn optimise_step<B: AutodiffBackend>(
     scheduler: &DdimScheduler,
@@ -135,7 +135,7 @@ fn optimise_step<B: AutodiffBackend>(
         .rate(config.lr, (j - start).min(total - 1), total);
     opt.optimizer.reset();
     let mut inner = z.inner();
-    for iteration in 0..config.gradient_steps(j) {
+    for iteration in 0..config.gradient_steps(stage, j) {
         let z = Tensor::<B, 4>::from_inner(inner.clone()).require_grad();
         let eps = denoiser.predict(z.clone(), t, j, n)?;
         let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;

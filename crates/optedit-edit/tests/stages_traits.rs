@@ -236,12 +236,14 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
     };
     let late = cfg.num_steps - cfg.start_step() - cfg.t_u;
     assert!(late > 0, "the test schedule has steps after t_u");
-    assert_eq!(
+    let total = |stage| {
         (0..cfg.num_steps)
-            .map(|j| cfg.gradient_steps(j))
-            .sum::<usize>(),
-        cfg.t_u * cfg.k + late
-    );
+            .map(|j| cfg.gradient_steps(stage, j))
+            .sum::<usize>()
+    };
+    assert_eq!(total(Stage::Optimise), cfg.t_u * cfg.k + late);
+    assert_eq!(total(Stage::Guidance), cfg.t_u * cfg.k, "no late steps");
+    assert_eq!(total(Stage::Denoise), 0);
     let seen = RefCell::new(Vec::new());
     let objective =
         Objective::method(cfg.lambda).with_in(Stages::BOTH, 0.0001, StageRecorder { seen: &seen });
@@ -258,10 +260,10 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
         .unwrap();
     drop(objective);
     let seen = seen.into_inner();
-    for stage in [Stage::Guidance, Stage::Optimise] {
+    for (stage, late_steps) in [(Stage::Guidance, 0), (Stage::Optimise, late * cfg.k_late)] {
         assert_eq!(
             seen.iter().filter(|&&s| s == stage).count(),
-            cfg.t_u * cfg.k + late * cfg.k_late,
+            cfg.t_u * cfg.k + late_steps,
             "{stage}"
         );
     }
