@@ -108,6 +108,9 @@ pub(crate) mod defaults {
     pub fn d_77() -> usize {
         77
     }
+    pub fn d_512() -> usize {
+        512
+    }
     pub fn d_act() -> String {
         "quick_gelu".into()
     }

@@ -136,6 +136,16 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// The model needs conditions the call did not give (an SDXL UNet,
+    /// `addition_embed_type = "text_time"`, called without `text_embeds`
+    /// and `time_ids`).
+    #[error("the UNet's addition_embed_type is \"{addition_embed_type}\": it needs {needed} (UNet2DConditionModel::forward_with_conditions)")]
+    MissingConditions {
+        /// The config's `addition_embed_type`.
+        addition_embed_type: String,
+        /// What is missing.
+        needed: String,
+    },
     /// A compute device cannot be used (no driver, no GPU).
     #[error("device {device} is not usable: {reason}")]
     Device {

@@ -1,12 +1,14 @@
 //! # optedit-models
 //!
-//! The four model families of Stable Diffusion 1.5 on [burn](https://burn.dev),
+//! The four model families of Stable Diffusion 1.5 (and the UNet and text
+//! encoders of 2.x and SDXL) on [burn](https://burn.dev),
 //! faithful to Hugging Face diffusers / transformers numerically and loaded
 //! straight from a diffusers folder:
 //!
 //! - [`UNet2DConditionModel`] — diffusers `models/unets/unet_2d_condition.py`
 //! - [`AutoencoderKL`] — diffusers `models/autoencoders/autoencoder_kl.py`
-//! - [`ClipTextModel`] — transformers `models/clip/modeling_clip.py` (text tower)
+//! - [`ClipTextModel`] and [`ClipTextModelWithProjection`] (SDXL's second
+//!   text encoder) — transformers `models/clip/modeling_clip.py` (text tower)
 //! - [`ControlNetModel`] — diffusers `models/controlnets/controlnet.py`
 //!   (Zhang et al., "Adding Conditional Control to Text-to-Image Diffusion
 //!   Models", arXiv 2302.05543)
@@ -45,11 +47,14 @@ pub mod saver;
 pub mod unet;
 pub mod vae;
 
-pub use clip::{ClipTextConfig, ClipTextModel, ClipTextOutput};
+pub use clip::{
+    ClipTextConfig, ClipTextModel, ClipTextModelWithProjection, ClipTextOutput,
+    ClipTextProjectionOutput,
+};
 pub use controlnet::{ControlNetConfig, ControlNetModel};
 pub use error::{ModelError, Result};
 pub use saver::WeightPrecision;
-pub use unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel};
+pub use unet::{AddedConditions, ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel};
 pub use vae::{AutoencoderKL, AutoencoderKLConfig, DiagonalGaussian};
 
 /// Re-export of the burn version the models are built on.

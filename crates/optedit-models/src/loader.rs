@@ -8,6 +8,7 @@
 //! | `*.to_out.0.*`                                 | `*.to_out.*`                | all attentions |
 //! | `*.ff.net.0.proj.*`                            | `*.ff.geglu.*`              | UNet, ControlNet |
 //! | `*.ff.net.2.*`                                 | `*.ff.proj_out.*`           | UNet, ControlNet |
+//! | `add_embedding.linear_1/2.*` (`text_time`)     | `add_time_embedding.*`      | SDXL UNet      |
 //! | `*.attentions.0.query/key/value.*` (old VAE)   | `*.to_q/to_k/to_v.*`        | VAE mid block  |
 //! | `*.attentions.0.proj_attn.*` (old VAE)         | `*.to_out.*`                | VAE mid block  |
 //! | `embeddings.*`, `encoder.*`, `final_layer_norm.*` (transformers 5) | `text_model.*` | CLIP |
@@ -40,6 +41,7 @@ pub(crate) const DIFFUSERS_RULES: &[(&str, &str)] = &[
     (r"\.to_out\.0\.", ".to_out."),
     (r"\.ff\.net\.0\.proj\.", ".ff.geglu."),
     (r"\.ff\.net\.2\.", ".ff.proj_out."),
+    (r"^add_embedding\.(linear_[12])\.", "add_time_embedding.$1."),
     (r"(attentions\.\d+)\.query\.", "$1.to_q."),
     (r"(attentions\.\d+)\.key\.", "$1.to_k."),
     (r"(attentions\.\d+)\.value\.", "$1.to_v."),
@@ -224,6 +226,9 @@ fn diffusers_name(burn_path: &str) -> String {
         .replace(".to_out.", ".to_out.0.")
         .replace(".ff.geglu.", ".ff.net.0.proj.")
         .replace(".ff.proj_out.", ".ff.net.2.");
+    if let Some(rest) = s.strip_prefix("add_time_embedding.") {
+        s = format!("add_embedding.{rest}");
+    }
     for (from, to) in [(".gamma", ".weight"), (".beta", ".bias")] {
         if let Some(stem) = s.strip_suffix(from) {
             s = format!("{stem}{to}");

@@ -9,6 +9,7 @@
 //! | `*.ff.geglu.*`          | `*.ff.net.0.proj.*`    |
 //! | `*.ff.proj_out.*`       | `*.ff.net.2.*`         |
 //! | `*.to_out.*`            | `*.to_out.0.*`         |
+//! | `add_time_embedding.*`  | `add_embedding.*`      |
 //!
 //! `proj_in`/`proj_out` of a `Transformer2DModel` without linear projection are
 //! written as `[out, in, 1, 1]` convolution weights, as diffusers expects. The
@@ -31,6 +32,7 @@ pub(crate) const DIFFUSERS_SAVE_RULES: &[(&str, &str)] = &[
     (r"\.ff\.geglu\.", ".ff.net.0.proj."),
     (r"\.ff\.proj_out\.", ".ff.net.2."),
     (r"\.to_out\.", ".to_out.0."),
+    (r"^add_time_embedding\.", "add_embedding."),
 ];
 
 /// Floating-point precision of a saved weights file.

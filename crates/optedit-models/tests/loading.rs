@@ -251,15 +251,41 @@ fn wrong_config_type_and_unsupported_values_are_named() {
         other => panic!("expected UnsupportedConfig, got {other:?}"),
     }
     let (_t, dir) = with_config(|m| {
-        m.insert("addition_embed_type".into(), "text_time".into());
+        m.insert("addition_embed_type".into(), "image".into());
     });
     match load_unet(&dir) {
         Err(ModelError::UnsupportedConfig { field, value, .. }) => {
             assert_eq!(field, "addition_embed_type");
-            assert!(value.contains("text_time"), "{value}");
+            assert!(value.contains("image"), "{value}");
         }
         other => panic!("expected UnsupportedConfig, got {other:?}"),
     }
+    // SDXL's text_time addition needs the widths of its conditions.
+    let (_t, dir) = with_config(|m| {
+        m.insert("addition_embed_type".into(), "text_time".into());
+    });
+    assert!(
+        matches!(load_unet(&dir), Err(ModelError::MissingConfigKey { field, .. }) if field == "addition_time_embed_dim")
+    );
+    let (_t, dir) = with_config(|m| {
+        m.insert("addition_embed_type".into(), "text_time".into());
+        m.insert("addition_time_embed_dim".into(), 8.into());
+        m.insert("projection_class_embeddings_input_dim".into(), 48.into());
+    });
+    assert!(
+        matches!(load_unet(&dir), Err(ModelError::UnsupportedConfig { field, .. }) if field == "projection_class_embeddings_input_dim")
+    );
+    // A reverse_transformer_layers_per_block list of the wrong length.
+    let (_t, dir) = with_config(|m| {
+        let blocks = m["block_out_channels"].as_array().unwrap().len();
+        m.insert(
+            "reverse_transformer_layers_per_block".into(),
+            serde_json::json!(vec![1; blocks + 1]),
+        );
+    });
+    assert!(
+        matches!(load_unet(&dir), Err(ModelError::UnsupportedConfig { field, .. }) if field == "reverse_transformer_layers_per_block")
+    );
     // The text addition embedding's heads must divide the text width
     // (`cross_attention_dim`): the smallest head count that does not.
     let (_t, dir) = with_config(|m| {

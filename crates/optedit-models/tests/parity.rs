@@ -1,4 +1,4 @@
-//! Parity with diffusers / transformers for the VAE, the CLIP text encoder,
+//! Parity with diffusers / transformers for the VAE, the CLIP text encoders,
 //! the ControlNet and UNet gradients, over every matching case of the fixture
 //! set named by `OPTEDIT_FIXTURES`.
 
@@ -6,7 +6,10 @@ use burn::tensor::{Int, Tensor, TensorData};
 use optedit_fixtures::{
     assert_output, cases_with_prefix, fixtures_dir, TestAutodiffBackend as AD, TestBackend as B,
 };
-use optedit_models::{AutoencoderKL, ClipTextModel, ControlNetModel, UNet2DConditionModel};
+use optedit_models::{
+    AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, ControlNetModel, ModelError,
+    UNet2DConditionModel,
+};
 
 #[test]
 fn vae_encode_cases() {
@@ -42,16 +45,26 @@ fn vae_decode_cases() {
     }
 }
 
+/// The `CLIPTextModelWithProjection` cases, read by
+/// [`clip_text_encoder_with_projection_cases`].
+const WITH_PROJECTION: &str = "clip_text_encoder_with_projection";
+
+fn input_ids(g: &optedit_fixtures::Golden) -> Tensor<B, 2, Int> {
+    let ids = g.get("input.input_ids");
+    let data = TensorData::new(ids.i64s(), ids.shape.clone());
+    Tensor::<B, 2, Int>::from_data(data, &Default::default())
+}
+
 #[test]
 fn clip_text_encoder_cases() {
     let device = Default::default();
     for case in cases_with_prefix("clip_text_encoder") {
+        if case.case.starts_with(WITH_PROJECTION) {
+            continue;
+        }
         let g = case.load();
         let clip = ClipTextModel::<B>::load(&case.model_dir(), &device).unwrap();
-        let ids = g.get("input.input_ids");
-        let ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids.i64s(), ids.shape.clone()), &device);
-        let out = clip.forward(ids).unwrap();
+        let out = clip.forward(input_ids(&g)).unwrap();
         assert_eq!(out.hidden_states.len(), clip.config.num_hidden_layers + 1);
         for name in case.outputs.keys() {
             match name.as_str() {
@@ -63,6 +76,45 @@ fn clip_text_encoder_cases() {
             }
         }
     }
+}
+
+/// SDXL's second text encoder: last hidden state, penultimate hidden state
+/// (`hidden_states[-2]`, before the final norm) and the projected pooled
+/// state (`text_embeds`).
+#[test]
+fn clip_text_encoder_with_projection_cases() {
+    let device = Default::default();
+    for case in cases_with_prefix(WITH_PROJECTION) {
+        let g = case.load();
+        let clip = ClipTextModelWithProjection::<B>::load(&case.model_dir(), &device)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.case));
+        let out = clip.forward(input_ids(&g)).unwrap();
+        for name in case.outputs.keys() {
+            match name.as_str() {
+                "output.last_hidden_state" => {
+                    assert_output(&case, &g, name, &out.text.last_hidden_state)
+                }
+                "output.penultimate_hidden_state" => {
+                    assert_output(&case, &g, name, &out.text.penultimate_hidden_state())
+                }
+                "output.text_embeds" => assert_output(&case, &g, name, &out.text_embeds),
+                other => panic!("{}: unknown output {other}", case.case),
+            }
+        }
+        // Strict both ways: the projection's tensor is unused by the plain
+        // encoder, and missing from a plain encoder's folder.
+        let err = ClipTextModel::<B>::load(&case.model_dir(), &device).unwrap_err();
+        assert!(err.to_string().contains("text_projection.weight"), "{err}");
+    }
+    let plain = cases_with_prefix("clip_text_encoder")
+        .into_iter()
+        .find(|c| !c.case.starts_with(WITH_PROJECTION))
+        .expect("a plain clip_text_encoder case");
+    let err = ClipTextModelWithProjection::<B>::load(&plain.model_dir(), &device).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::MissingTensor { tensor, .. } if tensor == "text_projection.weight"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::path::Path;
 use burn::tensor::{Distribution, Tensor};
 use optedit_fixtures::{fixtures_dir, FixtureShapes, TestBackend as B};
 use optedit_models::{
-    AutoencoderKL, ClipTextModel, ControlNetConfig, ControlNetModel, UNet2DConditionModel,
-    WeightPrecision,
+    AddedConditions, AutoencoderKL, ClipTextModel, ControlNetConfig, ControlNetModel,
+    UNet2DConditionModel, WeightPrecision,
 };
 
 /// name -> (shape, values as f32)
@@ -94,6 +94,13 @@ fn text_time_unet_round_trips_bit_exact_and_in_f16() {
     unet_round_trip(&dir);
 }
 
+/// SDXL's UNet (`add_embedding.linear_*` of the `text_time` addition,
+/// transformer layers per block) saves under diffusers' names.
+#[test]
+fn sdxl_unet_round_trips_bit_exact_and_in_f16() {
+    unet_round_trip(&fixtures_dir().join("tiny-sdxl/unet"));
+}
+
 fn unet_round_trip(dir: &Path) {
     let device = Default::default();
     let unet = UNet2DConditionModel::<B>::load(dir, &device).unwrap();
@@ -130,8 +137,21 @@ fn unet_round_trip(dir: &Path) {
         &device,
     );
     let t = Tensor::<B, 1>::from_floats([500.0], &device);
-    let y0 = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
-    let y1 = back.forward(x, t, ctx).unwrap();
+    // SDXL's added conditions where the UNet takes them.
+    let added = unet.config.added_conditions().map(|dims| AddedConditions {
+        text_embeds: Tensor::random(
+            [1, dims.text_embeds],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ),
+        time_ids: Tensor::from_floats([[1024.0, 768.0, 16.0, 8.0, 1024.0, 1024.0]], &device),
+    });
+    let y0 = unet
+        .forward_with_conditions(x.clone(), t.clone(), ctx.clone(), added.as_ref(), None)
+        .unwrap();
+    let y1 = back
+        .forward_with_conditions(x, t, ctx, added.as_ref(), None)
+        .unwrap();
     let err = (y0.clone() - y1).abs().max().into_scalar();
     let scale = y0.abs().max().into_scalar();
     assert!(

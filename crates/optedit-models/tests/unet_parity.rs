@@ -1,7 +1,7 @@
 //! UNet parity with diffusers over every UNet case of the fixture set.
 
 use optedit_fixtures::{assert_output, cases_with_prefix, Case, Golden, TestBackend as B};
-use optedit_models::{ControlResiduals, UNet2DConditionModel};
+use optedit_models::{AddedConditions, ControlResiduals, ModelError, UNet2DConditionModel};
 
 fn unet(case: &Case) -> UNet2DConditionModel<B> {
     UNet2DConditionModel::load(&case.model_dir(), &Default::default())
@@ -28,9 +28,24 @@ fn residuals(case: &Case, g: &Golden) -> Option<ControlResiduals<B>> {
     }
 }
 
-/// `unet_forward`, `unet_forward_scalar_t`, `unet_forward_controlnet` and any
-/// other `unet_forward*` case: per-sample or scalar timesteps, with or without
-/// ControlNet residuals.
+/// SDXL's added conditions (`input.text_embeds` and `input.time_ids`), when
+/// the case has them.
+fn added(case: &Case, g: &Golden) -> Option<AddedConditions<B>> {
+    let device = Default::default();
+    match (g.has("input.text_embeds"), g.has("input.time_ids")) {
+        (false, false) => None,
+        (true, true) => Some(AddedConditions {
+            text_embeds: g.tensor("input.text_embeds", &device),
+            time_ids: g.tensor("input.time_ids", &device),
+        }),
+        _ => panic!("{}: text_embeds and time_ids must come together", case.case),
+    }
+}
+
+/// `unet_forward`, `unet_forward_scalar_t`, `unet_forward_controlnet`,
+/// `unet_forward_sdxl` and any other `unet_forward*` case: per-sample or
+/// scalar timesteps, with or without ControlNet residuals, with SDXL's added
+/// conditions where the case has them.
 #[test]
 fn unet_forward_cases() {
     let device = Default::default();
@@ -38,16 +53,97 @@ fn unet_forward_cases() {
         let g = case.load();
         let model = unet(&case);
         let t = g.tensor::<B, 1>("input.timestep", &device);
+        let added = added(&case, &g);
+        assert_eq!(
+            added.is_some(),
+            model.config.added_conditions().is_some(),
+            "{}: added conditions given exactly to a text_time UNet",
+            case.case
+        );
         let out = model
-            .forward_with_residuals(
+            .forward_with_conditions(
                 g.tensor("input.sample", &device),
                 t,
                 g.tensor("input.encoder_hidden_states", &device),
+                added.as_ref(),
                 residuals(&case, &g).as_ref(),
             )
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{}: {e}", case.case));
         assert_eq!(case.outputs.len(), 1, "{}: one output expected", case.case);
         let name = case.outputs.keys().next().unwrap();
         assert_output(&case, &g, name, &out);
     }
+}
+
+/// A `text_time` (SDXL) UNet without its added conditions is a typed error,
+/// and so are conditions of the wrong width; a batch-wide row broadcasts.
+#[test]
+fn sdxl_unet_checks_its_added_conditions() {
+    let device = Default::default();
+    let case = optedit_fixtures::case("unet_forward_sdxl");
+    let g = case.load();
+    let model = unet(&case);
+    let sample = || g.tensor::<B, 4>("input.sample", &device);
+    let t = || g.tensor::<B, 1>("input.timestep", &device);
+    let ctx = || g.tensor::<B, 3>("input.encoder_hidden_states", &device);
+
+    let err = model.forward(sample(), t(), ctx()).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::MissingConditions { addition_embed_type, .. } if addition_embed_type == "text_time"),
+        "{err}"
+    );
+
+    let full = added(&case, &g).unwrap();
+    let [batch, width] = full.text_embeds.dims();
+    let wide = AddedConditions {
+        text_embeds: full.text_embeds.clone().narrow(1, 0, width - 1),
+        time_ids: full.time_ids.clone(),
+    };
+    let err = model
+        .forward_with_conditions(sample(), t(), ctx(), Some(&wide), None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, ModelError::InvalidInput { argument, .. } if argument == "text_embeds"),
+        "{err}"
+    );
+
+    // One row for the whole batch equals that row repeated.
+    let one = AddedConditions {
+        text_embeds: full.text_embeds.clone().narrow(0, 0, 1),
+        time_ids: full.time_ids.clone().narrow(0, 0, 1),
+    };
+    let repeated = AddedConditions {
+        text_embeds: one.text_embeds.clone().repeat_dim(0, batch),
+        time_ids: one.time_ids.clone().repeat_dim(0, batch),
+    };
+    let a = model
+        .forward_with_conditions(sample(), t(), ctx(), Some(&one), None)
+        .unwrap();
+    let b = model
+        .forward_with_conditions(sample(), t(), ctx(), Some(&repeated), None)
+        .unwrap();
+    let tol = case.tolerance_for(case.outputs.keys().next().unwrap());
+    optedit_fixtures::assert_close(
+        "broadcast rows",
+        &optedit_fixtures::values(&a),
+        &optedit_fixtures::values(&b),
+        tol,
+    );
+
+    // A UNet without the text_time addition refuses added conditions.
+    let plain = unet(&optedit_fixtures::case("unet_forward"));
+    let pg = optedit_fixtures::case("unet_forward").load();
+    let err = plain
+        .forward_with_conditions(
+            pg.tensor("input.sample", &device),
+            pg.tensor("input.timestep", &device),
+            pg.tensor("input.encoder_hidden_states", &device),
+            Some(&one),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ModelError::InvalidInput { argument, .. } if argument == "added_conditions"),
+        "{err}"
+    );
 }

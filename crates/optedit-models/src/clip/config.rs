@@ -32,6 +32,10 @@ pub struct ClipTextConfig {
     /// End-of-text id; the legacy value 2 means "pool at the argmax id".
     #[serde(default = "d_eos")]
     pub eos_token_id: i64,
+    /// Output width of `text_projection` (`CLIPTextModelWithProjection`
+    /// only; 1280 in SDXL's `text_encoder_2`).
+    #[serde(default = "d_512")]
+    pub projection_dim: usize,
 }
 
 impl ClipTextConfig {

@@ -90,6 +90,31 @@ pub struct ClipTextModel<B: Backend> {
     pub config: ClipTextConfig,
 }
 
+/// `CLIPTextModelWithProjection` (SDXL's `text_encoder_2`): the text
+/// transformer plus a bias-free projection of the pooled state.
+#[derive(Module, Debug)]
+pub struct ClipTextModelWithProjection<B: Backend> {
+    /// The transformer.
+    pub text_model: ClipTextTransformer<B>,
+    /// `[hidden] -> [projection_dim]`, no bias.
+    pub text_projection: Linear<B>,
+    /// The config the model was built from.
+    #[module(skip)]
+    pub config: ClipTextConfig,
+}
+
+/// What [`ClipTextModelWithProjection`] returns.
+#[derive(Debug, Clone)]
+pub struct ClipTextProjectionOutput<B: Backend> {
+    /// `text_projection` of the pooled state (the final-norm state at the
+    /// end-of-text position), `[batch, projection_dim]`: SDXL's pooled
+    /// prompt embedding.
+    pub text_embeds: Tensor<B, 2>,
+    /// The transformer's outputs (`pooler_output` is the unprojected
+    /// pooled state).
+    pub text: ClipTextOutput<B>,
+}
+
 /// What the text encoder returns.
 #[derive(Debug, Clone)]
 pub struct ClipTextOutput<B: Backend> {
@@ -101,6 +126,24 @@ pub struct ClipTextOutput<B: Backend> {
     /// `num_hidden_layers + 1` tensors, as transformers' `hidden_states`.
     /// `hidden_states[len - 2]` is the penultimate layer ("clip skip").
     pub hidden_states: Vec<Tensor<B, 3>>,
+}
+
+impl<B: Backend> ClipTextOutput<B> {
+    /// `hidden_states[-2]`: the penultimate layer's output, before the final
+    /// norm, `[batch, tokens, hidden]` (what SDXL conditions on).
+    pub fn penultimate_hidden_state(&self) -> Tensor<B, 3> {
+        let n = self.hidden_states.len();
+        // At least two: the embeddings and one layer (validated config).
+        self.hidden_states[n.saturating_sub(2)].clone()
+    }
+}
+
+/// Reads and validates `dir/config.json` of a text encoder folder.
+fn read_clip_config(dir: &Path) -> Result<ClipTextConfig> {
+    let path = dir.join("config.json");
+    let config: ClipTextConfig = read_config(&path)?;
+    config.validate(&path)?;
+    Ok(config)
 }
 
 impl<B: Backend> ClipMlp<B> {
@@ -131,10 +174,9 @@ impl<B: Backend> ClipEncoderLayer<B> {
     }
 }
 
-impl<B: Backend> ClipTextModel<B> {
-    /// Builds the model from a config with random weights.
-    pub fn from_config(config: ClipTextConfig, device: &B::Device) -> Result<Self> {
-        config.validate(Path::new("<config>"))?;
+impl<B: Backend> ClipTextTransformer<B> {
+    /// Builds the transformer from a (validated) config with random weights.
+    fn new(config: &ClipTextConfig, device: &B::Device) -> Self {
         let d = config.hidden_size;
         let ln = || {
             LayerNormConfig::new(d)
@@ -159,16 +201,90 @@ impl<B: Backend> ClipTextModel<B> {
                 layer_norm2: ln(),
             })
             .collect();
-        Ok(Self {
-            text_model: ClipTextTransformer {
-                embeddings: ClipEmbeddings {
-                    token_embedding: EmbeddingConfig::new(config.vocab_size, d).init(device),
-                    position_embedding: EmbeddingConfig::new(config.max_position_embeddings, d)
-                        .init(device),
-                },
-                encoder: ClipEncoder { layers },
-                final_layer_norm: ln(),
+        Self {
+            embeddings: ClipEmbeddings {
+                token_embedding: EmbeddingConfig::new(config.vocab_size, d).init(device),
+                position_embedding: EmbeddingConfig::new(config.max_position_embeddings, d)
+                    .init(device),
             },
+            encoder: ClipEncoder { layers },
+            final_layer_norm: ln(),
+        }
+    }
+
+    /// Encodes token ids `[batch, tokens]` (tokens at most
+    /// `max_position_embeddings`) with the causal mask only (no padding mask,
+    /// as Stable Diffusion does).
+    fn forward(
+        &self,
+        config: &ClipTextConfig,
+        input_ids: Tensor<B, 2, Int>,
+    ) -> Result<ClipTextOutput<B>> {
+        let [batch, len] = input_ids.dims();
+        let ids: Vec<i64> = input_ids
+            .to_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .map_err(|e| ModelError::InvalidInput {
+                argument: "input_ids".into(),
+                message: format!("{e:?}"),
+            })?;
+        if len == 0 || len > config.max_position_embeddings {
+            return Err(ModelError::InvalidInput {
+                argument: "input_ids".into(),
+                message: format!(
+                    "{len} tokens; the encoder takes 1 to {}",
+                    config.max_position_embeddings
+                ),
+            });
+        }
+        if let Some(bad) = ids
+            .iter()
+            .find(|&&i| i < 0 || i as usize >= config.vocab_size)
+        {
+            return Err(ModelError::InvalidInput {
+                argument: "input_ids".into(),
+                message: format!(
+                    "token id {bad} outside the vocabulary of {}",
+                    config.vocab_size
+                ),
+            });
+        }
+        let device = input_ids.device();
+        let tm = self;
+        let positions = Tensor::<B, 1, Int>::arange(0..len as i64, &device).unsqueeze_dim::<2>(0);
+        let pos = tm.embeddings.position_embedding.forward(positions);
+        let mut x = tm.embeddings.token_embedding.forward(input_ids) + pos;
+        let mut hidden_states = vec![x.clone()];
+        for layer in &tm.encoder.layers {
+            x = layer.forward(x);
+            hidden_states.push(x.clone());
+        }
+        let last = tm.final_layer_norm.forward(x);
+        let pool_index: Vec<i64> = ids
+            .chunks(len)
+            .enumerate()
+            .map(|(b, row)| (b * len + pool_position(config, row)) as i64)
+            .collect();
+        let d = config.hidden_size;
+        let pooled = last.clone().reshape([batch * len, d]).select(
+            0,
+            Tensor::<B, 1, Int>::from_data(pool_index.as_slice(), &device),
+        );
+        Ok(ClipTextOutput {
+            last_hidden_state: last,
+            pooler_output: pooled,
+            hidden_states,
+        })
+    }
+}
+
+impl<B: Backend> ClipTextModel<B> {
+    /// Builds the model from a config with random weights.
+    pub fn from_config(config: ClipTextConfig, device: &B::Device) -> Result<Self> {
+        config.validate(Path::new("<config>"))?;
+        Ok(Self {
+            text_model: ClipTextTransformer::new(&config, device),
             config,
         })
     }
@@ -183,9 +299,8 @@ impl<B: Backend> ClipTextModel<B> {
     /// Loads a transformers `text_encoder/` folder (`config.json`,
     /// `model[.fp16].safetensors`).
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut model = Self::from_config_file(&dir.join("config.json"), device)?;
-        let weights = find_weights(dir, "model")?;
-        load_strict(&mut model, &weights, CLIP_RULES)?;
+        let mut model = Self::from_config(read_clip_config(dir)?, device)?;
+        load_strict(&mut model, &find_weights(dir, "model")?, CLIP_RULES)?;
         Ok(model)
     }
 
@@ -207,74 +322,52 @@ impl<B: Backend> ClipTextModel<B> {
     /// `max_position_embeddings`) with the causal mask only (no padding mask,
     /// as Stable Diffusion does).
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Result<ClipTextOutput<B>> {
-        let [batch, len] = input_ids.dims();
-        let ids: Vec<i64> = input_ids
-            .to_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .map_err(|e| ModelError::InvalidInput {
-                argument: "input_ids".into(),
-                message: format!("{e:?}"),
-            })?;
-        if len == 0 || len > self.config.max_position_embeddings {
-            return Err(ModelError::InvalidInput {
-                argument: "input_ids".into(),
-                message: format!(
-                    "{len} tokens; the encoder takes 1 to {}",
-                    self.config.max_position_embeddings
-                ),
-            });
-        }
-        if let Some(bad) = ids
-            .iter()
-            .find(|&&i| i < 0 || i as usize >= self.config.vocab_size)
-        {
-            return Err(ModelError::InvalidInput {
-                argument: "input_ids".into(),
-                message: format!(
-                    "token id {bad} outside the vocabulary of {}",
-                    self.config.vocab_size
-                ),
-            });
-        }
-        let device = input_ids.device();
-        let tm = &self.text_model;
-        let positions = Tensor::<B, 1, Int>::arange(0..len as i64, &device).unsqueeze_dim::<2>(0);
-        let pos = tm.embeddings.position_embedding.forward(positions);
-        let mut x = tm.embeddings.token_embedding.forward(input_ids) + pos;
-        let mut hidden_states = vec![x.clone()];
-        for layer in &tm.encoder.layers {
-            x = layer.forward(x);
-            hidden_states.push(x.clone());
-        }
-        let last = tm.final_layer_norm.forward(x);
-        let pool_index: Vec<i64> = ids
-            .chunks(len)
-            .enumerate()
-            .map(|(b, row)| (b * len + self.pool_position(row)) as i64)
-            .collect();
-        let d = self.config.hidden_size;
-        let pooled = last.clone().reshape([batch * len, d]).select(
-            0,
-            Tensor::<B, 1, Int>::from_data(pool_index.as_slice(), &device),
-        );
-        Ok(ClipTextOutput {
-            last_hidden_state: last,
-            pooler_output: pooled,
-            hidden_states,
+        self.text_model.forward(&self.config, input_ids)
+    }
+}
+
+impl<B: Backend> ClipTextModelWithProjection<B> {
+    /// Builds the model from a config with random weights.
+    pub fn from_config(config: ClipTextConfig, device: &B::Device) -> Result<Self> {
+        config.validate(Path::new("<config>"))?;
+        Ok(Self {
+            text_model: ClipTextTransformer::new(&config, device),
+            text_projection: linear(config.hidden_size, config.projection_dim, false, device),
+            config,
         })
     }
 
-    /// transformers' pooling position: the (first) argmax id for the legacy
-    /// `eos_token_id == 2`, else the first end-of-text id (0 if none).
-    fn pool_position(&self, row: &[i64]) -> usize {
-        if self.config.eos_token_id == 2 {
-            let max = row.iter().copied().max().unwrap_or(0);
-            row.iter().position(|&v| v == max).unwrap_or(0)
-        } else {
-            row.iter()
-                .position(|&v| v == self.config.eos_token_id)
-                .unwrap_or(0)
-        }
+    /// Loads a transformers `text_encoder_2/` folder (`config.json`,
+    /// `model[.fp16].safetensors`) strictly, with the same tensor names as
+    /// [`ClipTextModel::load`] plus `text_projection.weight`.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut model = Self::from_config(read_clip_config(dir)?, device)?;
+        load_strict(&mut model, &find_weights(dir, "model")?, CLIP_RULES)?;
+        Ok(model)
+    }
+
+    /// Encodes token ids `[batch, tokens]` as [`ClipTextModel::forward`]
+    /// does and projects the pooled state (`text_embeds`). The pooling
+    /// position follows transformers 5: the first `eos_token_id`, or the
+    /// argmax id for the legacy `eos_token_id == 2`.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Result<ClipTextProjectionOutput<B>> {
+        let text = self.text_model.forward(&self.config, input_ids)?;
+        Ok(ClipTextProjectionOutput {
+            text_embeds: self.text_projection.forward(text.pooler_output.clone()),
+            text,
+        })
+    }
+}
+
+/// transformers' pooling position: the (first) argmax id for the legacy
+/// `eos_token_id == 2`, else the first end-of-text id (0 if none).
+fn pool_position(config: &ClipTextConfig, row: &[i64]) -> usize {
+    if config.eos_token_id == 2 {
+        let max = row.iter().copied().max().unwrap_or(0);
+        row.iter().position(|&v| v == max).unwrap_or(0)
+    } else {
+        row.iter()
+            .position(|&v| v == config.eos_token_id)
+            .unwrap_or(0)
     }
 }

@@ -209,14 +209,16 @@ impl DownPath {
         }
     }
 
+    /// The up path: `cross_attention` and `layers` (transformer blocks per
+    /// attention) are given per up block, in up-block order.
     pub(crate) fn up_blocks<B: Backend>(
         &self,
         cross_attention: &[bool],
+        layers: &[usize],
         device: &B::Device,
     ) -> Vec<UpBlock<B>> {
         let rev: Vec<usize> = self.block_out_channels.iter().rev().copied().collect();
         let rev_heads: Vec<usize> = self.heads.iter().rev().copied().collect();
-        let rev_layers: Vec<usize> = self.transformer_layers.iter().rev().copied().collect();
         let n = rev.len();
         let mut out_ch = rev[0];
         (0..n)
@@ -236,7 +238,7 @@ impl DownPath {
                 let attentions = if cross_attention[i] {
                     (0..num)
                         .map(|_| {
-                            self.transformer(out_ch, rev_heads[i], rev_layers[i])
+                            self.transformer(out_ch, rev_heads[i], layers[i])
                                 .init(device)
                         })
                         .collect()

@@ -6,7 +6,21 @@ use serde::Deserialize;
 
 use crate::config::defaults::*;
 use crate::config::{unsupported, IntOrList};
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+
+/// Number of SDXL size conditions per sample (`time_ids`): original height
+/// and width, crop top and left, target height and width.
+pub const TIME_IDS: usize = 6;
+
+/// Widths of the added conditions of a `text_time` (SDXL) UNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedConditionDims {
+    /// Width of `text_embeds` (the pooled, projected text embedding).
+    pub text_embeds: usize,
+    /// Width of the sinusoidal embedding of each of the [`TIME_IDS`] size
+    /// conditions (`addition_time_embed_dim`).
+    pub time_embed_dim: usize,
+}
 
 /// The keys of a diffusers `UNet2DConditionModel` config that this
 /// implementation reads (unknown keys are ignored). Keys without a default are
@@ -69,9 +83,14 @@ pub struct UNet2DConditionConfig {
     /// Output scale of the other resnets.
     #[serde(default = "d_one")]
     pub resnet_out_scale_factor: f64,
-    /// Transformer blocks per attention.
+    /// Transformer blocks per attention: one number, or one per down block
+    /// (SDXL). The mid block takes the last entry.
     #[serde(default = "d_tlayers")]
     pub transformer_layers_per_block: IntOrList,
+    /// Transformer blocks per up block, in up-block order; `null` (the
+    /// default) means `transformer_layers_per_block` reversed.
+    #[serde(default)]
+    pub reverse_transformer_layers_per_block: Option<IntOrList>,
     /// Activation (only `silu`).
     #[serde(default = "d_silu")]
     pub act_fn: String,
@@ -99,10 +118,21 @@ pub struct UNet2DConditionConfig {
     /// Must be null.
     #[serde(default)]
     pub class_embed_type: Option<String>,
-    /// `null`, or `text`: the text encoder's hidden states, attention-pooled
-    /// (`TextTimeEmbedding`), are added to the time embedding.
+    /// `null`; `text`: the text encoder's hidden states, attention-pooled
+    /// (`TextTimeEmbedding`), are added to the time embedding; `text_time`
+    /// (SDXL): the pooled text embedding and the sinusoidal embeddings of
+    /// the six size conditions (`time_ids`) go through an MLP
+    /// (`add_embedding`) that is added to the time embedding.
     #[serde(default)]
     pub addition_embed_type: Option<String>,
+    /// Width of the sinusoidal embedding of each `time_ids` entry
+    /// (`add_time_proj`; `text_time` only, 256 in SDXL).
+    #[serde(default)]
+    pub addition_time_embed_dim: Option<usize>,
+    /// Input width of `add_embedding` for `text_time`: the pooled text
+    /// embedding's width plus `6 * addition_time_embed_dim` (2816 in SDXL).
+    #[serde(default)]
+    pub projection_class_embeddings_input_dim: Option<usize>,
     /// Heads of the `text` addition embedding's attention pooling.
     #[serde(default = "d_64")]
     pub addition_embed_type_num_heads: usize,
@@ -303,6 +333,7 @@ impl UNet2DConditionConfig {
         }
         self.heads(path)?;
         self.transformer_layers(path)?;
+        self.up_transformer_layers(path)?;
         Ok(())
     }
 
@@ -312,9 +343,47 @@ impl UNet2DConditionConfig {
         self.addition_embed_type.as_deref() == Some("text")
     }
 
+    /// The widths of SDXL's added conditions (`addition_embed_type =
+    /// "text_time"`), `None` for other UNets.
+    pub fn added_conditions(&self) -> Option<AddedConditionDims> {
+        if self.addition_embed_type.as_deref() != Some("text_time") {
+            return None;
+        }
+        let time_embed_dim = self.addition_time_embed_dim?;
+        let input = self.projection_class_embeddings_input_dim?;
+        Some(AddedConditionDims {
+            text_embeds: input.checked_sub(TIME_IDS * time_embed_dim)?,
+            time_embed_dim,
+        })
+    }
+
     fn check_addition(&self, path: &Path) -> Result<()> {
         match self.addition_embed_type.as_deref() {
             None => Ok(()),
+            Some("text_time") => {
+                let missing = |field: &str| ModelError::MissingConfigKey {
+                    path: path.to_path_buf(),
+                    field: field.into(),
+                };
+                let t = self
+                    .addition_time_embed_dim
+                    .ok_or_else(|| missing("addition_time_embed_dim"))?;
+                let input = self
+                    .projection_class_embeddings_input_dim
+                    .ok_or_else(|| missing("projection_class_embeddings_input_dim"))?;
+                if t == 0 || input <= TIME_IDS * t {
+                    return Err(unsupported(
+                        path,
+                        "projection_class_embeddings_input_dim",
+                        input,
+                        &format!(
+                            "must exceed {TIME_IDS} x addition_time_embed_dim ({t}, nonzero): \
+                             the pooled text embedding's width plus the time ids' embeddings"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
             Some("text") => {
                 let (w, h) = (self.cross_attention_dim, self.addition_embed_type_num_heads);
                 if h == 0 || w % h != 0 {
@@ -331,7 +400,7 @@ impl UNet2DConditionConfig {
                 path,
                 "addition_embed_type",
                 other,
-                "only null or \"text\" (SDXL-style and image conditions are not supported)",
+                "only null, \"text\" or \"text_time\" (image conditions are not supported)",
             )),
         }
     }
@@ -357,6 +426,23 @@ impl UNet2DConditionConfig {
                 "one entry per block",
             )
         })
+    }
+
+    /// Transformer blocks per up block, in up-block order:
+    /// `reverse_transformer_layers_per_block`, else the down blocks' list
+    /// reversed.
+    pub fn up_transformer_layers(&self, path: &Path) -> Result<Vec<usize>> {
+        match &self.reverse_transformer_layers_per_block {
+            Some(v) => v.per_block(self.block_out_channels.len()).ok_or_else(|| {
+                unsupported(
+                    path,
+                    "reverse_transformer_layers_per_block",
+                    v,
+                    "one entry per block",
+                )
+            }),
+            None => Ok(self.transformer_layers(path)?.into_iter().rev().collect()),
+        }
     }
 
     /// Time-embedding width.

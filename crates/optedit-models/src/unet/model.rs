@@ -6,7 +6,7 @@ use burn::nn::GroupNorm;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
-use super::config::UNet2DConditionConfig;
+use super::config::{UNet2DConditionConfig, TIME_IDS};
 use crate::blocks::embeddings::{timestep_embedding, TextTimeEmbedding, TimestepEmbedding};
 use crate::blocks::{conv_layer, group_norm, norm};
 use crate::config::read_config;
@@ -41,6 +41,18 @@ impl<B: Backend> ControlResiduals<B> {
     }
 }
 
+/// SDXL's added conditions (diffusers' `added_cond_kwargs`), which a
+/// `text_time` UNet embeds and adds to its time embedding.
+#[derive(Debug, Clone)]
+pub struct AddedConditions<B: Backend> {
+    /// The pooled, projected text embedding of the second text encoder,
+    /// `[batch, width]` (`text_embeds`).
+    pub text_embeds: Tensor<B, 2>,
+    /// The size conditions, `[batch, 6]`: original height and width, crop
+    /// top and left, target height and width (`time_ids`).
+    pub time_ids: Tensor<B, 2>,
+}
+
 /// The conditional UNet. Field names are diffusers' tensor paths.
 #[derive(Module, Debug)]
 pub struct UNet2DConditionModel<B: Backend> {
@@ -51,6 +63,11 @@ pub struct UNet2DConditionModel<B: Backend> {
     /// Pooled text embedding added to the time embedding
     /// (`addition_embed_type = "text"`; `None` in SD 1.x).
     pub add_embedding: Option<TextTimeEmbedding<B>>,
+    /// The MLP over the pooled text embedding and the embedded size
+    /// conditions (`addition_embed_type = "text_time"`, SDXL; diffusers'
+    /// `add_embedding`, renamed here because `text` uses that name for
+    /// another module); `None` otherwise.
+    pub add_time_embedding: Option<TimestepEmbedding<B>>,
     /// Down levels.
     pub down_blocks: Vec<DownBlock<B>>,
     /// Mid block.
@@ -125,9 +142,16 @@ impl<B: Backend> UNet2DConditionModel<B> {
                     device,
                 )
             }),
+            add_time_embedding: config.added_conditions().map(|dims| {
+                TimestepEmbedding::new(
+                    dims.text_embeds + TIME_IDS * dims.time_embed_dim,
+                    config.time_embed_dim(),
+                    device,
+                )
+            }),
             down_blocks: spec.down_blocks(device),
             mid_block: spec.mid_block(device),
-            up_blocks: spec.up_blocks(&up_cross, device),
+            up_blocks: spec.up_blocks(&up_cross, &config.up_transformer_layers(path)?, device),
             conv_norm_out: group_norm(config.norm_num_groups, c0, config.norm_eps, device),
             conv_out: conv_layer([c0, config.out_channels], 3, 1, 1, device),
             config,
@@ -167,6 +191,10 @@ impl<B: Backend> UNet2DConditionModel<B> {
     /// Predicts the noise (or v / x0, per the scheduler's prediction type):
     /// `sample` `[batch, in, h, w]`, `timestep` `[1]` or `[batch]` (float),
     /// `encoder_hidden_states` `[batch, tokens, cross_attention_dim]`.
+    ///
+    /// A `text_time` (SDXL) UNet needs its added conditions: call
+    /// [`forward_with_conditions`](Self::forward_with_conditions); here it is
+    /// a [`ModelError::MissingConditions`].
     pub fn forward(
         &self,
         sample: Tensor<B, 4>,
@@ -185,11 +213,30 @@ impl<B: Backend> UNet2DConditionModel<B> {
         encoder_hidden_states: Tensor<B, 3>,
         residuals: Option<&ControlResiduals<B>>,
     ) -> Result<Tensor<B, 4>> {
+        self.forward_with_conditions(sample, timestep, encoder_hidden_states, None, residuals)
+    }
+
+    /// [`forward_with_residuals`](Self::forward_with_residuals) with SDXL's
+    /// added conditions (`added_cond_kwargs`): required by a `text_time`
+    /// UNet ([`ModelError::MissingConditions`] without them), refused by the
+    /// others. `text_embeds` and `time_ids` have one row per sample, or one
+    /// row for the whole batch.
+    pub fn forward_with_conditions(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+        added: Option<&AddedConditions<B>>,
+        residuals: Option<&ControlResiduals<B>>,
+    ) -> Result<Tensor<B, 4>> {
         let [batch, channels, h, w] = sample.dims();
         self.check_inputs(channels, h, w, batch, &encoder_hidden_states)?;
         let mut temb = self.time_emb(timestep, batch)?;
         if let Some(add) = &self.add_embedding {
             temb = temb + add.forward(encoder_hidden_states.clone());
+        }
+        if let Some(aug) = self.added_emb(added, batch)? {
+            temb = temb + aug;
         }
         let context = encoder_hidden_states;
 
@@ -280,6 +327,62 @@ impl<B: Backend> UNet2DConditionModel<B> {
             });
         }
         Ok(())
+    }
+
+    /// The `text_time` embedding of the added conditions (diffusers'
+    /// `get_aug_embed`): each size condition embedded sinusoidally
+    /// (`add_time_proj`), flattened per sample, after the text embedding,
+    /// through `add_embedding`.
+    fn added_emb(
+        &self,
+        added: Option<&AddedConditions<B>>,
+        batch: usize,
+    ) -> Result<Option<Tensor<B, 2>>> {
+        let (mlp, dims, added) = match (&self.add_time_embedding, self.config.added_conditions(), added) {
+            (None, _, None) => return Ok(None),
+            (None, _, Some(_)) => {
+                return Err(ModelError::InvalidInput {
+                    argument: "added_conditions".into(),
+                    message: format!(
+                        "the UNet's addition_embed_type is {:?}, not \"text_time\": it takes no text_embeds / time_ids",
+                        self.config.addition_embed_type
+                    ),
+                })
+            }
+            (Some(_), _, None) => {
+                return Err(ModelError::MissingConditions {
+                    addition_embed_type: "text_time".into(),
+                    needed: "text_embeds and time_ids".into(),
+                })
+            }
+            (Some(mlp), Some(dims), Some(added)) => (mlp, dims, added),
+            (Some(_), None, Some(_)) => {
+                return Err(ModelError::InvalidInput {
+                    argument: "added_conditions".into(),
+                    message: "the UNet has an add_embedding MLP but its config is not a complete \"text_time\" one".into(),
+                })
+            }
+        };
+        let rows = |argument: &str, t: &Tensor<B, 2>, width: usize| -> Result<Tensor<B, 2>> {
+            match t.dims() {
+                [1, w] if w == width => Ok(t.clone().expand([batch, width])),
+                [b, w] if b == batch && w == width => Ok(t.clone()),
+                d => Err(ModelError::InvalidInput {
+                    argument: argument.into(),
+                    message: format!("shape {d:?}, expected [{batch}, {width}] (or [1, {width}])"),
+                }),
+            }
+        };
+        let text = rows("text_embeds", &added.text_embeds, dims.text_embeds)?;
+        let ids = rows("time_ids", &added.time_ids, TIME_IDS)?;
+        let time = timestep_embedding(
+            ids.reshape([batch * TIME_IDS]),
+            dims.time_embed_dim,
+            self.config.flip_sin_to_cos,
+            self.config.freq_shift,
+        )
+        .reshape([batch, TIME_IDS * dims.time_embed_dim]);
+        Ok(Some(mlp.forward(Tensor::cat(vec![text, time], 1))))
     }
 
     fn time_emb(&self, timestep: Tensor<B, 1>, batch: usize) -> Result<Tensor<B, 2>> {
