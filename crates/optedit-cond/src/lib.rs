@@ -7,7 +7,10 @@
 //!   Transferable Visual Models From Natural Language Supervision",
 //!   arXiv 2103.00020; byte-level BPE with `</w>`, 77 ids padded);
 //!   [`PromptEncoder`] runs it through the CLIP text encoder of
-//!   `optedit-models` to conditional and unconditional embeddings, batched.
+//!   `optedit-models` to conditional and unconditional embeddings, batched;
+//!   [`SdxlPromptEncoder`] does the same with SDXL's two encoders (prompt
+//!   and pooled embeddings) and [`sdxl_add_time_ids`] makes SDXL's size
+//!   conditions.
 //! - **ControlNet conditions** (Zhang et al., "Adding Conditional Control to
 //!   Text-to-Image Diffusion Models", arXiv 2302.05543), each a
 //!   [`ConditionImage`] whose [`to_tensor`](ConditionImage::to_tensor) is the
@@ -51,10 +54,14 @@ pub mod pose_render;
 pub mod prompt;
 mod raster;
 pub mod scribble;
+pub mod sdxl;
 pub mod tokenizer;
 
 pub use crate::error::{CondError, Result};
 pub use crate::image::{ConditionImage, LATENT_SCALE};
 pub use crate::pose::{BodyPose, Coordinates, Keypoint};
 pub use crate::prompt::{PromptEmbeddings, PromptEncoder};
+pub use crate::sdxl::{
+    sdxl_add_time_ids, SdxlPromptEmbeddings, SdxlPromptEncoder, SdxlTextEmbeddings, SizeConditions,
+};
 pub use crate::tokenizer::{ClipTokenizer, SpecialTokens, CLIP_MAX_LENGTH};

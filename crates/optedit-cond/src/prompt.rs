@@ -116,19 +116,7 @@ impl<B: Backend> PromptEncoder<B> {
         prompts: &[&str],
         negative_prompts: Option<&[&str]>,
     ) -> Result<PromptEmbeddings<B>> {
-        if prompts.is_empty() {
-            return Err(CondError::invalid("prompts", "no prompt to encode"));
-        }
-        let negatives: Vec<&str> = match negative_prompts {
-            Some(n) if n.len() != prompts.len() => {
-                return Err(CondError::invalid(
-                    "negative_prompts",
-                    format!("{} negative prompts for {} prompts", n.len(), prompts.len()),
-                ))
-            }
-            Some(n) => n.to_vec(),
-            None => vec![""; prompts.len()],
-        };
+        let negatives = negatives_for(prompts, negative_prompts)?;
         let all: Vec<&str> = negatives.iter().chain(prompts.iter()).copied().collect();
         let hidden = self.encode(&all)?;
         let n = prompts.len();
@@ -136,5 +124,25 @@ impl<B: Backend> PromptEncoder<B> {
             uncond: hidden.clone().narrow(0, 0, n),
             cond: hidden.narrow(0, n, n),
         })
+    }
+}
+
+/// The negative prompt of each prompt: `negative_prompts` (one per prompt),
+/// or the empty prompt for every one. Errors on no prompts or a count
+/// mismatch.
+pub(crate) fn negatives_for<'a>(
+    prompts: &[&str],
+    negative_prompts: Option<&[&'a str]>,
+) -> Result<Vec<&'a str>> {
+    if prompts.is_empty() {
+        return Err(CondError::invalid("prompts", "no prompt to encode"));
+    }
+    match negative_prompts {
+        Some(n) if n.len() != prompts.len() => Err(CondError::invalid(
+            "negative_prompts",
+            format!("{} negative prompts for {} prompts", n.len(), prompts.len()),
+        )),
+        Some(n) => Ok(n.to_vec()),
+        None => Ok(vec![""; prompts.len()]),
     }
 }

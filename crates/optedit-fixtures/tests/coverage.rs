@@ -15,6 +15,7 @@ const READ: &[(&str, &str)] = &[
         "optedit-models tests/parity.rs",
     ),
     ("unet_forward_sd21", "optedit-models tests/parity.rs"),
+    ("unet_forward_sdxl", "optedit-models tests/unet_parity.rs"),
     ("unet_grad", "optedit-models tests/parity.rs"),
     ("controlnet_forward", "optedit-models tests/parity.rs"),
     ("vae_encode", "optedit-models tests/parity.rs"),
@@ -27,6 +28,12 @@ const READ: &[(&str, &str)] = &[
         "clip_text_encoder_sd21",
         "optedit-models tests/parity.rs, optedit-cond tests/clip_prompt.rs",
     ),
+    (
+        "clip_text_encoder_with_projection_sdxl",
+        "optedit-models tests/parity.rs, optedit-cond tests/sdxl_prompt.rs",
+    ),
+    ("sdxl_encode_prompt", "optedit-cond tests/sdxl_prompt.rs"),
+    ("sdxl_add_time_ids", "optedit-cond tests/sdxl_prompt.rs"),
     ("ddim_scheduler_*", "optedit-schedule tests/parity.rs"),
     (
         "ddim_inversion_trajectory",
@@ -67,6 +74,6 @@ fn the_list_matches_names_exactly() {
     assert!(known("ddim_scheduler_sd15_50"));
     assert!(known("unet_forward"));
     // A new case that shares a prefix with a known one is still unknown.
-    assert!(!known("unet_forward_sdxl"));
-    assert!(!known("clip_text_encoder_with_projection_sdxl"));
+    assert!(!known("unet_forward_sdxl_refiner"));
+    assert!(!known("clip_text_encoder_with_projection"));
 }
