@@ -204,32 +204,42 @@ fn adam() -> String {
 }
 
 impl SummarySettings {
-    /// The optimisation settings that differ from [`EditConfig`]'s
-    /// defaults, as short notes (`normalized-gd`, `k late 1`, `t_u 5`, ...):
-    /// what tells the rows of an ablation apart.
+    /// The edit settings that differ from [`EditConfig`]'s defaults, as
+    /// short notes (`normalized-gd`, `k late 1`, `strength 0.6`, ...): what
+    /// tells the rows of an ablation apart. Steps, strength and guidance
+    /// for every editor; the inversion's guidance for those that invert;
+    /// the optimiser's settings for the optimise method; none for a
+    /// calibration row.
     ///
     /// [`EditConfig`]: optedit_edit::EditConfig
-    pub fn optimise_notes(&self) -> Vec<String> {
+    pub fn edit_notes(&self) -> Vec<String> {
+        let Some(method) = Method::from_word(&self.method).and_then(Method::editor) else {
+            return Vec::new();
+        };
         let d = optedit_edit::EditConfig::default();
+        let optimise = method == optedit_edit::Method::Optimise;
+        let inverts = method != optedit_edit::Method::SdEdit;
         let mut notes = Vec::new();
-        if self.optimizer != d.optimizer.word() {
+        if optimise && self.optimizer != d.optimizer.word() {
             notes.push(self.optimizer.clone());
         }
-        if self.loss_space != d.loss_space.word() {
+        if optimise && self.loss_space != d.loss_space.word() {
             notes.push(format!("{} space", self.loss_space));
         }
-        let mut differ = |name: &str, value: f64, default: f64| {
-            if value != default {
+        let mut differ = |applies: bool, name: &str, value: f64, default: f64| {
+            if applies && value != default {
                 notes.push(format!("{name} {value}"));
             }
         };
-        differ("t_u", self.t_u as f64, d.t_u as f64);
-        differ("k", self.k as f64, d.k as f64);
-        differ("k late", self.k_late as f64, d.k_late as f64);
-        differ("lr", self.lr, d.lr);
-        differ("strength", self.strength, d.strength);
-        differ("guidance", self.guidance, d.guidance_scale);
+        differ(optimise, "t_u", self.t_u as f64, d.t_u as f64);
+        differ(optimise, "k", self.k as f64, d.k as f64);
+        differ(optimise, "k late", self.k_late as f64, d.k_late as f64);
+        differ(optimise, "lr", self.lr, d.lr);
+        differ(true, "steps", self.steps as f64, d.num_steps as f64);
+        differ(true, "strength", self.strength, d.strength);
+        differ(true, "guidance", self.guidance, d.guidance_scale);
         differ(
+            inverts,
             "inversion guidance",
             self.inversion_guidance,
             d.inversion_guidance_scale,
@@ -470,16 +480,16 @@ impl RowCells {
     /// The markdown row: the method, lambda and mask of `settings`, then the cells.
     pub(crate) fn markdown(&self, settings: &SummarySettings) -> String {
         let s = settings;
-        let (method, lambda) = if s.method == "optimise" {
-            let notes = s.optimise_notes();
-            let method = if notes.is_empty() {
-                s.method.clone()
-            } else {
-                format!("{} ({})", s.method, notes.join(", "))
-            };
-            (method, format!("{}", s.lambda))
+        let notes = s.edit_notes();
+        let method = if notes.is_empty() {
+            s.method.clone()
         } else {
-            (s.method.clone(), "–".into())
+            format!("{} ({})", s.method, notes.join(", "))
+        };
+        let lambda = if s.method == "optimise" {
+            format!("{}", s.lambda)
+        } else {
+            "–".into()
         };
         let mask = if Method::from_word(&s.method).is_some_and(|m| !m.uses_mask()) {
             "none"
@@ -700,7 +710,21 @@ mod tests {
             levers.markdown_row()
         );
         assert!(levers.markdown().contains("loss space clean,"));
-        assert!(s.settings.optimise_notes().is_empty());
+        assert!(s.settings.edit_notes().is_empty());
+        // A baseline's row names its own differing settings, not the
+        // optimiser's; a calibration row none.
+        let mut options = RunOptions::default();
+        options.method = Method::Edit(optedit_edit::Method::SdEdit);
+        options.config.strength = 0.6;
+        options.config.k_late = 2;
+        let sdedit = summarise(&records, &refs, SummarySettings::of(&options));
+        assert!(
+            sdedit.markdown_row().starts_with("| sdedit (strength 0.6) | – | none |"),
+            "{}",
+            sdedit.markdown_row()
+        );
+        options.method = Method::Identity;
+        assert!(SummarySettings::of(&options).edit_notes().is_empty());
         assert!(s.markdown().contains("optimizer adam,"));
         // Settings written before the optimiser was recorded read as Adam.
         let mut old = serde_json::to_value(&s.settings).unwrap();
