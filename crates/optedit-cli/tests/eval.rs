@@ -383,7 +383,10 @@ fn eval_run_and_quality_end_to_end() {
     let first = run("2", &[]);
     assert_success(&first);
     let row = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(row.contains("| optimise | 0.6 | per case | 2 |"), "{row}");
+    assert!(
+        row.contains("| optimise (t_u 1, k 1, steps 2) | 0.6 | per case | 2 |"),
+        "{row}"
+    );
 
     let records = std::fs::read_to_string(out.join("cases.jsonl")).unwrap();
     assert_eq!(records.lines().count(), 2);

@@ -719,7 +719,9 @@ mod tests {
         options.config.k_late = 2;
         let sdedit = summarise(&records, &refs, SummarySettings::of(&options));
         assert!(
-            sdedit.markdown_row().starts_with("| sdedit (strength 0.6) | – | none |"),
+            sdedit
+                .markdown_row()
+                .starts_with("| sdedit (strength 0.6) | – | none |"),
             "{}",
             sdedit.markdown_row()
         );

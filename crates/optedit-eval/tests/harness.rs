@@ -122,7 +122,11 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
     assert_eq!(summary.by_kind.len(), 3);
     assert_eq!(lines(&out.join("cases.jsonl")), 3);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(md.contains("| optimise | 0.6 | per case | 3 |"), "{md}");
+    // The row names the settings that differ from the defaults.
+    assert!(
+        md.contains("| optimise (t_u 1, k 1, steps 2) | 0.6 | per case | 3 |"),
+        "{md}"
+    );
     let grid = image::open(out.join("grid.png")).unwrap();
     assert_eq!(
         (grid.width(), grid.height()),
