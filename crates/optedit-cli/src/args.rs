@@ -250,6 +250,10 @@ pub struct ConfigArgs {
     /// Gradient steps per denoising step after the first t_u (0: plain DDIM there).
     #[arg(long, value_name = "N", default_value_t = EditConfig::default().k_late)]
     pub k_late: usize,
+    /// The late gradient steps (--k-late) move only the latent outside the
+    /// mask: the background is held, the edit region left to the condition.
+    #[arg(long)]
+    pub k_late_outside_mask: bool,
     /// Step size of the latent optimiser.
     #[arg(long, value_name = "X", default_value_t = EditConfig::default().lr)]
     pub lr: f64,
@@ -292,6 +296,7 @@ impl ConfigArgs {
             t_u: self.t_u,
             k: self.k,
             k_late: self.k_late,
+            k_late_outside_mask: self.k_late_outside_mask || d.k_late_outside_mask,
             lr: self.lr,
             optimizer: self.optimizer,
             loss_space: self.loss_space,

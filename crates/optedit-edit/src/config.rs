@@ -40,6 +40,11 @@ pub struct EditConfig {
     /// ever used (the guidance loss is masked), so keeping its background
     /// longer would cost gradient steps for nothing.
     pub k_late: usize,
+    /// Whether the late gradient steps (`k_late`) move only the latent
+    /// outside the mask (default false: the whole latent, as in the first
+    /// `t_u` steps). The preservation loss then holds the background while
+    /// the edit region follows the edit condition alone.
+    pub k_late_outside_mask: bool,
     /// Step size of the latent optimiser (default 0.05: Adam moves each latent
     /// element by about this much per step).
     pub lr: f64,
@@ -71,6 +76,7 @@ impl Default for EditConfig {
             t_u: 10,
             k: 3,
             k_late: 0,
+            k_late_outside_mask: false,
             lr: 0.05,
             optimizer: OptimizerKind::Adam,
             lr_schedule: LrSchedule::Constant,

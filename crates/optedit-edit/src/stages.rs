@@ -175,6 +175,11 @@ fn optimise_step<B: AutodiffBackend>(
             EditError::input("objective", "the loss does not depend on the latent")
         })?;
         drop(grads);
+        let grad = if config.k_late_outside_mask && !config.is_optimised(j) {
+            grad * opt.mask.clone().inner().neg().add_scalar(1.0)
+        } else {
+            grad
+        };
         inner = opt.optimizer.step(inner, grad, lr);
         emit(
             progress,

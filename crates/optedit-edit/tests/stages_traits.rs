@@ -339,3 +339,68 @@ fn the_config_loss_space_reaches_the_edit() {
     assert!(d_clean < 0.9 * d_free, "{d_clean} vs {d_free}");
     assert_ne!(values(&clean.latent), values(&next.latent));
 }
+
+/// Records, for each step, how much of the gradient lies inside the mask.
+struct InsideMask {
+    mask: Tensor<B, 4>,
+    inside: Rc<RefCell<Vec<f64>>>,
+}
+
+impl LatentOptimizer<B> for InsideMask {
+    fn reset(&mut self) {}
+
+    fn step(&mut self, latent: Tensor<B, 4>, grad: Tensor<B, 4>, lr: f64) -> Tensor<B, 4> {
+        let inside = (grad.clone() * self.mask.clone()).abs().sum();
+        self.inside.borrow_mut().push(values(&inside)[0]);
+        latent - grad.mul_scalar(lr)
+    }
+}
+
+/// With `k_late_outside_mask`, the late steps' gradient is zero inside the
+/// mask (the edit region is left to the condition) and the early steps'
+/// is not; without it, the late steps move the edit region too.
+#[test]
+fn late_steps_outside_the_mask_leave_the_edit_region_alone() {
+    let p = pipeline();
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
+    let mask_latent = half_mask(image_hw())
+        .to_latent::<B>(p.vae_scale(), &Default::default())
+        .unwrap();
+    let run = |outside: bool| {
+        let cfg = EditConfig {
+            lambda: 1.0,
+            k_late: 1,
+            k_late_outside_mask: outside,
+            ..config()
+        };
+        let inside = Rc::new(RefCell::new(Vec::new()));
+        let made = inside.clone();
+        let mask = mask_latent.clone();
+        Editor::new(&p, cfg.clone())
+            .unwrap()
+            .with_optimizer(move || {
+                Box::new(InsideMask {
+                    mask: mask.clone(),
+                    inside: made.clone(),
+                })
+            })
+            .edit(
+                image(),
+                &src,
+                &cond,
+                &mut half_mask(image_hw()),
+                &mut Silent,
+            )
+            .unwrap();
+        let early = cfg.t_u * cfg.k;
+        let v = inside.borrow().clone();
+        assert_eq!(v.len(), early + cfg.num_steps - cfg.start_step() - cfg.t_u);
+        (v[..early].to_vec(), v[early..].to_vec())
+    };
+    let (early, late) = run(true);
+    assert!(early.iter().all(|&g| g > 0.0), "{early:?}");
+    assert!(late.iter().all(|&g| g == 0.0), "{late:?}");
+    let (_, late_whole) = run(false);
+    assert!(late_whole.iter().all(|&g| g > 0.0), "{late_whole:?}");
+}

@@ -165,6 +165,10 @@ pub struct SummarySettings {
     /// summaries written before it was recorded).
     #[serde(default)]
     pub k_late: usize,
+    /// Whether the late gradient steps moved only the latent outside the
+    /// mask (false in summaries written before it was recorded).
+    #[serde(default)]
+    pub k_late_outside_mask: bool,
     /// Optimiser step size.
     pub lr: f64,
     /// Guidance scale.
@@ -234,6 +238,9 @@ impl SummarySettings {
         differ(optimise, "t_u", self.t_u as f64, d.t_u as f64);
         differ(optimise, "k", self.k as f64, d.k as f64);
         differ(optimise, "k late", self.k_late as f64, d.k_late as f64);
+        if optimise && self.k_late_outside_mask != d.k_late_outside_mask {
+            notes.push("late outside mask".into());
+        }
         differ(optimise, "lr", self.lr, d.lr);
         differ(true, "steps", self.steps as f64, d.num_steps as f64);
         differ(true, "strength", self.strength, d.strength);
@@ -258,6 +265,7 @@ impl SummarySettings {
             t_u: c.t_u,
             k: c.k,
             k_late: c.k_late,
+            k_late_outside_mask: c.k_late_outside_mask,
             lr: c.lr,
             guidance: c.guidance_scale,
             seed: c.seed,
@@ -732,6 +740,7 @@ mod tests {
         let mut old = serde_json::to_value(&s.settings).unwrap();
         old.as_object_mut().unwrap().remove("optimizer");
         old.as_object_mut().unwrap().remove("k_late");
+        old.as_object_mut().unwrap().remove("k_late_outside_mask");
         old.as_object_mut().unwrap().remove("loss_space");
         old.as_object_mut().unwrap().remove("inversion_guidance");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
