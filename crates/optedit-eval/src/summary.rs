@@ -230,27 +230,30 @@ impl SummarySettings {
         if optimise && self.loss_space != d.loss_space.word() {
             notes.push(format!("{} space", self.loss_space));
         }
-        let mut differ = |applies: bool, name: &str, value: f64, default: f64| {
-            if applies && value != default {
-                notes.push(format!("{name} {value}"));
-            }
+        let differ = |applies: bool, name: &str, value: f64, default: f64| {
+            (applies && value != default).then(|| format!("{name} {value}"))
         };
-        differ(optimise, "t_u", self.t_u as f64, d.t_u as f64);
-        differ(optimise, "k", self.k as f64, d.k as f64);
-        differ(optimise, "k late", self.k_late as f64, d.k_late as f64);
+        notes.extend(differ(optimise, "t_u", self.t_u as f64, d.t_u as f64));
+        notes.extend(differ(optimise, "k", self.k as f64, d.k as f64));
+        notes.extend(differ(
+            optimise,
+            "k late",
+            self.k_late as f64,
+            d.k_late as f64,
+        ));
         if optimise && self.k_late_outside_mask != d.k_late_outside_mask {
             notes.push("late outside mask".into());
         }
-        differ(optimise, "lr", self.lr, d.lr);
-        differ(true, "steps", self.steps as f64, d.num_steps as f64);
-        differ(true, "strength", self.strength, d.strength);
-        differ(true, "guidance", self.guidance, d.guidance_scale);
-        differ(
+        notes.extend(differ(optimise, "lr", self.lr, d.lr));
+        notes.extend(differ(true, "steps", self.steps as f64, d.num_steps as f64));
+        notes.extend(differ(true, "strength", self.strength, d.strength));
+        notes.extend(differ(true, "guidance", self.guidance, d.guidance_scale));
+        notes.extend(differ(
             inverts,
             "inversion guidance",
             self.inversion_guidance,
             d.inversion_guidance_scale,
-        );
+        ));
         notes
     }
 
