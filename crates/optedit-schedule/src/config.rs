@@ -1,5 +1,13 @@
 //! `SchedulerConfig`: the keys of a diffusers `scheduler/scheduler_config.json`
 //! that `DDIMScheduler` and `DDIMInverseScheduler` read.
+//!
+//! The file may belong to another scheduler class of the same discrete beta
+//! family (SDXL folders ship an `EulerDiscreteScheduler` config): like
+//! diffusers' `DDIMScheduler.from_config`, DDIM then takes the keys it shares
+//! with that class (`num_train_timesteps`, `beta_start`, `beta_end`,
+//! `beta_schedule`, `trained_betas`, `prediction_type`, `timestep_spacing`,
+//! `steps_offset`, `rescale_betas_zero_snr`) and ignores the other class's
+//! own keys. See [`SchedulerConfig::from_json_str`] for the one departure.
 
 use std::path::Path;
 
@@ -136,9 +144,33 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// The scheduler classes whose configs are DDIM's own.
+const DDIM_CLASSES: [&str; 2] = ["DDIMScheduler", "DDIMInverseScheduler"];
+
+/// The other classes of diffusers' discrete beta-schedule family (the
+/// `_compatibles` of `DDIMScheduler`) whose configs give DDIM its betas.
+const BETA_SOURCE_CLASSES: [&str; 14] = [
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "PNDMScheduler",
+    "LMSDiscreteScheduler",
+    "DDPMScheduler",
+    "HeunDiscreteScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DPMSolverMultistepScheduler",
+    "DPMSolverSinglestepScheduler",
+    "DPMSolverSDEScheduler",
+    "DEISMultistepScheduler",
+    "UniPCMultistepScheduler",
+    "EDMEulerScheduler",
+];
+
 /// The JSON as written by diffusers, before validation.
 #[derive(Deserialize)]
 struct RawConfig {
+    #[serde(default, rename = "_class_name")]
+    class_name: Option<String>,
     #[serde(default = "default_num_train_timesteps")]
     num_train_timesteps: i64,
     #[serde(default = "default_beta_start")]
@@ -149,12 +181,12 @@ struct RawConfig {
     beta_schedule: String,
     #[serde(default)]
     trained_betas: Option<Vec<f64>>,
-    #[serde(default = "yes")]
-    clip_sample: bool,
+    #[serde(default)]
+    clip_sample: Option<bool>,
     #[serde(default = "one")]
     clip_sample_range: f64,
-    #[serde(default = "yes")]
-    set_alpha_to_one: bool,
+    #[serde(default)]
+    set_alpha_to_one: Option<bool>,
     #[serde(default)]
     set_alpha_to_zero: Option<bool>,
     #[serde(default)]
@@ -186,9 +218,6 @@ fn default_prediction_type() -> String {
 }
 fn default_timestep_spacing() -> String {
     "leading".into()
-}
-fn yes() -> bool {
-    true
 }
 fn one() -> f64 {
     1.0
@@ -222,6 +251,18 @@ impl SchedulerConfig {
     }
 
     /// Parses and validates a configuration from JSON text; unknown keys are ignored.
+    ///
+    /// `_class_name` may be `DDIMScheduler`, `DDIMInverseScheduler` (or
+    /// absent), or another scheduler of the discrete beta family, such as
+    /// the `EulerDiscreteScheduler` of SDXL folders, whose config is read for
+    /// DDIM's betas as `DDIMScheduler.from_config` reads it. The one
+    /// departure: when such a foreign config lacks DDIM's own
+    /// `clip_sample` and `set_alpha_to_one` (the released SDXL config has
+    /// both, `false`; a freshly saved Euler config has neither), they are
+    /// `false`, the Stable Diffusion values, not `DDIMScheduler`'s defaults
+    /// (`true`): clipping the predicted clean latent to `[-1, 1]` would ruin
+    /// latent-space inversion. Any other class (flow matching, consistency
+    /// schedulers) is [`ScheduleError::Unsupported`].
     pub fn from_json_str(json: &str) -> Result<Self> {
         Self::parse(json, "<string>")
     }
@@ -244,6 +285,13 @@ impl SchedulerConfig {
     }
 
     fn from_raw(raw: RawConfig, origin: &str) -> Result<Self> {
+        // DDIM's own config, or one read for its betas only.
+        let own = match raw.class_name.as_deref() {
+            None => true,
+            Some(c) if DDIM_CLASSES.contains(&c) => true,
+            Some(c) if BETA_SOURCE_CLASSES.contains(&c) => false,
+            Some(c) => return Err(unsupported(origin, "_class_name", c)),
+        };
         let beta_schedule = BetaSchedule::parse(&raw.beta_schedule)
             .ok_or_else(|| unsupported(origin, "beta_schedule", &raw.beta_schedule))?;
         let prediction_type = PredictionType::parse(&raw.prediction_type)
@@ -260,9 +308,9 @@ impl SchedulerConfig {
             beta_end: raw.beta_end,
             beta_schedule,
             trained_betas: raw.trained_betas,
-            clip_sample: raw.clip_sample,
+            clip_sample: raw.clip_sample.unwrap_or(own),
             clip_sample_range: raw.clip_sample_range,
-            set_alpha_to_one: raw.set_alpha_to_one,
+            set_alpha_to_one: raw.set_alpha_to_one.unwrap_or(own),
             set_alpha_to_zero: raw.set_alpha_to_zero,
             steps_offset,
             prediction_type,

@@ -103,6 +103,74 @@ fn config_defaults_and_unknown_keys() {
     assert_eq!(v.beta_schedule, BetaSchedule::SquaredCosCapV2);
 }
 
+/// SDXL folders ship an `EulerDiscreteScheduler` config: DDIM takes its
+/// betas and shared keys, and (without DDIM's own keys in the file) neither
+/// clips nor sets the final alpha product to one.
+#[test]
+fn an_euler_config_gives_ddim_its_betas() {
+    let path = optedit_fixtures::fixtures_dir().join("tiny-sdxl/scheduler/scheduler_config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw["_class_name"], "EulerDiscreteScheduler");
+    let config = SchedulerConfig::from_file(&path).unwrap();
+    assert_eq!(
+        config.num_train_timesteps as u64,
+        raw["num_train_timesteps"].as_u64().unwrap()
+    );
+    assert_eq!(config.beta_start, raw["beta_start"].as_f64().unwrap());
+    assert_eq!(config.beta_end, raw["beta_end"].as_f64().unwrap());
+    assert_eq!(
+        config.beta_schedule.as_str(),
+        raw["beta_schedule"].as_str().unwrap()
+    );
+    assert_eq!(
+        config.prediction_type.as_str(),
+        raw["prediction_type"].as_str().unwrap()
+    );
+    assert_eq!(
+        config.timestep_spacing.as_str(),
+        raw["timestep_spacing"].as_str().unwrap()
+    );
+    assert_eq!(
+        config.steps_offset as u64,
+        raw["steps_offset"].as_u64().unwrap()
+    );
+    assert!(raw.get("clip_sample").is_none() && raw.get("set_alpha_to_one").is_none());
+    assert!(!config.clip_sample && !config.set_alpha_to_one);
+    // The same keys in a DDIM config give the same schedule.
+    let mut ddim = raw.clone();
+    ddim["_class_name"] = "DDIMScheduler".into();
+    ddim["clip_sample"] = false.into();
+    ddim["set_alpha_to_one"] = false.into();
+    let ddim = SchedulerConfig::from_json_value(&ddim).unwrap();
+    assert_eq!(config, ddim);
+    let mut a = DdimScheduler::new(config).unwrap();
+    let mut b = DdimScheduler::new(ddim).unwrap();
+    a.set_timesteps(10).unwrap();
+    b.set_timesteps(10).unwrap();
+    assert_eq!(a.timesteps(), b.timesteps());
+    // DDIM's own keys, where an Euler config has them (the released SDXL
+    // config does), are read; DDIM's defaults hold for its own class.
+    let with_keys = SchedulerConfig::from_json_str(
+        r#"{"_class_name": "EulerDiscreteScheduler", "clip_sample": true, "set_alpha_to_one": true}"#,
+    )
+    .unwrap();
+    assert!(with_keys.clip_sample && with_keys.set_alpha_to_one);
+    let own = SchedulerConfig::from_json_str(r#"{"_class_name": "DDIMScheduler"}"#).unwrap();
+    assert_eq!(own, SchedulerConfig::default());
+    // A scheduler without betas is refused, by class.
+    let (field, value, message) =
+        unsupported_field(r#"{"_class_name": "FlowMatchEulerDiscreteScheduler"}"#);
+    assert_eq!(
+        (field, value.as_str()),
+        ("_class_name", "FlowMatchEulerDiscreteScheduler")
+    );
+    assert!(
+        message.contains("FlowMatchEulerDiscreteScheduler"),
+        "{message}"
+    );
+}
+
 #[test]
 fn config_file_errors_name_the_file() {
     let dir = std::env::temp_dir().join(format!("optedit-schedule-test-{}", std::process::id()));
