@@ -250,9 +250,11 @@ pub struct ConfigArgs {
     /// Gradient steps per denoising step after the first t_u (0: plain DDIM there).
     #[arg(long, value_name = "N", default_value_t = EditConfig::default().k_late)]
     pub k_late: usize,
-    /// The late gradient steps (--k-late) move only the latent outside the
-    /// mask: the background is held, the edit region left to the condition.
-    #[arg(long)]
+    /// Whether the late gradient steps (--k-late) move only the latent
+    /// outside the mask (true: the background is held, the edit region left
+    /// to the condition) or the whole latent (false).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set,
+          default_value_t = EditConfig::default().k_late_outside_mask)]
     pub k_late_outside_mask: bool,
     /// Step size of the latent optimiser.
     #[arg(long, value_name = "X", default_value_t = EditConfig::default().lr)]
@@ -296,7 +298,7 @@ impl ConfigArgs {
             t_u: self.t_u,
             k: self.k,
             k_late: self.k_late,
-            k_late_outside_mask: self.k_late_outside_mask || d.k_late_outside_mask,
+            k_late_outside_mask: self.k_late_outside_mask,
             lr: self.lr,
             optimizer: self.optimizer,
             loss_space: self.loss_space,

@@ -1,14 +1,15 @@
 //! Latent optimisers and learning-rate schedules. They work on the plain
 //! (non-autodiff) tensors: the gradient comes in, the new latent goes out.
 //!
-//! Why more than Adam: Adam reset at every timestep (the default) makes its
-//! first update `m̂ / (√v̂ + ε) = sign(g)` element by element, so the weight
-//! lambda, which mostly rescales each region's gradient (the preservation
-//! and guidance losses cover disjoint regions), is divided out again.
-//! [`OptimizerKind::AdamKept`] carries Adam's moments across timesteps, and
-//! [`NormalizedGd`] divides the gradient by one global norm, which keeps
-//! the ratio of the two regions' gradients that lambda sets (issue 23's
-//! ablation, `docs/method.md`).
+//! Why more than Adam: Adam reset at every timestep (the default until issue
+//! 23) makes its first update `m̂ / (√v̂ + ε) = sign(g)` element by element,
+//! so the weight lambda, which mostly rescales each region's gradient (the
+//! preservation and guidance losses cover disjoint regions), is divided out
+//! again, and elements whose gradient is only cross-talk move as far as
+//! any. [`OptimizerKind::AdamKept`] carries Adam's moments across
+//! timesteps, and [`NormalizedGd`] (the default) divides the gradient by
+//! one global norm, which keeps the ratio of the two regions' gradients
+//! that lambda sets (issue 23's ablation, `docs/method.md`).
 
 use burn::tensor::{backend::Backend, ElementConversion, Tensor};
 

@@ -242,7 +242,7 @@ impl SummarySettings {
             d.k_late as f64,
         ));
         if optimise && self.k_late_outside_mask != d.k_late_outside_mask {
-            notes.push("late outside mask".into());
+            notes.push(format!("late outside mask {}", self.k_late_outside_mask));
         }
         notes.extend(differ(optimise, "lr", self.lr, d.lr));
         notes.extend(differ(true, "steps", self.steps as f64, d.num_steps as f64));
@@ -583,13 +583,18 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}, lr {}, optimizer {}, loss space {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}{}, lr {}, optimizer {}, loss space {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
             s.t_u,
             s.k,
             s.k_late,
+            if s.k_late_outside_mask {
+                " (outside the mask)"
+            } else {
+                ""
+            },
             s.lr,
             s.optimizer,
             s.loss_space,
@@ -700,23 +705,28 @@ mod tests {
         assert!((a.low - b.low).abs() < 1e-12 && (a.high - b.high).abs() < 1e-12);
         // Another optimiser is named in the row and the settings line.
         let mut options = RunOptions::default();
-        options.config.optimizer = optedit_edit::OptimizerKind::NormalizedGd;
+        options.config.optimizer = optedit_edit::OptimizerKind::Adam;
         let other = summarise(&records, &refs, SummarySettings::of(&options));
-        assert!(other
-            .markdown_row()
-            .starts_with("| optimise (normalized-gd) | 0.6 | per case | 3 |"));
-        assert!(other.markdown().contains("optimizer normalized-gd,"));
+        assert!(
+            other
+                .markdown_row()
+                .starts_with("| optimise (adam) | 0.6 | per case | 3 |"),
+            "{}",
+            other.markdown_row()
+        );
+        assert!(other.markdown().contains("optimizer adam,"));
         // Every lever that differs from the defaults is named in the row.
         let mut options = RunOptions::default();
         options.config.optimizer = optedit_edit::OptimizerKind::AdamKept;
-        options.config.k_late = 1;
+        options.config.k_late = 2;
+        options.config.k_late_outside_mask = false;
         options.config.loss_space = optedit_edit::LossSpace::Clean;
         options.config.strength = 0.6;
         let levers = summarise(&records, &refs, SummarySettings::of(&options));
         assert!(
-            levers
-                .markdown_row()
-                .starts_with("| optimise (adam-kept, clean space, k late 1, strength 0.6) | 0.6 |"),
+            levers.markdown_row().starts_with(
+                "| optimise (adam-kept, clean space, k late 2, late outside mask false, strength 0.6) | 0.6 |"
+            ),
             "{}",
             levers.markdown_row()
         );
@@ -738,16 +748,27 @@ mod tests {
         );
         options.method = Method::Identity;
         assert!(SummarySettings::of(&options).edit_notes().is_empty());
-        assert!(s.markdown().contains("optimizer adam,"));
-        // Settings written before the optimiser was recorded read as Adam.
-        let mut old = serde_json::to_value(&s.settings).unwrap();
+        assert!(s.markdown().contains("optimizer normalized-gd,"));
+        // Settings written before the optimiser, the late steps, the loss
+        // space and the inversion guidance were recorded read as what those
+        // runs used: Adam, no late steps, the next latent, guidance 1.
+        let before = SummarySettings::of(&RunOptions {
+            config: optedit_edit::EditConfig {
+                optimizer: optedit_edit::OptimizerKind::Adam,
+                k_late: 0,
+                k_late_outside_mask: false,
+                ..Default::default()
+            },
+            ..RunOptions::default()
+        });
+        let mut old = serde_json::to_value(&before).unwrap();
         old.as_object_mut().unwrap().remove("optimizer");
         old.as_object_mut().unwrap().remove("k_late");
         old.as_object_mut().unwrap().remove("k_late_outside_mask");
         old.as_object_mut().unwrap().remove("loss_space");
         old.as_object_mut().unwrap().remove("inversion_guidance");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
-        assert_eq!(old, s.settings);
+        assert_eq!(old, before);
     }
 
     #[test]
