@@ -60,7 +60,7 @@ pub mod tokenizer;
 pub use crate::error::{CondError, Result};
 pub use crate::image::{ConditionImage, LATENT_SCALE};
 pub use crate::pose::{BodyPose, Coordinates, Keypoint};
-pub use crate::prompt::{PromptEmbeddings, PromptEncoder};
+pub use crate::prompt::{PooledEmbeddings, PromptEmbeddings, PromptEncoder};
 pub use crate::sdxl::{
     sdxl_add_time_ids, SdxlPromptEmbeddings, SdxlPromptEncoder, SdxlTextEmbeddings, SizeConditions,
 };

@@ -18,9 +18,56 @@ pub struct PromptEmbeddings<B: Backend> {
     /// Embeddings of the negative prompts (the empty prompt by default),
     /// `[prompts, 77, hidden]`.
     pub uncond: Tensor<B, 3>,
+    /// SDXL's pooled embeddings (the UNet's `text_embeds`); `None` for
+    /// single-encoder models (SD 1.x and 2.x).
+    pub pooled: Option<PooledEmbeddings<B>>,
+}
+
+/// SDXL's pooled text embeddings of the prompts and of the negative prompts
+/// (`pooled_prompt_embeds`, `negative_pooled_prompt_embeds`).
+#[derive(Debug, Clone)]
+pub struct PooledEmbeddings<B: Backend> {
+    /// Of the prompts, `[prompts, projection_dim]`.
+    pub cond: Tensor<B, 2>,
+    /// Of the negative prompts, `[prompts, projection_dim]`.
+    pub uncond: Tensor<B, 2>,
+}
+
+impl<B: Backend> PooledEmbeddings<B> {
+    /// `[uncond; cond]` along the batch, the order of
+    /// [`PromptEmbeddings::concat`].
+    pub fn concat(&self) -> Tensor<B, 2> {
+        Tensor::cat(vec![self.uncond.clone(), self.cond.clone()], 0)
+    }
+
+    /// Detached from any autodiff graph.
+    pub fn detach(self) -> Self {
+        Self {
+            cond: self.cond.detach(),
+            uncond: self.uncond.detach(),
+        }
+    }
 }
 
 impl<B: Backend> PromptEmbeddings<B> {
+    /// Token embeddings without pooled ones (single-encoder models).
+    pub fn new(cond: Tensor<B, 3>, uncond: Tensor<B, 3>) -> Self {
+        Self {
+            cond,
+            uncond,
+            pooled: None,
+        }
+    }
+
+    /// Detached from any autodiff graph.
+    pub fn detach(self) -> Self {
+        Self {
+            cond: self.cond.detach(),
+            uncond: self.uncond.detach(),
+            pooled: self.pooled.map(PooledEmbeddings::detach),
+        }
+    }
+
     /// `[uncond; cond]` along the batch, the order diffusers' pipelines feed
     /// the UNet for classifier-free guidance.
     pub fn concat(&self) -> Tensor<B, 3> {
@@ -120,10 +167,10 @@ impl<B: Backend> PromptEncoder<B> {
         let all: Vec<&str> = negatives.iter().chain(prompts.iter()).copied().collect();
         let hidden = self.encode(&all)?;
         let n = prompts.len();
-        Ok(PromptEmbeddings {
-            uncond: hidden.clone().narrow(0, 0, n),
-            cond: hidden.narrow(0, n, n),
-        })
+        Ok(PromptEmbeddings::new(
+            hidden.clone().narrow(0, n, n),
+            hidden.narrow(0, 0, n),
+        ))
     }
 }
 

@@ -17,7 +17,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use optedit_models::{ClipTextModel, ClipTextModelWithProjection};
 
 use crate::error::{CondError, Result};
-use crate::prompt::{negatives_for, PromptEmbeddings};
+use crate::prompt::{negatives_for, PooledEmbeddings, PromptEmbeddings};
 use crate::tokenizer::ClipTokenizer;
 
 /// One sample's size conditions, in pixels, as `(height, width)` and
@@ -93,22 +93,28 @@ pub struct SdxlPromptEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> SdxlPromptEmbeddings<B> {
-    /// The token embeddings as a [`PromptEmbeddings`] pair (what the UNet
-    /// cross-attends to).
+    /// The token embeddings (what the UNet cross-attends to) with the
+    /// pooled ones, as one [`PromptEmbeddings`].
     pub fn embeddings(&self) -> PromptEmbeddings<B> {
         PromptEmbeddings {
             cond: self.cond.embeds.clone(),
             uncond: self.uncond.embeds.clone(),
+            pooled: Some(self.pooled()),
+        }
+    }
+
+    /// The pooled embeddings of both halves.
+    pub fn pooled(&self) -> PooledEmbeddings<B> {
+        PooledEmbeddings {
+            cond: self.cond.pooled.clone(),
+            uncond: self.uncond.pooled.clone(),
         }
     }
 
     /// `[uncond; cond]` pooled embeddings along the batch, the order of
     /// [`PromptEmbeddings::concat`].
     pub fn concat_pooled(&self) -> Tensor<B, 2> {
-        Tensor::cat(
-            vec![self.uncond.pooled.clone(), self.cond.pooled.clone()],
-            0,
-        )
+        self.pooled().concat()
     }
 }
 

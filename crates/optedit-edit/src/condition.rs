@@ -111,7 +111,7 @@ impl<'a, B: Backend> EditCondition<'a, B> {
 pub type SourceCondition<B> = PromptEmbeddings<B>;
 
 /// Helper: the embeddings of one prompt repeated `n` times along the batch.
-pub(crate) fn repeat_batch<B: Backend>(t: &Tensor<B, 3>, n: usize) -> Tensor<B, 3> {
+pub(crate) fn repeat_batch<B: Backend, const D: usize>(t: &Tensor<B, D>, n: usize) -> Tensor<B, D> {
     if t.dims()[0] == n {
         t.clone()
     } else {

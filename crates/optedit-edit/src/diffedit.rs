@@ -5,7 +5,7 @@
 //! mask exactly.
 
 use burn::tensor::{backend::Backend, ElementConversion, Tensor};
-use optedit_cond::PromptEmbeddings;
+use optedit_cond::{PooledEmbeddings, PromptEmbeddings};
 use optedit_schedule::DdimScheduler;
 
 use crate::condition::EditCondition;
@@ -118,17 +118,19 @@ pub fn estimate_mask<B: Backend>(
     // reproduced here (roles swapped in the denoiser): with equal negative
     // prompts the map is `(w - 1) |eps_t - eps_s|` instead of `w |...|`, the
     // same mask after normalisation, and the same numbers as diffusers.
-    let src = Denoiser::new(
-        &pipeline.unet,
-        source.uncond.clone(),
-        source.cond.clone(),
-        guidance_scale,
-        Vec::new(),
-    );
-    let tgt = Denoiser::new(
-        &pipeline.unet,
-        target.prompt.uncond.clone(),
-        target.prompt.cond.clone(),
+    // SDXL's pooled embeddings are swapped with the token embeddings.
+    let swapped = |p: &PromptEmbeddings<B>| PromptEmbeddings {
+        cond: p.uncond.clone(),
+        uncond: p.cond.clone(),
+        pooled: p.pooled.as_ref().map(|q| PooledEmbeddings {
+            cond: q.uncond.clone(),
+            uncond: q.cond.clone(),
+        }),
+    };
+    let src = Denoiser::for_prompt(pipeline, &swapped(source), guidance_scale, Vec::new());
+    let tgt = Denoiser::for_prompt(
+        pipeline,
+        &swapped(&target.prompt),
         guidance_scale,
         target.controls.clone(),
     );

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
-use optedit_cond::PromptEmbeddings;
+use optedit_cond::{PromptEmbeddings, SizeConditions};
 use optedit_schedule::DdimScheduler;
 
 use crate::condition::EditCondition;
@@ -52,6 +52,7 @@ pub struct Editor<'p, B: AutodiffBackend> {
     config: EditConfig,
     scheduler: DdimScheduler,
     optimizer: Option<Box<OptimizerFactory<'p, B>>>,
+    size_conditions: Option<SizeConditions>,
 }
 
 impl<B: AutodiffBackend> std::fmt::Debug for Editor<'_, B> {
@@ -59,6 +60,7 @@ impl<B: AutodiffBackend> std::fmt::Debug for Editor<'_, B> {
         f.debug_struct("Editor")
             .field("config", &self.config)
             .field("scheduler", &self.scheduler)
+            .field("size_conditions", &self.size_conditions)
             .field(
                 "optimizer",
                 &if self.optimizer.is_some() {
@@ -82,7 +84,42 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             config,
             scheduler,
             optimizer: None,
+            size_conditions: None,
         })
+    }
+
+    /// Gives an SDXL pipeline's UNet these size conditions in every stage
+    /// of this editor (inversion, guidance, optimisation, DiffEdit's and
+    /// SDEdit's denoising) instead of the image's own size uncropped, which
+    /// is the default, as in diffusers' SDXL img2img and inpainting
+    /// pipelines. DiffEdit's mask estimation ([`crate::EstimatedMask`])
+    /// keeps the default. No effect on SD 1.x and 2.x.
+    pub fn with_size_conditions(mut self, sizes: SizeConditions) -> Self {
+        self.size_conditions = Some(sizes);
+        self
+    }
+
+    /// The size conditions set by [`Editor::with_size_conditions`].
+    pub fn size_conditions(&self) -> Option<SizeConditions> {
+        self.size_conditions
+    }
+
+    /// A denoiser of this editor's pipeline under `prompt`, with its size
+    /// conditions.
+    fn denoiser<'c>(
+        &self,
+        prompt: &PromptEmbeddings<B>,
+        guidance_scale: f64,
+        controls: Vec<crate::condition::ControlCondition<'c, B>>,
+    ) -> Denoiser<'c, B>
+    where
+        'p: 'c,
+    {
+        let d = Denoiser::for_prompt(self.pipeline, prompt, guidance_scale, controls);
+        match self.size_conditions {
+            Some(sizes) => d.with_size_conditions(sizes),
+            None => d,
+        }
     }
 
     /// Uses the optimisers `make` makes (a fresh one for each optimised
@@ -121,21 +158,13 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
 
     /// The denoiser of the source condition (inversion guidance scale).
     pub fn source_denoiser(&self, source: &PromptEmbeddings<B>) -> Denoiser<'p, B> {
-        Denoiser::new(
-            &self.pipeline.unet,
-            source.cond.clone(),
-            source.uncond.clone(),
-            self.config.inversion_guidance_scale,
-            Vec::new(),
-        )
+        self.denoiser(source, self.config.inversion_guidance_scale, Vec::new())
     }
 
     /// The denoiser of the edit condition (guidance scale `w`).
     pub fn edit_denoiser<'s>(&'s self, condition: &EditCondition<'s, B>) -> Denoiser<'s, B> {
-        Denoiser::new(
-            &self.pipeline.unet,
-            condition.prompt.cond.clone(),
-            condition.prompt.uncond.clone(),
+        self.denoiser(
+            &condition.prompt,
             self.config.guidance_scale,
             condition.controls.clone(),
         )

@@ -1,6 +1,8 @@
 //! The crate's error type: every failure names the stage, step, field or
 //! argument at fault.
 
+use std::path::PathBuf;
+
 use optedit_cond::CondError;
 use optedit_models::ModelError;
 use optedit_schedule::ScheduleError;
@@ -23,6 +25,26 @@ pub enum EditError {
     /// A conditioning input failed (tokenizer, condition image).
     #[error(transparent)]
     Cond(#[from] CondError),
+    /// A pipeline folder's `model_index.json` is missing, unreadable or has
+    /// no `_class_name`.
+    #[error("cannot read pipeline index {path}: {message}")]
+    ModelIndex {
+        /// The `model_index.json` file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pipeline folder holds a pipeline class this crate does not edit
+    /// with.
+    #[error(
+        "{path}: unsupported pipeline class `{class}` (expected StableDiffusionPipeline or StableDiffusionXLPipeline)"
+    )]
+    UnsupportedPipeline {
+        /// The `model_index.json` file.
+        path: PathBuf,
+        /// Its `_class_name`.
+        class: String,
+    },
     /// An [`EditConfig`](crate::EditConfig) field is out of range.
     #[error("invalid edit config: `{field}` {message}")]
     InvalidConfig {

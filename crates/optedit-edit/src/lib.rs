@@ -2,7 +2,8 @@
 //!
 //! Optimisation-based multi-modal semantic image editing: the method of
 //! "Optimisation-Based Multi-Modal Semantic Image Editing" (arXiv 2311.16882)
-//! on Stable Diffusion 1.5 and ControlNet, with the DiffEdit (arXiv
+//! on Stable Diffusion (1.5, 2.1 and SDXL folders, one [`SdPipeline`] for
+//! every [`PipelineFamily`]) and ControlNet, with the DiffEdit (arXiv
 //! 2210.11427) and SDEdit (arXiv 2108.01073) baselines built from the same
 //! stages.
 //!
@@ -65,6 +66,6 @@ pub use mask::{EstimatedMask, FullMask, MaskContext, MaskOptions, MaskSource, Us
 pub use method::Method;
 pub use noise::NoiseSource;
 pub use optimizer::{Adam, LatentOptimizer, LrSchedule, NormalizedGd, OptimizerKind, Sgd};
-pub use pipeline::SdPipeline;
+pub use pipeline::{PipelineFamily, PromptEncoders, SdPipeline};
 pub use progress::{LossValues, Progress, ProgressEvent, Silent, Stage};
 pub use trajectory::StepTrajectory;

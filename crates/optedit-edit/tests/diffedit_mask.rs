@@ -27,20 +27,20 @@ fn diffedit_mask_cases() {
             );
             pipeline
                 .prompts
+                .clip()
+                .expect("an SD 1.x pipeline")
                 .text_encoder()
                 .forward(ids)
                 .unwrap()
                 .last_hidden_state
         };
         let negative = embed("input.negative_input_ids");
-        let source = optedit_cond::PromptEmbeddings {
-            cond: embed("input.source_input_ids"),
-            uncond: negative.clone(),
-        };
-        let target = EditCondition::text(optedit_cond::PromptEmbeddings {
-            cond: embed("input.target_input_ids"),
-            uncond: negative,
-        });
+        let source =
+            optedit_cond::PromptEmbeddings::new(embed("input.source_input_ids"), negative.clone());
+        let target = EditCondition::text(optedit_cond::PromptEmbeddings::new(
+            embed("input.target_input_ids"),
+            negative,
+        ));
         // uint8 HxWx3 -> [1, 3, H, W] in [-1, 1], as the pipeline preprocesses.
         let img = g.get("input.image_uint8_hwc");
         let (h, wd) = (img.shape[0], img.shape[1]);
