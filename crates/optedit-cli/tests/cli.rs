@@ -16,6 +16,10 @@ fn sd() -> PathBuf {
     optedit_fixtures::fixtures_dir().join("tiny-sd")
 }
 
+fn sdxl() -> PathBuf {
+    optedit_fixtures::fixtures_dir().join("tiny-sdxl")
+}
+
 fn controlnet() -> PathBuf {
     optedit_fixtures::fixtures_dir().join("tiny-controlnet")
 }
@@ -199,6 +203,39 @@ fn edit_baselines() {
         assert_eq!(summary["method"], method);
         assert_eq!(summary["mask_coverage"].is_null(), method == "sdedit");
     }
+}
+
+/// An SDXL folder loads through the same `--model` flag, and every method
+/// edits with it (issue 26); a pipeline class of another family is refused
+/// by name.
+#[test]
+fn edit_runs_every_method_on_sdxl() {
+    let s = Setup::new(72, 56);
+    for method in ["optimise", "diffedit", "sdedit"] {
+        let out = s.path(&format!("{method}.png"));
+        let run = s.edit_with(&sdxl(), &out, &["--method", method, "--json"]);
+        assert_success(&run);
+        assert_eq!(png_size(&out), (72, 56), "{method}");
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(summary["method"], method);
+    }
+    let other = s.path("flux");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(
+        other.join("model_index.json"),
+        r#"{"_class_name": "FluxPipeline"}"#,
+    )
+    .unwrap();
+    let out = s.path("flux.png");
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &other,
+        &out,
+        &[],
+        1,
+        &["FluxPipeline", "model_index.json"],
+    );
 }
 
 /// The format and size of an image file, by its content.
@@ -569,6 +606,11 @@ fn pickle_models_are_refused() {
     // A diffusers folder whose UNet weights are a .bin.
     let folder = s.path("pickled");
     std::fs::create_dir_all(folder.join("unet")).unwrap();
+    std::fs::copy(
+        sd().join("model_index.json"),
+        folder.join("model_index.json"),
+    )
+    .unwrap();
     std::fs::copy(
         sd().join("unet/config.json"),
         folder.join("unet/config.json"),

@@ -21,7 +21,8 @@ use crate::images::Fit;
 
 /// The longest side [`Options::max_side`] defaults to for full-size Stable
 /// Diffusion models (native size 512 or more): SD 1.5 edits well up to
-/// about 768 pixels.
+/// about 768 pixels. Models trained larger (SDXL's 1024) keep their native
+/// size.
 pub const SD_MAX_SIDE: u32 = 768;
 
 /// A Stable Diffusion model folder and its ControlNets, loaded once.
@@ -54,8 +55,12 @@ fn check_folder(path: &Path, argument: &str) -> Result<()> {
 }
 
 impl<B: AutodiffBackend> Pipeline<B> {
-    /// Loads a diffusers Stable Diffusion folder (`unet/`, `vae/`,
-    /// `text_encoder/`, `tokenizer/`, `scheduler/`).
+    /// Loads a diffusers Stable Diffusion folder of either family, told
+    /// apart by its `model_index.json`: SD 1.x and 2.x
+    /// (`StableDiffusionPipeline`: `unet/`, `vae/`, `text_encoder/`,
+    /// `tokenizer/`, `scheduler/`) or SDXL (`StableDiffusionXLPipeline`,
+    /// with `text_encoder_2/` and `tokenizer_2/`); see
+    /// [`optedit_edit::SdPipeline::load`].
     pub fn load(model: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let model = model.as_ref();
         check_folder(model, "model")?;
