@@ -9,13 +9,12 @@ use burn::tensor::Tensor;
 use optedit_cond::{PromptEmbeddings, SizeConditions};
 use optedit_edit::{
     Denoiser, EditCondition, EditConfig, EditError, Editor, PipelineFamily, SdPipeline, Silent,
-    UserMask,
 };
 use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ModelError;
 
 mod common;
-use common::{config, image_for as image, mse};
+use common::{config, image_for as image, mse, three_methods};
 
 fn pipeline() -> SdPipeline<AD> {
     common::load("tiny-sdxl")
@@ -176,37 +175,13 @@ fn the_three_methods_edit() {
     let cond = EditCondition::text(p.encode_prompt("a blue square", None).unwrap());
     let editor = Editor::new(&p, config()).unwrap();
     let x = image(&p);
-    let [_, _, h, w] = x.dims();
-    let half: Vec<f32> = (0..h * w)
-        .map(|i| if i % w < w / 2 { 1.0 } else { 0.0 })
-        .collect();
-    let optimised = editor
-        .edit(
-            x.clone(),
-            &src,
-            &cond,
-            &mut UserMask::new(half.clone(), w, h).unwrap(),
-            &mut Silent,
-        )
-        .unwrap();
-    let diffedit = editor
-        .diffedit(
-            x.clone(),
-            &src,
-            &cond,
-            &mut optedit_edit::EstimatedMask::default(),
-            &mut Silent,
-        )
-        .unwrap();
-    let sdedit = editor.sdedit(x.clone(), &cond, &mut Silent).unwrap();
-    for (name, out) in [
-        ("optimise", &optimised.image),
-        ("diffedit", &diffedit.image),
-        ("sdedit", &sdedit.image),
-    ] {
-        assert_eq!(out.dims(), x.dims(), "{name}");
-        assert!(values(out).iter().all(|v| v.is_finite()), "{name}");
-    }
+    let (optimised, diffedit, sdedit) = three_methods(
+        &editor,
+        &x,
+        &src,
+        &cond,
+        &mut optedit_edit::EstimatedMask::default(),
+    );
     // The optimised edit keeps the background closer to the input than
     // SDEdit, which changes the whole image.
     let z0 = editor.encode(x).unwrap();

@@ -5,7 +5,10 @@
 
 use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
-use optedit_edit::{EditConfig, SdPipeline, UserMask};
+use optedit_edit::{
+    BaselineOutput, EditCondition, EditConfig, EditOutput, Editor, MaskSource, SdPipeline, Silent,
+    UserMask,
+};
 use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
 
 /// The pipeline folder `name` of the fixture set (`tiny-sd`, `tiny-sd21`).
@@ -82,4 +85,39 @@ pub fn prompts(p: &SdPipeline<AD>) -> (PromptEmbeddings<AD>, PromptEmbeddings<AD
         p.encode_prompt("a photo of a cat", None).unwrap(),
         p.encode_prompt("a painting of a dog", None).unwrap(),
     )
+}
+
+/// The three methods on `x`: the optimised edit under [`half_mask`],
+/// DiffEdit with `diffedit_mask` and SDEdit, each checked to return a
+/// finite image of `x`'s shape.
+pub fn three_methods(
+    editor: &Editor<'_, AD>,
+    x: &Tensor<AD, 4>,
+    source: &PromptEmbeddings<AD>,
+    condition: &EditCondition<'_, AD>,
+    diffedit_mask: &mut dyn MaskSource<AD>,
+) -> (EditOutput<AD>, BaselineOutput<AD>, BaselineOutput<AD>) {
+    let [_, _, h, w] = x.dims();
+    let optimised = editor
+        .edit(
+            x.clone(),
+            source,
+            condition,
+            &mut half_mask((h, w)),
+            &mut Silent,
+        )
+        .unwrap();
+    let diffedit = editor
+        .diffedit(x.clone(), source, condition, diffedit_mask, &mut Silent)
+        .unwrap();
+    let sdedit = editor.sdedit(x.clone(), condition, &mut Silent).unwrap();
+    for (name, image) in [
+        ("optimise", &optimised.image),
+        ("diffedit", &diffedit.image),
+        ("sdedit", &sdedit.image),
+    ] {
+        assert_eq!(image.dims(), x.dims(), "{name}");
+        assert!(values(image).iter().all(|v| v.is_finite()), "{name}");
+    }
+    (optimised, diffedit, sdedit)
 }
