@@ -23,8 +23,8 @@ to it. Example:
     --controlnet cn-openpose --pose pose.json --control-scale 0.8 \\
     --controlnet cn-canny --edges auto -o out.png
 
-Inputs larger than --max-size (default: 768 for Stable Diffusion models, the native size for \
-smaller ones) are scaled down, centre-cropped to the VAE factor, and the result put back at the \
+Inputs larger than --max-size (default: 768 for SD 1.5 and 2.1, the native 1024 for SDXL, the \
+native size for smaller ones) are scaled down, centre-cropped to the VAE factor, and the result put back at the \
 input's size. Condition images the size of the input are fitted like it; other sizes are \
 resized to the model's size. Inputs: PNG, JPEG or WebP, turned upright by their EXIF \
 orientation. The output's format follows its extension (.png, .jpg/.jpeg or .webp); it is \
@@ -335,8 +335,8 @@ pub struct EditArgs {
     pub method: Method,
     /// Scale the input down so that its longer side is at most N pixels
     /// before editing; the result is scaled back to the input's size
-    /// [default: 768 for Stable Diffusion models, the native size for
-    /// smaller ones, 128 for the demo model].
+    /// [default: 768 for SD 1.5 and 2.1, the native 1024 for SDXL, the
+    /// native size for smaller ones, 128 for the demo model].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_size: Option<u32>,
     /// Print a JSON summary of the edit on stdout: output, input, sizes
