@@ -25,7 +25,10 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use optedit_cond::{ClipTokenizer, PromptEncoder};
-use optedit_edit::{EditCondition, EditConfig, Editor, ProgressEvent, SdPipeline, Stage, UserMask};
+use optedit_edit::{
+    EditCondition, EditConfig, Editor, PipelineFamily, ProgressEvent, PromptEncoders, SdPipeline,
+    Stage, UserMask,
+};
 use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
 use optedit_models::{AutoencoderKL, ClipTextModel, UNet2DConditionModel};
 use optedit_schedule::SchedulerConfig;
@@ -47,14 +50,15 @@ fn sd15_random<Bk: Backend>(
     let configs = optedit_fixtures::sd15_configs_dir();
     let text = ClipTextModel::from_config_file(&configs.join("text_encoder/config.json"), device)?;
     Ok(SdPipeline {
+        family: PipelineFamily::StableDiffusion,
         unet: UNet2DConditionModel::from_config_file(&configs.join("unet/config.json"), device)?
             .no_grad(),
         vae: AutoencoderKL::from_config_file(&configs.join("vae/config.json"), device)?.no_grad(),
-        prompts: PromptEncoder::new(
+        prompts: PromptEncoders::Clip(PromptEncoder::new(
             ClipTokenizer::from_dir(&fixtures.join("tiny-sd/tokenizer"))?,
             text.no_grad(),
             device.clone(),
-        ),
+        )),
         scheduler: SchedulerConfig::from_file(configs.join("scheduler/scheduler_config.json"))?,
         device: device.clone(),
     })
