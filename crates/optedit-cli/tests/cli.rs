@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 mod common;
 use common::{assert_failure, assert_success, optedit};
+use optedit_fixtures::photo::exif_orientation;
 
 /// Few steps: the tiny models make this fast.
 const FAST: &[&str] = &["--steps", "4", "--t-u", "1", "--k", "1", "--quiet"];
@@ -283,14 +284,6 @@ fn edit_scales_a_large_input_down_and_writes_by_extension() {
     assert_eq!(format_and_size(&out), (ImageFormat::WebP, (200, 150)));
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(summary["model_size"], serde_json::json!([64, 48]));
-}
-
-/// A TIFF (EXIF) block holding only the orientation tag.
-fn exif_orientation(value: u8) -> Vec<u8> {
-    let mut e = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
-    e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
-    e.extend_from_slice(&[0, 0, 0, 0]);
-    e
 }
 
 #[test]

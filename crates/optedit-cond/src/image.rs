@@ -291,14 +291,7 @@ mod tests {
     use super::*;
     use burn::backend::Flex;
     use image::ImageEncoder;
-
-    /// A TIFF (EXIF) block holding only the orientation tag.
-    fn exif_orientation(value: u8) -> Vec<u8> {
-        let mut e = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
-        e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
-        e.extend_from_slice(&[0, 0, 0, 0]);
-        e
-    }
+    use optedit_fixtures::photo::exif_orientation;
 
     #[test]
     fn exif_orientation_is_applied() {

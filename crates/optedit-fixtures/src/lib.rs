@@ -18,6 +18,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 pub mod alloc;
+pub mod photo;
 pub mod shapes;
 
 pub use shapes::FixtureShapes;

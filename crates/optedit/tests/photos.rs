@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
 use optedit::images::{self, Fit};
+use optedit_fixtures::photo::exif_orientation;
 
 /// An upright `w x h` picture with four coloured quadrants: red top left,
 /// green top right, blue bottom left, white bottom right.
@@ -48,14 +49,6 @@ fn stored_for(u: &RgbImage, orientation: u8) -> RgbImage {
         }
     }
     s
-}
-
-/// A TIFF (EXIF) block holding only the orientation tag.
-fn exif_orientation(value: u8) -> Vec<u8> {
-    let mut e = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
-    e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
-    e.extend_from_slice(&[0, 0, 0, 0]);
-    e
 }
 
 /// `image` as a JPEG file at `path`, with the EXIF orientation tag if given.
