@@ -11,9 +11,9 @@
 //! the two the image shows.
 //!
 //! Every head has one class more than the world
-//! ([`NOTHING_SHAPE`](optedit_judge::classifier::NOTHING_SHAPE),
-//! [`NOTHING_COLOUR`](optedit_judge::classifier::NOTHING_COLOUR),
-//! [`NOTHING_POSE`](optedit_judge::classifier::NOTHING_POSE)),
+//! ([`NOTHING_SHAPE`],
+//! [`NOTHING_COLOUR`],
+//! [`NOTHING_POSE`]),
 //! "nothing recognisable in the box". It is trained on the [`Garbage`]
 //! kinds: the thing removed (background only), the region blanked with a flat
 //! grey, blurred, the thing mostly cut away, and the box's tiles shuffled.
