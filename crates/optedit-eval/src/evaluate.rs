@@ -148,7 +148,10 @@ impl RunPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RunFile {
     settings: SummarySettings,
-    /// Every edit setting, as the editor sees it.
+    /// Every edit setting, as the editor sees it: a record for people, not
+    /// compared on resume (its text grows with every new `EditConfig`
+    /// field; `settings` holds every field that changes an edit, with the
+    /// value older files meant when they lack one).
     edit_config: String,
     negative_prompt: Option<String>,
     classifier: String,
@@ -156,6 +159,17 @@ struct RunFile {
     /// before it was recorded, which therefore cannot be resumed).
     #[serde(default)]
     weights: String,
+}
+
+impl RunFile {
+    /// Whether a run with `other`'s settings may continue this one: the
+    /// same edit settings, prompts, judge and weights.
+    fn same_run(&self, other: &RunFile) -> bool {
+        self.settings == other.settings
+            && self.negative_prompt == other.negative_prompt
+            && self.classifier == other.classifier
+            && self.weights == other.weights
+    }
 }
 
 const OUTPUTS: [&str; 5] = [
@@ -220,7 +234,7 @@ fn prepare(plan: &RunPlan, run_file: &RunFile) -> Result<Vec<CaseRecord>> {
                 message: e.to_string(),
             })
         })?;
-    if previous != *run_file {
+    if !previous.same_run(run_file) {
         return Err(EvalError::Resume {
             path: run_path,
             message: format!(

@@ -193,6 +193,22 @@ pub struct SummarySettings {
     /// was recorded).
     #[serde(default = "one")]
     pub inversion_guidance: f64,
+    /// The learning-rate schedule (`Constant` in summaries written before
+    /// it was recorded).
+    #[serde(default = "constant")]
+    pub lr_schedule: String,
+    /// The loss above which an edit fails as diverged (1e4 in summaries
+    /// written before it was recorded).
+    #[serde(default = "max_loss")]
+    pub max_loss: f64,
+}
+
+fn constant() -> String {
+    format!("{:?}", optedit_edit::LrSchedule::Constant)
+}
+
+fn max_loss() -> f64 {
+    1e4
 }
 
 fn next() -> String {
@@ -280,6 +296,8 @@ impl SummarySettings {
             optimizer: c.optimizer.word().into(),
             loss_space: c.loss_space.word().into(),
             inversion_guidance: c.inversion_guidance_scale,
+            lr_schedule: format!("{:?}", c.lr_schedule),
+            max_loss: c.max_loss,
         }
     }
 }
@@ -767,6 +785,8 @@ mod tests {
         old.as_object_mut().unwrap().remove("k_late_outside_mask");
         old.as_object_mut().unwrap().remove("loss_space");
         old.as_object_mut().unwrap().remove("inversion_guidance");
+        old.as_object_mut().unwrap().remove("lr_schedule");
+        old.as_object_mut().unwrap().remove("max_loss");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
         assert_eq!(old, before);
     }

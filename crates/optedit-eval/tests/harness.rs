@@ -148,6 +148,32 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
     let (a, b) = (resumed.csfid.unwrap(), summary.csfid.unwrap());
     assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
 
+    // A run.json written before some settings were recorded resumes when
+    // what the missing keys meant is what this run uses, whatever its
+    // edit_config text says; when it is not (no late steps then, one now),
+    // it is refused.
+    let run_json = out.join("run.json");
+    let current = std::fs::read_to_string(&run_json).unwrap();
+    let mut old: serde_json::Value = serde_json::from_str(&current).unwrap();
+    for key in [
+        "loss_space",
+        "inversion_guidance",
+        "lr_schedule",
+        "max_loss",
+    ] {
+        old["settings"].as_object_mut().unwrap().remove(key);
+    }
+    old["edit_config"] = "EditConfig { written by an older optedit }".into();
+    std::fs::write(&run_json, old.to_string()).unwrap();
+    evaluate(&models, &cases, &plan, &mut Quiet).unwrap();
+    old["settings"].as_object_mut().unwrap().remove("k_late");
+    std::fs::write(&run_json, old.to_string()).unwrap();
+    assert!(matches!(
+        evaluate(&models, &cases, &plan, &mut Quiet),
+        Err(EvalError::Resume { .. })
+    ));
+    std::fs::write(&run_json, current).unwrap();
+
     // Not without resume, nor with other settings.
     plan.resume = false;
     assert!(matches!(
