@@ -43,6 +43,7 @@ pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod loader;
+pub mod names;
 pub mod saver;
 pub mod unet;
 pub mod vae;

@@ -1,18 +1,9 @@
 //! Loading diffusers / transformers safetensors weights into the burn modules.
 //!
 //! Module fields are named after diffusers' tensor paths, so most tensors load
-//! under their own name. The remaining differences are a few key rules:
-//!
-//! | file name (diffusers / transformers)          | burn module path            | where          |
-//! |-----------------------------------------------|-----------------------------|----------------|
-//! | `*.to_out.0.*`                                 | `*.to_out.*`                | all attentions |
-//! | `*.ff.net.0.proj.*`                            | `*.ff.geglu.*`              | UNet, ControlNet |
-//! | `*.ff.net.2.*`                                 | `*.ff.proj_out.*`           | UNet, ControlNet |
-//! | `add_embedding.linear_1/2.*` (`text_time`)     | `add_time_embedding.*`      | SDXL UNet      |
-//! | `*.attentions.0.query/key/value.*` (old VAE)   | `*.to_q/to_k/to_v.*`        | VAE mid block  |
-//! | `*.attentions.0.proj_attn.*` (old VAE)         | `*.to_out.*`                | VAE mid block  |
-//! | `embeddings.*`, `encoder.*`, `final_layer_norm.*` (transformers 5) | `text_model.*` | CLIP |
-//! | norm `weight` / `bias`                         | `gamma` / `beta`            | every norm (adapter) |
+//! under their own name; the rest follow the one two-way name table of
+//! [`names`](crate::names), in the dialect the file speaks
+//! ([`NameTable::for_file`]). Error messages name tensors as the file does.
 //!
 //! The adapter chain then (1) casts f16/bf16/f64 tensors to f32, (2) squeezes
 //! 1x1 convolution weights (`[out, in, 1, 1]`) that load into a linear layer
@@ -35,28 +26,7 @@ use burn_store::{
 };
 
 use crate::error::{ModelError, Result};
-
-/// Key rules shared by every diffusers model (see the module table).
-pub(crate) const DIFFUSERS_RULES: &[(&str, &str)] = &[
-    (r"\.to_out\.0\.", ".to_out."),
-    (r"\.ff\.net\.0\.proj\.", ".ff.geglu."),
-    (r"\.ff\.net\.2\.", ".ff.proj_out."),
-    (r"^add_embedding\.(linear_[12])\.", "add_time_embedding.$1."),
-    (r"(attentions\.\d+)\.query\.", "$1.to_q."),
-    (r"(attentions\.\d+)\.key\.", "$1.to_k."),
-    (r"(attentions\.\d+)\.value\.", "$1.to_v."),
-    (r"(attentions\.\d+)\.proj_attn\.", "$1.to_out."),
-];
-
-/// Key rule of the CLIP text encoder: files written by transformers 5 drop the
-/// `text_model.` prefix that released SD 1.5 folders carry; both load.
-pub(crate) const CLIP_RULES: &[(&str, &str)] = &[(
-    r"^(embeddings|encoder|final_layer_norm)\.",
-    "text_model.$1.",
-)];
-
-/// Tensors that released checkpoints carry but that are not parameters.
-pub(crate) const KNOWN_BUFFERS: &[&str] = &["text_model.embeddings.position_ids"];
+use crate::names::{Library, NameTable, KNOWN_BUFFERS, NORM_PARAMS};
 
 /// Refuses pickle checkpoints by their extension.
 pub fn refuse_pickle(path: &Path) -> Result<()> {
@@ -154,8 +124,9 @@ impl ModuleAdapter for CastSqueezeAdapter {
 
 /// Checks the safetensors header, the dtypes and that the file holds every
 /// byte the header promises (catches truncated or corrupt files with a clear
-/// message). Reads only the header: the tensor data is read once, by the store.
-fn check_file(path: &Path) -> Result<()> {
+/// message), and returns the tensor names. Reads only the header: the tensor
+/// data is read once, by the store.
+fn check_file(path: &Path) -> Result<Vec<String>> {
     use std::io::Read;
     let corrupt = |message: String| ModelError::Safetensors {
         path: path.to_path_buf(),
@@ -181,6 +152,7 @@ fn check_file(path: &Path) -> Result<()> {
     let metadata: safetensors::tensor::Metadata =
         serde_json::from_slice(&header).map_err(|e| corrupt(format!("invalid header: {e}")))?;
     let tensors = metadata.tensors();
+    let names: Vec<String> = tensors.keys().cloned().collect();
     let described = tensors
         .values()
         .map(|i| i.data_offsets.1)
@@ -217,45 +189,25 @@ fn check_file(path: &Path) -> Result<()> {
             )));
         }
     }
-    Ok(())
-}
-
-/// Maps a burn module path back to the diffusers name, for error messages.
-fn diffusers_name(burn_path: &str) -> String {
-    let mut s = burn_path
-        .replace(".to_out.", ".to_out.0.")
-        .replace(".ff.geglu.", ".ff.net.0.proj.")
-        .replace(".ff.proj_out.", ".ff.net.2.");
-    if let Some(rest) = s.strip_prefix("add_time_embedding.") {
-        s = format!("add_embedding.{rest}");
-    }
-    for (from, to) in [(".gamma", ".weight"), (".beta", ".bias")] {
-        if let Some(stem) = s.strip_suffix(from) {
-            s = format!("{stem}{to}");
-        }
-    }
-    s
+    Ok(names)
 }
 
 /// burn's adapter loads a norm's `weight`/`bias` into `gamma`/`beta` through an
 /// alternative-name lookup, which leaves the file's name in the unused list.
 fn loaded_as_norm_param(name: &str, applied: &HashSet<String>) -> bool {
-    let alt = if let Some(stem) = name.strip_suffix(".weight") {
-        format!("{stem}.gamma")
-    } else if let Some(stem) = name.strip_suffix(".bias") {
-        format!("{stem}.beta")
-    } else {
-        return false;
-    };
-    applied.contains(&alt)
+    NORM_PARAMS.iter().any(|(file, burn)| {
+        name.strip_suffix(&format!(".{file}"))
+            .is_some_and(|stem| applied.contains(&format!("{stem}.{burn}")))
+    })
 }
 
-/// Loads `path` into `module` with the given key rules, strictly: missing,
-/// unused and mis-shaped tensors are errors.
+/// Loads `path`, a file written by `library`, into `module` with the name
+/// table of the file's dialect, strictly: missing, unused and mis-shaped
+/// tensors are errors naming the tensor as the file names it.
 pub(crate) fn load_strict<B: Backend, M: ModuleSnapshot<B>>(
     module: &mut M,
     path: &Path,
-    rules: &[(&str, &str)],
+    library: Library,
 ) -> Result<()> {
     refuse_pickle(path)?;
     if !path.is_file() {
@@ -264,8 +216,11 @@ pub(crate) fn load_strict<B: Backend, M: ModuleSnapshot<B>>(
             hint: "weights file not found".into(),
         });
     }
-    check_file(path)?;
-    let remapper = KeyRemapper::from_patterns(rules.to_vec()).expect("key rules are valid regexes");
+    let file_names = check_file(path)?;
+    let table = NameTable::for_file(library, file_names.iter().map(String::as_str));
+    let diffusers_name = |burn_path: &str| table.file_name(burn_path);
+    let remapper =
+        KeyRemapper::from_patterns(table.load_patterns()).expect("key rules are valid regexes");
     let mut store = SafetensorsStore::from_file(path)
         .remap(remapper)
         .with_from_adapter(CastSqueezeAdapter.chain(PyTorchToBurnAdapter))

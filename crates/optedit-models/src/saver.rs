@@ -2,14 +2,8 @@
 //!
 //! The inverse of [`loader`](crate::loader): burn's `BurnToPyTorchAdapter`
 //! transposes linear weights and renames norm `gamma`/`beta` to
-//! `weight`/`bias`, and the key rules below undo the loader's renames:
-//!
-//! | burn module path        | file name (diffusers)  |
-//! |-------------------------|------------------------|
-//! | `*.ff.geglu.*`          | `*.ff.net.0.proj.*`    |
-//! | `*.ff.proj_out.*`       | `*.ff.net.2.*`         |
-//! | `*.to_out.*`            | `*.to_out.0.*`         |
-//! | `add_time_embedding.*`  | `add_embedding.*`      |
+//! `weight`/`bias`, and the name table of [`names`](crate::names) undoes the
+//! loader's renames in the current dialect ([`NameTable::for_save`]).
 //!
 //! `proj_in`/`proj_out` of a `Transformer2DModel` without linear projection are
 //! written as `[out, in, 1, 1]` convolution weights, as diffusers expects. The
@@ -26,14 +20,7 @@ use burn_store::{
 };
 
 use crate::error::{ModelError, Result};
-
-/// Key rules from burn paths back to diffusers names (see the module table).
-pub(crate) const DIFFUSERS_SAVE_RULES: &[(&str, &str)] = &[
-    (r"\.ff\.geglu\.", ".ff.net.0.proj."),
-    (r"\.ff\.proj_out\.", ".ff.net.2."),
-    (r"\.to_out\.", ".to_out.0."),
-    (r"^add_time_embedding\.", "add_embedding."),
-];
+use crate::names::{Library, NameTable};
 
 /// Floating-point precision of a saved weights file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,12 +84,12 @@ impl ModuleAdapter for UnsqueezeProjAdapter {
     }
 }
 
-/// How a module is written: key rules, precision and whether transformer
-/// projections are 1x1 convolutions in the file.
+/// How a module is written: which library's names, precision and whether
+/// transformer projections are 1x1 convolutions in the file.
 #[derive(Clone, Copy)]
-pub(crate) struct SaveFormat<'a> {
-    /// Burn path → file name rules.
-    pub rules: &'a [(&'a str, &'a str)],
+pub(crate) struct SaveFormat {
+    /// Whose naming the file follows.
+    pub library: Library,
     /// Weight precision.
     pub precision: WeightPrecision,
     /// `proj_in`/`proj_out` written as `[out, in, 1, 1]`.
@@ -112,10 +99,10 @@ pub(crate) struct SaveFormat<'a> {
 /// Serialises `module` to safetensors bytes with diffusers names.
 pub(crate) fn to_safetensors_bytes<B: Backend, M: ModuleSnapshot<B>>(
     module: &M,
-    format: SaveFormat<'_>,
+    format: SaveFormat,
 ) -> std::result::Result<Vec<u8>, String> {
-    let remapper =
-        KeyRemapper::from_patterns(format.rules.to_vec()).expect("key rules are valid regexes");
+    let remapper = KeyRemapper::from_patterns(NameTable::for_save(format.library).save_patterns())
+        .expect("key rules are valid regexes");
     let base = SafetensorsStore::from_bytes(None).remap(remapper);
     let adapter: Box<dyn ModuleAdapter> = match (format.precision, format.conv_proj) {
         (WeightPrecision::F32, false) => Box::new(BurnToPyTorchAdapter),
@@ -155,7 +142,7 @@ impl ModuleAdapter for BoxedAdapter {
 pub(crate) fn save_weights<B: Backend, M: ModuleSnapshot<B>>(
     module: &M,
     path: &Path,
-    format: SaveFormat<'_>,
+    format: SaveFormat,
 ) -> Result<()> {
     let bytes =
         to_safetensors_bytes(module, format).map_err(|message| ModelError::Safetensors {

@@ -377,30 +377,33 @@ fn fp16_weights_load_and_agree() {
     );
 }
 
-/// The older VAE attention names (`query`, `key`, `value`, `proj_attn`), also
-/// stored as 1x1 convolutions, load to the same model.
+/// Renames the VAE's attention tensors to the older diffusers names
+/// (`query`, `key`, `value`, `proj_attn`), stored as 1x1 convolutions.
+fn to_legacy_vae_names(t: &mut [(String, Raw)]) {
+    for (name, r) in t.iter_mut() {
+        for (new, old) in [
+            ("to_q", "query"),
+            ("to_k", "key"),
+            ("to_v", "value"),
+            ("to_out.0", "proj_attn"),
+        ] {
+            let pat = format!(".attentions.0.{new}.");
+            if name.contains(&pat) {
+                *name = name.replace(&pat, &format!(".attentions.0.{old}."));
+                if r.shape.len() == 2 {
+                    r.shape.extend([1, 1]);
+                }
+            }
+        }
+    }
+}
+
+/// The older VAE attention names load to the same model.
 #[test]
 fn legacy_vae_attention_names_load() {
     let device = Default::default();
     let src = fixtures_dir().join("tiny-sd/vae");
-    let (_t, dir) = copy_component(&src, UNET_FILE, |t| {
-        for (name, r) in t.iter_mut() {
-            for (new, old) in [
-                ("to_q", "query"),
-                ("to_k", "key"),
-                ("to_v", "value"),
-                ("to_out.0", "proj_attn"),
-            ] {
-                let pat = format!(".attentions.0.{new}.");
-                if name.contains(&pat) {
-                    *name = name.replace(&pat, &format!(".attentions.0.{old}."));
-                    if r.shape.len() == 2 {
-                        r.shape.extend([1, 1]);
-                    }
-                }
-            }
-        }
-    });
+    let (_t, dir) = copy_component(&src, UNET_FILE, |t| to_legacy_vae_names(t));
     assert!(std::fs::read_to_string(dir.join("config.json")).is_ok());
     let legacy = AutoencoderKL::<B>::load(&dir, &device).unwrap();
     let current = AutoencoderKL::<B>::load(&src, &device).unwrap();
@@ -410,6 +413,43 @@ fn legacy_vae_attention_names_load() {
         values(&legacy.decode(z.clone()).unwrap()),
         values(&current.decode(z).unwrap())
     );
+}
+
+/// A tensor missing from a file in the older VAE dialect is named as that
+/// file names it (`proj_attn`, not `to_out.0`).
+#[test]
+fn missing_tensor_of_a_legacy_vae_file_is_named_in_its_dialect() {
+    let (_t, dir) = copy_component(&fixtures_dir().join("tiny-sd/vae"), UNET_FILE, |t| {
+        to_legacy_vae_names(t);
+        t.retain(|(n, _)| n != "decoder.mid_block.attentions.0.proj_attn.bias");
+    });
+    match AutoencoderKL::<B>::load(&dir, &Default::default()) {
+        Err(ModelError::MissingTensor { tensor, .. }) => {
+            assert_eq!(tensor, "decoder.mid_block.attentions.0.proj_attn.bias")
+        }
+        other => panic!("expected MissingTensor, got {other:?}"),
+    }
+}
+
+/// A tensor missing from a CLIP file without the `text_model.` prefix
+/// (transformers 5) is named without it; with the prefix, with it.
+#[test]
+fn missing_clip_tensor_is_named_in_the_files_dialect() {
+    let src = fixtures_dir().join("tiny-sd/text_encoder");
+    for prefix in ["", "text_model."] {
+        let victim = format!("{prefix}final_layer_norm.weight");
+        let (_t, dir) = copy_component(&src, "model.safetensors", |t| {
+            for (name, _) in t.iter_mut() {
+                let bare = name.strip_prefix("text_model.").unwrap_or(name).to_string();
+                *name = format!("{prefix}{bare}");
+            }
+            t.retain(|(n, _)| *n != victim);
+        });
+        match ClipTextModel::<B>::load(&dir, &Default::default()) {
+            Err(ModelError::MissingTensor { tensor, .. }) => assert_eq!(tensor, victim),
+            other => panic!("expected MissingTensor, got {other:?}"),
+        }
+    }
 }
 
 /// Released text encoders carry `text_model.embeddings.position_ids`, and

@@ -11,7 +11,8 @@ use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::kernels::gelu;
 use crate::kernels::multi_head_attention;
-use crate::loader::{find_weights, load_strict, CLIP_RULES};
+use crate::loader::{find_weights, load_strict};
+use crate::names::Library;
 use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 
 /// Token and position embeddings.
@@ -300,7 +301,11 @@ impl<B: Backend> ClipTextModel<B> {
     /// `model[.fp16].safetensors`).
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let mut model = Self::from_config(read_clip_config(dir)?, device)?;
-        load_strict(&mut model, &find_weights(dir, "model")?, CLIP_RULES)?;
+        load_strict(
+            &mut model,
+            &find_weights(dir, "model")?,
+            Library::Transformers,
+        )?;
         Ok(model)
     }
 
@@ -310,7 +315,7 @@ impl<B: Backend> ClipTextModel<B> {
     pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
         let path = dir.join("model.safetensors");
         let format = SaveFormat {
-            rules: &[],
+            library: Library::Transformers,
             precision,
             conv_proj: false,
         };
@@ -342,7 +347,11 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
     /// [`ClipTextModel::load`] plus `text_projection.weight`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let mut model = Self::from_config(read_clip_config(dir)?, device)?;
-        load_strict(&mut model, &find_weights(dir, "model")?, CLIP_RULES)?;
+        load_strict(
+            &mut model,
+            &find_weights(dir, "model")?,
+            Library::Transformers,
+        )?;
         Ok(model)
     }
 

@@ -10,8 +10,9 @@ use crate::blocks::{conv_layer, zeroed};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::kernels::{conv2d, silu};
-use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
+use crate::loader::{find_weights, load_strict};
+use crate::names::Library;
+use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 use crate::unet::blocks::{DownBlock, MidBlock};
 use crate::unet::{ControlResiduals, UNet2DConditionModel};
 use burn_store::{ModuleSnapshot, PathFilter};
@@ -115,7 +116,7 @@ impl<B: Backend> ControlNetModel<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let mut model = Self::from_config_file(&dir.join("config.json"), device)?;
         let weights = find_weights(dir, "diffusion_pytorch_model")?;
-        load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
+        load_strict(&mut model, &weights, Library::Diffusers)?;
         Ok(model)
     }
 
@@ -125,7 +126,7 @@ impl<B: Backend> ControlNetModel<B> {
     pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
         let path = dir.join("diffusion_pytorch_model.safetensors");
         let format = SaveFormat {
-            rules: DIFFUSERS_SAVE_RULES,
+            library: Library::Diffusers,
             precision,
             conv_proj: !self.config.use_linear_projection,
         };

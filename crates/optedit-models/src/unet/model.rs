@@ -12,8 +12,9 @@ use crate::blocks::{conv_layer, group_norm, norm};
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
 use crate::kernels::conv2d;
-use crate::loader::{find_weights, load_strict, DIFFUSERS_RULES};
-use crate::saver::{save_weights, SaveFormat, WeightPrecision, DIFFUSERS_SAVE_RULES};
+use crate::loader::{find_weights, load_strict};
+use crate::names::Library;
+use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 
 /// Residuals a ControlNet adds to the UNet: one per skip tensor of the down
 /// path (`down_block_additional_residuals`) and one for the mid block output
@@ -170,7 +171,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let mut model = Self::from_config_file(&dir.join("config.json"), device)?;
         let weights = find_weights(dir, "diffusion_pytorch_model")?;
-        load_strict(&mut model, &weights, DIFFUSERS_RULES)?;
+        load_strict(&mut model, &weights, Library::Diffusers)?;
         Ok(model)
     }
 
@@ -180,7 +181,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
     pub fn save_weights(&self, dir: &Path, precision: WeightPrecision) -> Result<PathBuf> {
         let path = dir.join("diffusion_pytorch_model.safetensors");
         let format = SaveFormat {
-            rules: DIFFUSERS_SAVE_RULES,
+            library: Library::Diffusers,
             precision,
             conv_proj: !self.config.use_linear_projection,
         };
