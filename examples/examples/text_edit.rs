@@ -36,15 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join("optedit-text-edit");
     std::fs::create_dir_all(&dir)?;
     save_png(&image, &dir.join("input.png"))?;
-    save_png(
-        &optedit_edit::paste_back(
-            out.image.ones_like(),
-            out.image.ones_like().neg(),
-            &out.mask,
-            pipeline.vae_scale(),
-        ),
-        &dir.join("mask.png"),
-    )?;
+    if let Some(mask) = &out.mask {
+        save_png(
+            &optedit_edit::paste_back(
+                out.image.ones_like(),
+                out.image.ones_like().neg(),
+                mask,
+                pipeline.vae_scale(),
+            ),
+            &dir.join("mask.png"),
+        )?;
+    }
     save_png(&out.image, &dir.join("result.png"))?;
     for (stage, t) in &out.timings {
         println!("{stage:>9}: {t:.2?}");

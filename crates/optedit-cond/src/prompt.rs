@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
 use optedit_models::{ClipTextModel, ClipTextOutput};
 
 use crate::error::{CondError, Result};
@@ -45,6 +47,42 @@ impl<B: Backend> PooledEmbeddings<B> {
         Self {
             cond: self.cond.detach(),
             uncond: self.uncond.detach(),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> PooledEmbeddings<B> {
+    /// The same embeddings on the inner (forward-only) backend; shares
+    /// the data.
+    pub fn inner(&self) -> PooledEmbeddings<B::InnerBackend> {
+        PooledEmbeddings {
+            cond: self.cond.clone().inner(),
+            uncond: self.uncond.clone().inner(),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> PromptEmbeddings<B> {
+    /// The same embeddings on the inner (forward-only) backend; shares
+    /// the data.
+    pub fn inner(&self) -> PromptEmbeddings<B::InnerBackend> {
+        PromptEmbeddings {
+            cond: self.cond.clone().inner(),
+            uncond: self.uncond.clone().inner(),
+            pooled: self.pooled.as_ref().map(PooledEmbeddings::inner),
+        }
+    }
+
+    /// Embeddings computed on the inner backend, as untracked tensors of
+    /// this one (no autodiff graph).
+    pub fn from_inner(inner: PromptEmbeddings<B::InnerBackend>) -> Self {
+        Self {
+            cond: Tensor::from_inner(inner.cond),
+            uncond: Tensor::from_inner(inner.uncond),
+            pooled: inner.pooled.map(|p| PooledEmbeddings {
+                cond: Tensor::from_inner(p.cond),
+                uncond: Tensor::from_inner(p.uncond),
+            }),
         }
     }
 }
@@ -91,6 +129,18 @@ pub struct PromptEncoder<B: Backend> {
     tokenizer: ClipTokenizer,
     text_encoder: ClipTextModel<B>,
     device: B::Device,
+}
+
+impl<B: AutodiffBackend> PromptEncoder<B> {
+    /// The same encoder on the inner (forward-only) backend: prompts are
+    /// encoded without autodiff bookkeeping. Shares the weights.
+    pub fn inner(&self) -> PromptEncoder<B::InnerBackend> {
+        PromptEncoder {
+            tokenizer: self.tokenizer.clone(),
+            text_encoder: self.text_encoder.valid(),
+            device: self.device.clone(),
+        }
+    }
 }
 
 impl<B: Backend> PromptEncoder<B> {

@@ -13,7 +13,9 @@
 
 use std::path::Path;
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
 use optedit_models::{ClipTextModel, ClipTextModelWithProjection};
 
 use crate::error::{CondError, Result};
@@ -146,6 +148,21 @@ pub fn force_zeros_for_empty_prompt(model_index: &Path) -> Result<bool> {
             name,
             format!("force_zeros_for_empty_prompt must be true or false, not {other}"),
         )),
+    }
+}
+
+impl<B: AutodiffBackend> SdxlPromptEncoder<B> {
+    /// The same encoders on the inner (forward-only) backend; shares the
+    /// weights.
+    pub fn inner(&self) -> SdxlPromptEncoder<B::InnerBackend> {
+        SdxlPromptEncoder {
+            tokenizer: self.tokenizer.clone(),
+            text_encoder: self.text_encoder.valid(),
+            tokenizer_2: self.tokenizer_2.clone(),
+            text_encoder_2: self.text_encoder_2.valid(),
+            force_zeros_for_empty_prompt: self.force_zeros_for_empty_prompt,
+            device: self.device.clone(),
+        }
     }
 }
 

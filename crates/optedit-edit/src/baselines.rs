@@ -4,36 +4,40 @@
 //! (Meng et al., arXiv 2108.01073: noise to a strength, denoise under the
 //! edit condition).
 
-use std::time::Duration;
-
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
+use burn::tensor::{ElementConversion, Tensor};
 use optedit_cond::PromptEmbeddings;
 
 use crate::condition::EditCondition;
-use crate::editor::Editor;
+use crate::editor::{EditOutput, Editor};
 use crate::error::{EditError, Result};
-use crate::graph::release_graphs;
-use crate::mask::{MaskContext, MaskSource};
+use crate::mask::MaskSource;
+use crate::method::Method;
 use crate::noise::NoiseSource;
 use crate::progress::{Progress, Stage, Timer};
 use crate::stages;
-use crate::trajectory::StepTrajectory;
-
-/// What a baseline produced.
-#[derive(Debug, Clone)]
-pub struct BaselineOutput<B: AutodiffBackend> {
-    /// The edited image `[1, 3, H, W]` in `[-1, 1]`.
-    pub image: Tensor<B, 4>,
-    /// The edited clean latent.
-    pub latent: Tensor<B, 4>,
-    /// The mask (DiffEdit), `[1, 1, h, w]`.
-    pub mask: Option<Tensor<B, 4>>,
-    /// Wall time of each stage.
-    pub timings: Vec<(Stage, Duration)>,
-}
+use optedit_schedule::Trajectory;
 
 impl<B: AutodiffBackend> Editor<'_, B> {
+    /// Edits `image` with `method`: [`Editor::edit`], [`Editor::diffedit`]
+    /// or [`Editor::sdedit`] (which uses neither `source` nor
+    /// `mask_source`). One output type for all of them.
+    pub fn edit_with(
+        &self,
+        method: Method,
+        image: Tensor<B, 4>,
+        source: &PromptEmbeddings<B>,
+        condition: &EditCondition<'_, B>,
+        mask_source: &mut dyn MaskSource<B::InnerBackend>,
+        progress: &mut dyn Progress,
+    ) -> Result<EditOutput<B>> {
+        match method {
+            Method::Optimise => self.edit(image, source, condition, mask_source, progress),
+            Method::DiffEdit => self.diffedit(image, source, condition, mask_source, progress),
+            Method::SdEdit => self.sdedit(image, condition, progress),
+        }
+    }
+
     /// DiffEdit: mask from `mask_source` (normally
     /// [`EstimatedMask`](crate::EstimatedMask)), inversion under `source` from
     /// `config.strength`, then denoising under `condition` where, after every
@@ -43,36 +47,31 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         image: Tensor<B, 4>,
         source: &PromptEmbeddings<B>,
         condition: &EditCondition<'_, B>,
-        mask_source: &mut dyn MaskSource<B>,
+        mask_source: &mut dyn MaskSource<B::InnerBackend>,
         progress: &mut dyn Progress,
-    ) -> Result<BaselineOutput<B>> {
+    ) -> Result<EditOutput<B>> {
         condition.validate()?;
         let mut timer = Timer::new();
         let z0 = self.encode(image.clone())?;
         timer.lap(Stage::Encode);
         let inversion = self.invert(z0, source, progress)?;
         timer.lap(Stage::Invert);
-        let ctx = MaskContext {
-            pipeline: self.pipeline(),
-            image: &image,
-            source,
-            target: condition,
-            guidance_scale: self.config().guidance_scale,
-            seed: self.config().seed,
-        };
-        let mask = mask_source.mask(&ctx)?;
-        release_graphs::<B>(&self.pipeline().device);
+        let mask = self.mask(&image, source, condition, mask_source)?;
+        let mask_empty = mask.clone().inner().max().into_scalar().elem::<f64>() <= 0.0;
         timer.lap(Stage::Mask);
         let out = self.denoise_blended(&inversion, &mask, condition, progress)?;
         timer.lap(Stage::Denoise);
         let latent = out.last().clone();
         let image = self.decode(latent.clone())?;
         timer.lap(Stage::Decode);
-        Ok(BaselineOutput {
+        Ok(EditOutput {
             image,
             latent,
             mask: Some(mask),
+            inversion: Some(inversion),
+            guidance: None,
             timings: timer.timings,
+            mask_empty,
         })
     }
 
@@ -80,11 +79,11 @@ impl<B: AutodiffBackend> Editor<'_, B> {
     /// latent, blending with the inversion outside `mask` after every step.
     pub fn denoise_blended(
         &self,
-        inversion: &StepTrajectory<B>,
+        inversion: &Trajectory<B>,
         mask: &Tensor<B, 4>,
         condition: &EditCondition<'_, B>,
         progress: &mut dyn Progress,
-    ) -> Result<StepTrajectory<B>> {
+    ) -> Result<Trajectory<B>> {
         stages::check_inversion(inversion, self.scheduler(), self.config())?;
         let [_, _, h, w] = inversion.first().dims();
         if mask.dims() != [1, 1, h, w] {
@@ -93,12 +92,14 @@ impl<B: AutodiffBackend> Editor<'_, B> {
                 format!("shape {:?}, expected [1, 1, {h}, {w}]", mask.dims()),
             ));
         }
+        let nets = condition.inner_nets();
+        let forward = condition.inner(&nets);
         stages::denoise(
             self.scheduler(),
             self.config(),
             Stage::Denoise,
-            &self.edit_denoiser(condition),
-            inversion.first().clone(),
+            &self.forward_edit_denoiser(&forward),
+            inversion.first().clone().inner(),
             inversion.start,
             None,
             Some(stages::Blend {
@@ -116,7 +117,7 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         image: Tensor<B, 4>,
         condition: &EditCondition<'_, B>,
         progress: &mut dyn Progress,
-    ) -> Result<BaselineOutput<B>> {
+    ) -> Result<EditOutput<B>> {
         condition.validate()?;
         let mut timer = Timer::new();
         let z0 = self.encode(image)?;
@@ -124,12 +125,14 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         let start = self.config().start_step();
         let t = self.scheduler().timesteps()[start];
         let noise = NoiseSource::new(self.config().seed).normal(z0.dims(), &self.pipeline().device);
-        let zt = self.scheduler().add_noise(z0, noise, &[t])?;
+        let zt = self.scheduler().add_noise(z0.inner(), noise, &[t])?;
+        let nets = condition.inner_nets();
+        let forward = condition.inner(&nets);
         let out = stages::denoise(
             self.scheduler(),
             self.config(),
             Stage::Denoise,
-            &self.edit_denoiser(condition),
+            &self.forward_edit_denoiser(&forward),
             zt,
             start,
             None,
@@ -140,11 +143,14 @@ impl<B: AutodiffBackend> Editor<'_, B> {
         let latent = out.last().clone();
         let image = self.decode(latent.clone())?;
         timer.lap(Stage::Decode);
-        Ok(BaselineOutput {
+        Ok(EditOutput {
             image,
             latent,
             mask: None,
+            inversion: None,
+            guidance: None,
             timings: timer.timings,
+            mask_empty: false,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! Edit conditions: a prompt's embeddings plus any number of ControlNets, each
 //! with its condition image, conditioning scale and active step range.
 
-use burn::tensor::{backend::Backend, Tensor};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
 use optedit_models::ControlNetModel;
 
@@ -104,6 +106,37 @@ impl<'a, B: Backend> EditCondition<'a, B> {
             .iter()
             .enumerate()
             .try_for_each(|(i, c)| c.validate(i))
+    }
+}
+
+impl<B: AutodiffBackend> EditCondition<'_, B> {
+    /// The condition's ControlNets on the inner backend (shared weights),
+    /// for [`inner`](Self::inner) to borrow.
+    pub fn inner_nets(&self) -> Vec<ControlNetModel<B::InnerBackend>> {
+        self.controls.iter().map(|c| c.model.valid()).collect()
+    }
+
+    /// The same condition on the inner (forward-only) backend, with the
+    /// ControlNets of [`inner_nets`](Self::inner_nets) (in order).
+    pub fn inner<'n>(
+        &self,
+        nets: &'n [ControlNetModel<B::InnerBackend>],
+    ) -> EditCondition<'n, B::InnerBackend> {
+        EditCondition {
+            prompt: self.prompt.inner(),
+            controls: self
+                .controls
+                .iter()
+                .zip(nets)
+                .map(|(c, model)| ControlCondition {
+                    model,
+                    image: c.image.clone().inner(),
+                    scale: c.scale,
+                    start: c.start,
+                    end: c.end,
+                })
+                .collect(),
+        }
     }
 }
 

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use optedit_cond::{PromptEmbeddings, SizeConditions};
 use optedit_schedule::DdimScheduler;
 
-use crate::condition::EditCondition;
+use crate::condition::{ControlCondition, EditCondition};
 use crate::config::EditConfig;
 use crate::denoiser::Denoiser;
 use crate::error::{EditError, Result};
-use crate::graph::release_graphs;
 use crate::loss::Objective;
 use crate::mask::{MaskContext, MaskSource};
 use crate::noise::NoiseSource;
@@ -20,21 +19,26 @@ use crate::optimizer::LatentOptimizer;
 use crate::pipeline::SdPipeline;
 use crate::progress::{emit, Progress, ProgressEvent, Stage, Timer};
 use crate::stages;
-use crate::trajectory::StepTrajectory;
+use optedit_schedule::Trajectory;
 
-/// Everything an edit produced.
+/// Everything an edit produced, by any method: the whole method
+/// ([`Editor::edit`]), DiffEdit ([`Editor::diffedit`]) or SDEdit
+/// ([`Editor::sdedit`]).
 #[derive(Debug, Clone)]
 pub struct EditOutput<B: AutodiffBackend> {
     /// The edited image `[1, 3, H, W]` in `[-1, 1]`.
     pub image: Tensor<B, 4>,
     /// The edited clean latent.
     pub latent: Tensor<B, 4>,
-    /// The mask used, `[1, 1, h, w]` at latent resolution.
-    pub mask: Tensor<B, 4>,
-    /// The inversion trajectory (preservation targets).
-    pub inversion: StepTrajectory<B>,
-    /// The guidance trajectory, when one was made (lambda < 1).
-    pub guidance: Option<StepTrajectory<B>>,
+    /// The mask used, `[1, 1, h, w]` at latent resolution (`None` for
+    /// SDEdit, which uses none).
+    pub mask: Option<Tensor<B, 4>>,
+    /// The DDIM inversion (the method's preservation targets, DiffEdit's
+    /// blending reference; `None` for SDEdit).
+    pub inversion: Option<Trajectory<B>>,
+    /// The guidance trajectory, when one was made (the method at
+    /// lambda < 1).
+    pub guidance: Option<Trajectory<B>>,
     /// Wall time of each stage.
     pub timings: Vec<(Stage, Duration)>,
     /// Whether the mask was empty, so that the result is the plain DDIM
@@ -49,6 +53,8 @@ pub type OptimizerFactory<'p, B> =
 /// Runs optimisation-based edits with one pipeline and one config.
 pub struct Editor<'p, B: AutodiffBackend> {
     pipeline: &'p SdPipeline<B>,
+    /// The same models on the inner backend, for forward-only work.
+    forward: SdPipeline<B::InnerBackend>,
     config: EditConfig,
     scheduler: DdimScheduler,
     optimizer: Option<Box<OptimizerFactory<'p, B>>>,
@@ -81,6 +87,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         scheduler.set_timesteps(config.num_steps)?;
         Ok(Self {
             pipeline,
+            forward: pipeline.inner(),
             config,
             scheduler,
             optimizer: None,
@@ -106,20 +113,32 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
 
     /// A denoiser of this editor's pipeline under `prompt`, with its size
     /// conditions.
-    fn denoiser<'c>(
+    fn denoiser<'c, C: Backend>(
         &self,
-        prompt: &PromptEmbeddings<B>,
+        pipeline: &'c SdPipeline<C>,
+        prompt: &PromptEmbeddings<C>,
         guidance_scale: f64,
-        controls: Vec<crate::condition::ControlCondition<'c, B>>,
-    ) -> Denoiser<'c, B>
-    where
-        'p: 'c,
-    {
-        let d = Denoiser::for_prompt(self.pipeline, prompt, guidance_scale, controls);
+        controls: Vec<ControlCondition<'c, C>>,
+    ) -> Denoiser<'c, C> {
+        let d = Denoiser::for_prompt(pipeline, prompt, guidance_scale, controls);
         match self.size_conditions {
             Some(sizes) => d.with_size_conditions(sizes),
             None => d,
         }
+    }
+
+    /// The forward-only denoiser of `condition` (already on the inner
+    /// backend) at the edit's guidance scale.
+    pub(crate) fn forward_edit_denoiser<'c>(
+        &'c self,
+        condition: &EditCondition<'c, B::InnerBackend>,
+    ) -> Denoiser<'c, B::InnerBackend> {
+        self.denoiser(
+            &self.forward,
+            &condition.prompt,
+            self.config.guidance_scale,
+            condition.controls.clone(),
+        )
     }
 
     /// Uses the optimisers `make` makes (a fresh one for each optimised
@@ -156,14 +175,63 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         self.pipeline
     }
 
+    /// The pipeline's models on the inner backend, where the editor runs
+    /// every forward-only stage ([`SdPipeline::inner`]).
+    pub fn forward_pipeline(&self) -> &SdPipeline<B::InnerBackend> {
+        &self.forward
+    }
+
+    /// Embeddings of `prompt` and `negative` (see
+    /// [`SdPipeline::encode_prompt`]), computed on the inner backend, so no
+    /// autodiff bookkeeping is kept.
+    pub fn encode_prompt(
+        &self,
+        prompt: &str,
+        negative: Option<&str>,
+    ) -> Result<PromptEmbeddings<B>> {
+        Ok(PromptEmbeddings::from_inner(
+            self.forward.encode_prompt(prompt, negative)?,
+        ))
+    }
+
+    /// The edit mask `mask_source` gives for `image`, source and condition
+    /// (asked on the inner backend), as an untracked tensor of `B`.
+    pub fn mask(
+        &self,
+        image: &Tensor<B, 4>,
+        source: &PromptEmbeddings<B>,
+        condition: &EditCondition<'_, B>,
+        mask_source: &mut dyn MaskSource<B::InnerBackend>,
+    ) -> Result<Tensor<B, 4>> {
+        let image = image.clone().inner();
+        let source = source.inner();
+        let nets = condition.inner_nets();
+        let target = condition.inner(&nets);
+        let ctx = MaskContext {
+            pipeline: &self.forward,
+            image: &image,
+            source: &source,
+            target: &target,
+            guidance_scale: self.config.guidance_scale,
+            seed: self.config.seed,
+        };
+        Ok(Tensor::from_inner(mask_source.mask(&ctx)?))
+    }
+
     /// The denoiser of the source condition (inversion guidance scale).
     pub fn source_denoiser(&self, source: &PromptEmbeddings<B>) -> Denoiser<'p, B> {
-        self.denoiser(source, self.config.inversion_guidance_scale, Vec::new())
+        self.denoiser(
+            self.pipeline,
+            source,
+            self.config.inversion_guidance_scale,
+            Vec::new(),
+        )
     }
 
     /// The denoiser of the edit condition (guidance scale `w`).
     pub fn edit_denoiser<'s>(&'s self, condition: &EditCondition<'s, B>) -> Denoiser<'s, B> {
         self.denoiser(
+            self.pipeline,
             &condition.prompt,
             self.config.guidance_scale,
             condition.controls.clone(),
@@ -183,9 +251,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
                 ),
             ));
         }
-        let z0 = self.pipeline.encode_image(image)?;
-        release_graphs::<B>(&self.pipeline.device);
-        Ok(z0)
+        let z0 = self.forward.encode_image(image.inner())?;
+        Ok(Tensor::from_inner(z0))
     }
 
     /// Stage 1b: the inversion trajectory of `z0` under `source`.
@@ -194,12 +261,19 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         z0: Tensor<B, 4>,
         source: &PromptEmbeddings<B>,
         progress: &mut dyn Progress,
-    ) -> Result<StepTrajectory<B>> {
+    ) -> Result<Trajectory<B>> {
+        let source = source.inner();
+        let denoiser = self.denoiser(
+            &self.forward,
+            &source,
+            self.config.inversion_guidance_scale,
+            Vec::new(),
+        );
         stages::invert(
-            &self.source_denoiser(source),
+            &denoiser,
             &self.scheduler,
             &self.config,
-            z0,
+            z0.inner(),
             progress,
         )
     }
@@ -209,19 +283,22 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     pub fn guidance(
         &self,
         z0: Tensor<B, 4>,
-        inversion: &StepTrajectory<B>,
+        inversion: &Trajectory<B>,
         mask: &Tensor<B, 4>,
         condition: &EditCondition<'_, B>,
         objective: &Objective<'_, B>,
         progress: &mut dyn Progress,
-    ) -> Result<StepTrajectory<B>> {
+    ) -> Result<Trajectory<B>> {
         let noise = NoiseSource::new(self.config.seed).normal(z0.dims(), &self.pipeline.device);
         let mut optimizer = self.new_optimizer();
+        let nets = condition.inner_nets();
+        let forward = condition.inner(&nets);
         stages::guidance_trajectory(
+            &self.forward_edit_denoiser(&forward),
             &self.edit_denoiser(condition),
             &self.scheduler,
             &self.config,
-            z0,
+            z0.inner(),
             noise,
             inversion,
             mask,
@@ -235,15 +312,18 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     /// returns the trajectory.
     pub fn optimise(
         &self,
-        inversion: &StepTrajectory<B>,
-        guidance: Option<&StepTrajectory<B>>,
+        inversion: &Trajectory<B>,
+        guidance: Option<&Trajectory<B>>,
         mask: &Tensor<B, 4>,
         condition: &EditCondition<'_, B>,
         objective: &Objective<'_, B>,
         progress: &mut dyn Progress,
-    ) -> Result<StepTrajectory<B>> {
+    ) -> Result<Trajectory<B>> {
         let mut optimizer = self.new_optimizer();
+        let nets = condition.inner_nets();
+        let forward = condition.inner(&nets);
         stages::optimise(
+            &self.forward_edit_denoiser(&forward),
             &self.edit_denoiser(condition),
             &self.scheduler,
             &self.config,
@@ -261,17 +341,24 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     /// no optimisation. What an edit returns when its mask is empty.
     pub fn reconstruct(
         &self,
-        inversion: &StepTrajectory<B>,
+        inversion: &Trajectory<B>,
         source: &PromptEmbeddings<B>,
         progress: &mut dyn Progress,
-    ) -> Result<StepTrajectory<B>> {
+    ) -> Result<Trajectory<B>> {
         stages::check_inversion(inversion, &self.scheduler, &self.config)?;
+        let source = source.inner();
+        let denoiser = self.denoiser(
+            &self.forward,
+            &source,
+            self.config.inversion_guidance_scale,
+            Vec::new(),
+        );
         stages::denoise(
             &self.scheduler,
             &self.config,
             Stage::Denoise,
-            &self.source_denoiser(source),
-            inversion.first().clone(),
+            &denoiser,
+            inversion.first().clone().inner(),
             inversion.start,
             None,
             None,
@@ -281,9 +368,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
 
     /// Stage 5: decodes a clean latent to an image in `[-1, 1]`.
     pub fn decode(&self, latent: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
-        let image = self.pipeline.decode_latent(latent)?;
-        release_graphs::<B>(&self.pipeline.device);
-        Ok(image)
+        let image = self.forward.decode_latent(latent.inner())?;
+        Ok(Tensor::from_inner(image))
     }
 
     /// The whole method with the default objective
@@ -294,7 +380,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         image: Tensor<B, 4>,
         source: &PromptEmbeddings<B>,
         condition: &EditCondition<'_, B>,
-        mask: &mut dyn MaskSource<B>,
+        mask: &mut dyn MaskSource<B::InnerBackend>,
         progress: &mut dyn Progress,
     ) -> Result<EditOutput<B>> {
         let objective = Objective::method_in(self.config.lambda, self.config.loss_space);
@@ -309,7 +395,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         image: Tensor<B, 4>,
         source: &PromptEmbeddings<B>,
         condition: &EditCondition<'_, B>,
-        mask_source: &mut dyn MaskSource<B>,
+        mask_source: &mut dyn MaskSource<B::InnerBackend>,
         objective: &Objective<'_, B>,
         progress: &mut dyn Progress,
     ) -> Result<EditOutput<B>> {
@@ -323,16 +409,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         let inversion = self.invert(z0.clone(), source, progress)?;
         timer.lap(Stage::Invert);
 
-        let ctx = MaskContext {
-            pipeline: self.pipeline,
-            image: &image,
-            source,
-            target: condition,
-            guidance_scale: self.config.guidance_scale,
-            seed: self.config.seed,
-        };
-        let mask = mask_source.mask(&ctx)?;
-        release_graphs::<B>(&self.pipeline.device);
+        let mask = self.mask(&image, source, condition, mask_source)?;
         let [_, _, lh, lw] = z0.dims();
         if mask.dims() != [1, 1, lh, lw] {
             return Err(EditError::input(
@@ -344,7 +421,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         timer.lap(Stage::Mask);
 
         // Nothing may change: the answer is the reconstruction.
-        let empty = mask.clone().max().into_scalar().elem::<f64>() <= 0.0;
+        let empty = mask.clone().inner().max().into_scalar().elem::<f64>() <= 0.0;
         if empty {
             let recon = self.reconstruct(&inversion, source, progress)?;
             timer.lap(Stage::Optimise);
@@ -355,8 +432,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             return Ok(EditOutput {
                 image: decoded,
                 latent,
-                mask,
-                inversion,
+                mask: Some(mask),
+                inversion: Some(inversion),
                 guidance: None,
                 timings: timer.timings,
                 mask_empty: true,
@@ -383,15 +460,20 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         let latent = result.last().clone();
         let mut decoded = self.decode(latent.clone())?;
         if self.config.paste_back {
-            decoded = paste_back(decoded, image, &mask, self.pipeline.vae_scale());
+            decoded = Tensor::from_inner(paste_back(
+                decoded.inner(),
+                image.inner(),
+                &mask.clone().inner(),
+                self.pipeline.vae_scale(),
+            ));
         }
         emit(progress, event(Stage::Decode, 1, 1))?;
         timer.lap(Stage::Decode);
         Ok(EditOutput {
             image: decoded,
             latent,
-            mask,
-            inversion,
+            mask: Some(mask),
+            inversion: Some(inversion),
             guidance,
             timings: timer.timings,
             mask_empty: false,

@@ -11,10 +11,17 @@
 //! operations too, until the process ends: about 70 MB per DiffEdit case on
 //! the demo model, 11 GB over `optedit eval quality`'s 200 generations.
 //!
-//! [`release_graphs`] triggers that sweep on purpose. The editor calls it
-//! after every inference-only denoising or inversion step and after
-//! encoding, decoding and mask estimation; call it yourself in your own forward-only loops on an
-//! autodiff backend.
+//! The [`Editor`](crate::Editor) therefore runs every forward-only stage
+//! (encoding, inversion, mask estimation, plain denoising steps, DiffEdit,
+//! SDEdit, decoding) on the inner backend (`B::InnerBackend`, through
+//! [`SdPipeline::inner`](crate::SdPipeline::inner)), where nothing is
+//! registered; only gradient steps run on the autodiff backend, and their
+//! `backward` frees their graph. Users of the editor never need
+//! [`release_graphs`].
+//!
+//! Your own forward-only loops should do the same (run them on
+//! `SdPipeline::inner()`'s models). Where that is not possible,
+//! [`release_graphs`] triggers the sweep on purpose.
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;

@@ -49,9 +49,7 @@ pub mod optimizer;
 pub mod pipeline;
 pub mod progress;
 pub mod stages;
-pub mod trajectory;
 
-pub use baselines::BaselineOutput;
 pub use condition::{ControlCondition, EditCondition};
 pub use config::EditConfig;
 pub use denoiser::Denoiser;
@@ -65,7 +63,7 @@ pub use loss::{
 pub use mask::{EstimatedMask, FullMask, MaskContext, MaskOptions, MaskSource, UserMask};
 pub use method::Method;
 pub use noise::NoiseSource;
+pub use optedit_schedule::Trajectory;
 pub use optimizer::{Adam, LatentOptimizer, LrSchedule, NormalizedGd, OptimizerKind, Sgd};
 pub use pipeline::{PipelineFamily, PromptEncoders, SdPipeline};
 pub use progress::{LossValues, Progress, ProgressEvent, Silent, Stage};
-pub use trajectory::StepTrajectory;

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
 use optedit_cond::{ClipTokenizer, PromptEmbeddings, PromptEncoder, SdxlPromptEncoder};
 use optedit_models::{
     AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, UNet2DConditionModel,
@@ -117,6 +118,17 @@ impl<B: Backend> PromptEncoders<B> {
     }
 }
 
+impl<B: AutodiffBackend> PromptEncoders<B> {
+    /// The same encoders on the inner (forward-only) backend; shares the
+    /// weights.
+    pub fn inner(&self) -> PromptEncoders<B::InnerBackend> {
+        match self {
+            Self::Clip(e) => PromptEncoders::Clip(e.inner()),
+            Self::Sdxl(e) => PromptEncoders::Sdxl(e.inner()),
+        }
+    }
+}
+
 /// UNet, VAE, prompt encoders and scheduler config of one diffusers folder
 /// of any [`PipelineFamily`]. Parameters are frozen (`no_grad`): gradients
 /// flow to the latent only.
@@ -222,6 +234,24 @@ impl<B: Backend> SdPipeline<B> {
     /// Down-sampling factor of the VAE (8 for SD).
     pub fn vae_scale(&self) -> usize {
         1usize << (self.vae.config.block_out_channels.len() - 1)
+    }
+}
+
+impl<B: AutodiffBackend> SdPipeline<B> {
+    /// The same models on the inner backend (`B::InnerBackend`), for
+    /// forward-only work: inversion, mask estimation, DiffEdit, SDEdit,
+    /// sampling, encoding and decoding run there without autodiff
+    /// bookkeeping. Shares the weights (no copy); cheap enough to call per
+    /// edit. [`Editor`](crate::Editor) does this itself.
+    pub fn inner(&self) -> SdPipeline<B::InnerBackend> {
+        SdPipeline {
+            family: self.family,
+            unet: self.unet.valid(),
+            vae: self.vae.valid(),
+            prompts: self.prompts.inner(),
+            scheduler: self.scheduler.clone(),
+            device: self.device.clone(),
+        }
     }
 }
 

@@ -1,41 +1,50 @@
 //! The stages of the method (`docs/method.md`): encode and invert, guidance
 //! trajectory by random-noise encoding, main optimisation, decode. Each runs
 //! on its own; [`Editor::edit`](crate::Editor::edit) chains them.
+//!
+//! Forward-only work (inversion, every plain denoising step, blending) runs
+//! on the inner backend `B::InnerBackend` with a forward [`Denoiser`] built
+//! from [`SdPipeline::inner`](crate::SdPipeline::inner): it registers
+//! nothing in the autodiff graph, so nothing needs releasing. Only the
+//! gradient steps run on the autodiff backend `B`, whose `backward` frees
+//! their graph. Trajectories are handed back as untracked `B` tensors
+//! (`Tensor::from_inner`, no copy).
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use optedit_schedule::{DdimInverseScheduler, DdimScheduler};
 
 use crate::config::EditConfig;
 use crate::denoiser::Denoiser;
 use crate::error::{EditError, Result};
-use crate::graph::release_graphs;
 use crate::loss::{LossInputs, Objective};
 use crate::optimizer::LatentOptimizer;
 use crate::progress::{emit, LossValues, Progress, ProgressEvent, Stage};
-use crate::trajectory::StepTrajectory;
+use optedit_schedule::Trajectory;
 
 /// What the optimiser needs at each optimised step.
 pub(crate) struct Optimisation<'o, 'l, B: AutodiffBackend> {
+    /// The noise predictor the gradient flows through.
+    pub denoiser: &'o Denoiser<'o, B>,
     pub objective: &'o Objective<'l, B>,
     pub mask: &'o Tensor<B, 4>,
-    pub preservation: &'o StepTrajectory<B>,
-    pub guidance: Option<&'o StepTrajectory<B>>,
+    pub preservation: &'o Trajectory<B>,
+    pub guidance: Option<&'o Trajectory<B>>,
     pub optimizer: &'o mut dyn LatentOptimizer<B::InnerBackend>,
 }
 
 /// DiffEdit's masked blending with the inversion while denoising.
 pub(crate) struct Blend<'o, B: AutodiffBackend> {
     pub mask: &'o Tensor<B, 4>,
-    pub reference: &'o StepTrajectory<B>,
+    pub reference: &'o Trajectory<B>,
 }
 
-fn scalar<B: AutodiffBackend>(t: &Tensor<B, 1>) -> f64 {
+fn scalar<B: Backend>(t: &Tensor<B, 1>) -> f64 {
     t.clone().into_scalar().elem::<f64>()
 }
 
 /// Fails with [`EditError::Diverged`] if `latent` holds a NaN or infinity.
-fn check_latent<B: AutodiffBackend>(
+fn check_latent<B: Backend>(
     latent: &Tensor<B, 4>,
     stage: Stage,
     step: usize,
@@ -57,42 +66,44 @@ fn check_latent<B: AutodiffBackend>(
 
 /// The shared denoising loop: from `start_latent` at step `start` to the
 /// clean latent, optionally optimising the first `t_u` steps and/or blending
-/// with a reference trajectory. Returns the whole trajectory.
+/// with a reference trajectory. `denoiser` (forward only) takes the plain
+/// steps on the inner backend; the optimisation's own denoiser takes the
+/// gradient steps. Returns the whole trajectory.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn denoise<B: AutodiffBackend>(
     scheduler: &DdimScheduler,
     config: &EditConfig,
     stage: Stage,
-    denoiser: &Denoiser<'_, B>,
-    start_latent: Tensor<B, 4>,
+    denoiser: &Denoiser<'_, B::InnerBackend>,
+    start_latent: Tensor<B::InnerBackend, 4>,
     start: usize,
     mut optimisation: Option<Optimisation<'_, '_, B>>,
     blend: Option<Blend<'_, B>>,
     progress: &mut dyn Progress,
-) -> Result<StepTrajectory<B>> {
+) -> Result<Trajectory<B>> {
     let timesteps = scheduler.timesteps().to_vec();
     let n = timesteps.len();
     let total = n - start;
-    let mut z = start_latent.detach();
-    let mut latents = vec![z.clone()];
+    let mut z = start_latent;
+    let mut latents = vec![Tensor::from_inner(z.clone())];
+    let blend = blend.map(|b| (b.mask.clone().inner(), b.reference));
     for (done, j) in (start..n).enumerate() {
         let t = timesteps[j];
         if let Some(opt) = optimisation
             .as_mut()
             .filter(|_| config.gradient_steps(stage, j) > 0)
         {
-            z = optimise_step(scheduler, config, stage, denoiser, z, j, n, opt, progress)?;
+            z = optimise_step(scheduler, config, stage, z, j, n, opt, progress)?;
         }
         let eps = denoiser.predict(z.clone(), t, j, n)?;
-        let mut next = scheduler.step(eps, t, z, 0.0, None)?.prev_sample.detach();
-        if let Some(b) = &blend {
-            let m = b.mask.clone();
-            next = next * m.clone() + b.reference.at(j + 1).clone() * m.neg().add_scalar(1.0);
+        let mut next = scheduler.step(eps, t, z, 0.0, None)?.prev_sample;
+        if let Some((m, reference)) = &blend {
+            let kept = reference.at(j + 1).clone().inner();
+            next = next * m.clone() + kept * m.clone().neg().add_scalar(1.0);
         }
         check_latent(&next, stage, j, t)?;
         z = next;
-        release_graphs::<B>(&z.device());
-        latents.push(z.clone());
+        latents.push(Tensor::from_inner(z.clone()));
         emit(
             progress,
             ProgressEvent {
@@ -104,27 +115,28 @@ pub(crate) fn denoise<B: AutodiffBackend>(
             },
         )?;
     }
-    Ok(StepTrajectory {
+    Ok(Trajectory {
         timesteps,
         start,
         latents,
+        eps: Vec::new(),
     })
 }
 
 /// [`EditConfig::gradient_steps`] gradient steps of `stage` on the latent
-/// at denoising step `j`; the autodiff graph of each step is dropped before the next.
+/// at denoising step `j` (held on the inner backend); the autodiff graph of
+/// each step is freed by its `backward` before the next.
 #[allow(clippy::too_many_arguments)]
 fn optimise_step<B: AutodiffBackend>(
     scheduler: &DdimScheduler,
     config: &EditConfig,
     stage: Stage,
-    denoiser: &Denoiser<'_, B>,
-    z: Tensor<B, 4>,
+    mut inner: Tensor<B::InnerBackend, 4>,
     j: usize,
     n: usize,
     opt: &mut Optimisation<'_, '_, B>,
     progress: &mut dyn Progress,
-) -> Result<Tensor<B, 4>> {
+) -> Result<Tensor<B::InnerBackend, 4>> {
     let t = scheduler.timesteps()[j];
     let start = config.start_step();
     // The schedule runs over the first t_u steps; later steps keep its
@@ -134,10 +146,9 @@ fn optimise_step<B: AutodiffBackend>(
         .lr_schedule
         .rate(config.lr, (j - start).min(total - 1), total);
     opt.optimizer.reset();
-    let mut inner = z.inner();
     for iteration in 0..config.gradient_steps(stage, j) {
         let z = Tensor::<B, 4>::from_inner(inner.clone()).require_grad();
-        let eps = denoiser.predict(z.clone(), t, j, n)?;
+        let eps = opt.denoiser.predict(z.clone(), t, j, n)?;
         let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;
         let inputs = LossInputs {
             stage,
@@ -196,19 +207,20 @@ fn optimise_step<B: AutodiffBackend>(
             },
         )?;
     }
-    Ok(Tensor::from_inner(inner))
+    Ok(inner)
 }
 
 /// Stage 1b: DDIM inversion of `z0` under the source condition (`denoiser`,
-/// normally unguided) over the steps `config.start_step()..N` of
-/// `scheduler`'s schedule, with diffusers' `DDIMInverseScheduler` steps.
+/// normally unguided, forward only on the inner backend) over the steps
+/// `config.start_step()..N` of `scheduler`'s schedule, with diffusers'
+/// `DDIMInverseScheduler` steps.
 pub fn invert<B: AutodiffBackend>(
-    denoiser: &Denoiser<'_, B>,
+    denoiser: &Denoiser<'_, B::InnerBackend>,
     scheduler: &DdimScheduler,
     config: &EditConfig,
-    z0: Tensor<B, 4>,
+    z0: Tensor<B::InnerBackend, 4>,
     progress: &mut dyn Progress,
-) -> Result<StepTrajectory<B>> {
+) -> Result<Trajectory<B>> {
     let timesteps = scheduler.timesteps().to_vec();
     let n = timesteps.len();
     let start = config.start_step();
@@ -216,15 +228,14 @@ pub fn invert<B: AutodiffBackend>(
     inverse.set_timesteps(n)?;
     let ascending = inverse.timesteps().to_vec();
     let steps = n - start;
-    let mut z = z0.detach();
+    let mut z = z0;
     // Collected from clean to noisy, then reversed into step order.
-    let mut latents = vec![z.clone()];
+    let mut latents = vec![Tensor::from_inner(z.clone())];
     for (i, &t) in ascending.iter().take(steps).enumerate() {
         let eps = denoiser.predict(z.clone(), t, 0, 1)?;
-        z = inverse.step(eps, t, z)?.prev_sample.detach();
+        z = inverse.step(eps, t, z)?.prev_sample;
         check_latent(&z, Stage::Invert, i, t)?;
-        release_graphs::<B>(&z.device());
-        latents.push(z.clone());
+        latents.push(Tensor::from_inner(z.clone()));
         emit(
             progress,
             ProgressEvent {
@@ -237,37 +248,41 @@ pub fn invert<B: AutodiffBackend>(
         )?;
     }
     latents.reverse();
-    Ok(StepTrajectory {
+    Ok(Trajectory {
         timesteps,
         start,
         latents,
+        eps: Vec::new(),
     })
 }
 
 /// Stage 3: the guidance trajectory. `z0` is encoded with random `noise`
 /// (not inversion) to the first step's noise level, then denoised under the
-/// edit condition; the first `t_u` steps take `k` gradient steps with
-/// `optimizer` on `objective`'s guidance-stage terms (in
-/// [`Objective::method`], the preservation loss alone; targets:
+/// edit condition (`forward` on the inner backend, `denoiser` for the
+/// gradient steps: the same condition on both); the first `t_u` steps take
+/// `k` gradient steps with `optimizer` on `objective`'s guidance-stage
+/// terms (in [`Objective::method`], the preservation loss alone; targets:
 /// `inversion`).
 #[allow(clippy::too_many_arguments)]
 pub fn guidance_trajectory<B: AutodiffBackend>(
+    forward: &Denoiser<'_, B::InnerBackend>,
     denoiser: &Denoiser<'_, B>,
     scheduler: &DdimScheduler,
     config: &EditConfig,
-    z0: Tensor<B, 4>,
-    noise: Tensor<B, 4>,
-    inversion: &StepTrajectory<B>,
+    z0: Tensor<B::InnerBackend, 4>,
+    noise: Tensor<B::InnerBackend, 4>,
+    inversion: &Trajectory<B>,
     mask: &Tensor<B, 4>,
     objective: &Objective<'_, B>,
     optimizer: &mut dyn LatentOptimizer<B::InnerBackend>,
     progress: &mut dyn Progress,
-) -> Result<StepTrajectory<B>> {
+) -> Result<Trajectory<B>> {
     check_inversion(inversion, scheduler, config)?;
     let start = config.start_step();
     let t0 = scheduler.timesteps()[start];
     let zg = scheduler.add_noise(z0, noise, &[t0])?;
     let opt = Optimisation {
+        denoiser,
         objective,
         mask,
         preservation: inversion,
@@ -278,7 +293,7 @@ pub fn guidance_trajectory<B: AutodiffBackend>(
         scheduler,
         config,
         Stage::Guidance,
-        denoiser,
+        forward,
         zg,
         start,
         Some(opt),
@@ -288,21 +303,23 @@ pub fn guidance_trajectory<B: AutodiffBackend>(
 }
 
 /// Stage 4: the main optimisation. Starts from the inverted latent at the
-/// first step and denoises under the edit condition; the first `t_u` steps
-/// take `k` gradient steps on `objective`'s main-stage terms (normally
+/// first step and denoises under the edit condition (`forward` on the inner
+/// backend, `denoiser` for the gradient steps); the first `t_u` steps take
+/// `k` gradient steps on `objective`'s main-stage terms (normally
 /// `lambda * L_pres + (1 - lambda) * L_guid`).
 #[allow(clippy::too_many_arguments)]
 pub fn optimise<B: AutodiffBackend>(
+    forward: &Denoiser<'_, B::InnerBackend>,
     denoiser: &Denoiser<'_, B>,
     scheduler: &DdimScheduler,
     config: &EditConfig,
-    inversion: &StepTrajectory<B>,
-    guidance: Option<&StepTrajectory<B>>,
+    inversion: &Trajectory<B>,
+    guidance: Option<&Trajectory<B>>,
     mask: &Tensor<B, 4>,
     objective: &Objective<'_, B>,
     optimizer: &mut dyn LatentOptimizer<B::InnerBackend>,
     progress: &mut dyn Progress,
-) -> Result<StepTrajectory<B>> {
+) -> Result<Trajectory<B>> {
     check_inversion(inversion, scheduler, config)?;
     if let Some(g) = guidance {
         if g.start != inversion.start || g.latents.len() != inversion.latents.len() {
@@ -313,6 +330,7 @@ pub fn optimise<B: AutodiffBackend>(
         }
     }
     let opt = Optimisation {
+        denoiser,
         objective,
         mask,
         preservation: inversion,
@@ -324,8 +342,8 @@ pub fn optimise<B: AutodiffBackend>(
         scheduler,
         config,
         Stage::Optimise,
-        denoiser,
-        inversion.first().clone(),
+        forward,
+        inversion.first().clone().inner(),
         start,
         Some(opt),
         None,
@@ -334,7 +352,7 @@ pub fn optimise<B: AutodiffBackend>(
 }
 
 pub(crate) fn check_inversion<B: AutodiffBackend>(
-    inversion: &StepTrajectory<B>,
+    inversion: &Trajectory<B>,
     scheduler: &DdimScheduler,
     config: &EditConfig,
 ) -> Result<()> {

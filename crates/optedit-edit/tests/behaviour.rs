@@ -38,8 +38,8 @@ fn preservation_only_keeps_the_unmasked_latent_near_the_inversion() {
     };
     let plain = run(0);
     let optimised = run(4);
-    let keep = optimised.mask.clone().neg().add_scalar(1.0);
-    let z0 = optimised.inversion.last();
+    let keep = optimised.mask.clone().unwrap().neg().add_scalar(1.0);
+    let z0 = optimised.inversion.as_ref().unwrap().last();
     let err_plain = masked_diff(&plain.latent, z0, &keep);
     let err_opt = masked_diff(&optimised.latent, z0, &keep);
     // Stated tolerance: the optimised background is at least 2x closer to the

@@ -1,8 +1,9 @@
 //! Forward-only work on an autodiff backend must not keep memory: burn 0.21
-//! sweeps its graph store only on `backward`, so the editor releases it
-//! (`optedit_edit::release_graphs`). Live heap bytes are counted by this test
-//! binary's own global allocator; the tests share it, so they run one at a
-//! time.
+//! sweeps its graph store only on `backward`. The editor runs its
+//! forward-only stages on the inner backend, so they register nothing and
+//! nobody needs `optedit_edit::release_graphs`; these tests check both.
+//! Live heap bytes are counted by this test binary's own global allocator;
+//! the tests share it, so they run one at a time.
 
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
@@ -61,14 +62,14 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
         .remove(0)
         .load()
         .tensor("input.image", &device);
-    let source = p.encode_prompt("a photo of a cat", None).unwrap();
-    let condition = EditCondition::text(p.encode_prompt("a painting of a dog", None).unwrap());
     let config = EditConfig {
         num_steps: 10,
         strength: 1.0,
         ..EditConfig::default()
     };
     let editor = Editor::new(&p, config).unwrap();
+    let source = editor.encode_prompt("a photo of a cat", None).unwrap();
+    let condition = EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
     let [_, _, h, w] = image.dims();
     let edit = || {
         let pixels = (0..h * w).map(|i| f32::from(i % w < w / 2)).collect();
@@ -82,10 +83,64 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
         drop((d, s));
     };
     let growth = growth_over(3, edit);
-    // Without the sweeps these three runs keep several megabytes (hundreds
-    // of UNet, VAE and ControlNet-free operations each).
+    // Run on the autodiff backend, these three runs would keep several
+    // megabytes (hundreds of UNet and VAE operations each).
     assert!(
         growth < 256 * 1024,
         "{growth} bytes more after three DiffEdit + SDEdit runs"
+    );
+    // Nothing was left for a sweep to free: the stages registered no graph
+    // entries (on the autodiff backend one run leaves megabytes to sweep).
+    release_graphs::<AD>(&device);
+    edit();
+    let before_sweep = live();
+    release_graphs::<AD>(&device);
+    let swept = before_sweep.saturating_sub(live());
+    assert!(
+        swept < 16 * 1024,
+        "a sweep after DiffEdit + SDEdit freed {swept} bytes of graph entries"
+    );
+}
+
+/// The whole method's forward-only stages (encode, inversion, mask, the
+/// plain denoising steps, decode) register nothing either; its gradient
+/// steps free their own graphs in `backward`.
+#[test]
+fn an_optimise_edit_leaves_nothing_to_sweep() {
+    let _serial = serial();
+    let device = Default::default();
+    let p = SdPipeline::<AD>::load(&fixtures_dir().join("tiny-sd"), &device).unwrap();
+    let image: Tensor<AD, 4> = cases_with_prefix("vae_encode")
+        .remove(0)
+        .load()
+        .tensor("input.image", &device);
+    let config = EditConfig {
+        num_steps: 6,
+        t_u: 2,
+        strength: 1.0,
+        ..EditConfig::default()
+    };
+    let editor = Editor::new(&p, config).unwrap();
+    let source = editor.encode_prompt("a photo of a cat", None).unwrap();
+    let condition = EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
+    let [_, _, h, w] = image.dims();
+    let edit = || {
+        let pixels = (0..h * w).map(|i| f32::from(i % w < w / 2)).collect();
+        let mut mask = UserMask::new(pixels, w, h).unwrap();
+        drop(
+            editor
+                .edit(image.clone(), &source, &condition, &mut mask, &mut Silent)
+                .unwrap(),
+        );
+    };
+    edit();
+    release_graphs::<AD>(&device);
+    edit();
+    let before_sweep = live();
+    release_graphs::<AD>(&device);
+    let swept = before_sweep.saturating_sub(live());
+    assert!(
+        swept < 16 * 1024,
+        "a sweep after an optimise edit freed {swept} bytes of graph entries"
     );
 }

@@ -289,8 +289,8 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
         .unwrap()
     };
     let (early, all) = (run(0), run(2));
-    let keep = early.mask.clone().neg().add_scalar(1.0);
-    let z0 = early.inversion.last();
+    let keep = early.mask.clone().unwrap().neg().add_scalar(1.0);
+    let z0 = early.inversion.as_ref().unwrap().last();
     let (e_early, e_all) = (
         masked_diff(&early.latent, z0, &keep),
         masked_diff(&all.latent, z0, &keep),
@@ -330,8 +330,8 @@ fn the_config_loss_space_reaches_the_edit() {
     let free = run(LossSpace::Clean, 0.0);
     let clean = run(LossSpace::Clean, 0.05);
     let next = run(LossSpace::Next, 0.05);
-    let z0 = free.inversion.last();
-    let keep = free.mask.clone().neg().add_scalar(1.0);
+    let z0 = free.inversion.as_ref().unwrap().last();
+    let keep = free.mask.clone().unwrap().neg().add_scalar(1.0);
     let (d_free, d_clean) = (
         masked_diff(&free.latent, z0, &keep),
         masked_diff(&clean.latent, z0, &keep),

@@ -2,18 +2,16 @@
 //! samples of held-out single-object captions, judged by the classifier on
 //! the whole image; (b) DDIM inversion and reconstruction of held-out world
 //! images, PSNR vs the original. Both use the editor's building blocks
-//! (`Editor::edit_denoiser` with `optedit_schedule::sample`;
-//! `Editor::invert` / `Editor::reconstruct`).
+//! (a denoiser of `Editor::forward_pipeline` with `optedit_schedule::sample`;
+//! `Editor::invert` / `Editor::reconstruct`), forward only on the inner
+//! backend, so no autodiff bookkeeping piles up over hundreds of images.
 
 use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use image::{DynamicImage, GrayImage, Luma, RgbImage};
-use optedit_edit::{
-    release_graphs, EditCondition, EditConfig, Editor, NoiseSource, ProgressEvent, SdPipeline,
-    Stage,
-};
+use optedit_edit::{Denoiser, EditConfig, Editor, NoiseSource, ProgressEvent, SdPipeline, Stage};
 use optedit_world::{mix, scene_seed, SampleOptions, SceneSpec, Split};
 use serde::{Deserialize, Serialize};
 
@@ -176,21 +174,17 @@ pub fn sample_quality<B: AutodiffBackend>(
         let spec = SceneSpec::sample_with(seed, &SampleOptions { objects: Some(1) })?;
         let id = format!("sample-{:04}", i + 1);
         notify(observer, RunEvent::Item { index: i, id: &id })?;
-        let condition = EditCondition::text(pipeline.encode_prompt(&spec.caption(), None)?);
-        let denoiser = editor.edit_denoiser(&condition);
+        let forward = editor.forward_pipeline();
+        let prompt = forward.encode_prompt(&spec.caption(), None)?;
+        let denoiser = Denoiser::for_prompt(forward, &prompt, options.guidance, Vec::new());
         let real = spec.render().image;
         let [lh, lw] = pipeline.latent_size(real.height() as usize, real.width() as usize);
         let channels = pipeline.vae.config.latent_channels;
         let noise = NoiseSource::new(mix(&[options.seed, i as u64]))
             .normal([1, channels, lh, lw], &pipeline.device);
         let mut scheduler = editor.scheduler().clone();
-        // Forward only, outside the editor: the autodiff graph store is swept
-        // after every step (which also frees the previous sample's prompt
-        // encoding and decoding); the editor's stages sweep their own.
-        let mut predict = optedit_schedule::fallible(|z: Tensor<B, 4>, t: usize| {
-            let eps = denoiser.predict(z, t, 0, 1);
-            release_graphs::<B>(&pipeline.device);
-            eps
+        let mut predict = optedit_schedule::fallible(|z: Tensor<B::InnerBackend, 4>, t: usize| {
+            denoiser.predict(z, t, 0, 1)
         });
         let mut cancelled = false;
         let mut steps = Steps(&mut *observer);
@@ -211,7 +205,7 @@ pub fn sample_quality<B: AutodiffBackend>(
         if cancelled {
             return Err(EvalError::Cancelled);
         }
-        let sample = tensor_to_rgb(pipeline.decode_latent(trajectory.end().clone())?)?;
+        let sample = tensor_to_rgb(forward.decode_latent(trajectory.last().clone())?)?;
         let full = GrayImage::from_pixel(sample.width(), sample.height(), Luma([255]));
         let j = &judge.judge(&[&sample], &[&full])[0];
         let o = &spec.objects[0];
@@ -274,7 +268,7 @@ pub fn reconstruction_quality<B: AutodiffBackend>(
         let id = format!("reconstruction-{:04}", i + 1);
         notify(observer, RunEvent::Item { index: i, id: &id })?;
         let original = spec.render().image;
-        let source = pipeline.encode_prompt(&spec.caption(), None)?;
+        let source = editor.encode_prompt(&spec.caption(), None)?;
         let z0 = editor.encode(rgb_to_signed_tensor::<B>(&original, &pipeline.device))?;
         vae.push(psnr(&original, &tensor_to_rgb(editor.decode(z0.clone())?)?));
         let mut steps = Steps(&mut *observer);

@@ -471,8 +471,9 @@ fn apply_method<B: AutodiffBackend>(
         .prompt
         .clone()
         .unwrap_or_else(|| scenes.target.caption());
-    let source = p.encode_prompt(&source_prompt, None)?;
-    let target = p.encode_prompt(&target_prompt, options.negative_prompt.as_deref())?;
+    let editor = Editor::new(p, options.config.clone())?;
+    let source = editor.encode_prompt(&source_prompt, None)?;
+    let target = editor.encode_prompt(&target_prompt, options.negative_prompt.as_deref())?;
     let mut controls = Vec::new();
     for &c in &case.controls {
         let net = models.controlnets.get(&c).ok_or_else(|| {
@@ -496,16 +497,16 @@ fn apply_method<B: AutodiffBackend>(
         controls,
     };
     let image = rgb_to_signed_tensor::<B>(scenes.input(), &p.device);
-    let editor = Editor::new(p, options.config.clone())?;
-    let mut mask_source: Box<dyn MaskSource<B>> = match (mask_spec, scenes.pixel_mask(mask_spec)) {
-        (MaskSpec::Full, _) => Box::new(FullMask),
-        (_, Some(m)) => {
-            let (w, h) = m.dimensions();
-            let pixels = m.pixels().map(|v| f32::from(v[0]) / 255.0).collect();
-            Box::new(UserMask::new(pixels, w as usize, h as usize)?)
-        }
-        (_, None) => Box::new(EstimatedMask::default()),
-    };
+    let mut mask_source: Box<dyn MaskSource<B::InnerBackend>> =
+        match (mask_spec, scenes.pixel_mask(mask_spec)) {
+            (MaskSpec::Full, _) => Box::new(FullMask),
+            (_, Some(m)) => {
+                let (w, h) = m.dimensions();
+                let pixels = m.pixels().map(|v| f32::from(v[0]) / 255.0).collect();
+                Box::new(UserMask::new(pixels, w as usize, h as usize)?)
+            }
+            (_, None) => Box::new(EstimatedMask::default()),
+        };
     let editor_method = options.method.editor().ok_or_else(|| {
         EvalError::argument(
             "method",
@@ -515,23 +516,16 @@ fn apply_method<B: AutodiffBackend>(
             ),
         )
     })?;
-    let out = match editor_method {
-        EditMethod::Optimise => editor
-            .edit(image, &source, &condition, mask_source.as_mut(), progress)
-            .map(|o| (o.image, Some(o.mask), o.timings, o.mask_empty)),
-        EditMethod::DiffEdit => editor
-            .diffedit(image, &source, &condition, mask_source.as_mut(), progress)
-            .map(|o| (o.image, o.mask, o.timings, false)),
-        EditMethod::SdEdit => editor
-            .sdedit(image, &condition, progress)
-            .map(|o| (o.image, None, o.timings, false)),
-        other => {
-            return Err(EvalError::argument(
-                "method",
-                format!("{other} is not an editor this evaluation runs"),
-            ))
-        }
-    };
+    let out = editor
+        .edit_with(
+            editor_method,
+            image,
+            &source,
+            &condition,
+            mask_source.as_mut(),
+            progress,
+        )
+        .map(|o| (o.image, o.mask, o.timings, o.mask_empty));
     match out {
         Ok(o) => Ok(Ok(o)),
         // A diverged edit is an outcome of the method, measured as a failure.

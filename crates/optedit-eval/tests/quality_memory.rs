@@ -1,9 +1,9 @@
-//! `optedit eval quality` generates and reconstructs hundreds of images on
-//! an autodiff backend without a single `backward`; burn 0.21 keeps the
-//! graph entries of such forward-only work until one runs, so the loops
-//! release them (`optedit_edit::release_graphs`). This checks that repeated
-//! rounds on the committed demo model keep no memory, counting live heap
-//! bytes with this test binary's own global allocator.
+//! `optedit eval quality` generates and reconstructs hundreds of images
+//! without a single `backward`; burn 0.21 would keep the graph entries of
+//! such forward-only work on an autodiff backend until one runs, so the
+//! loops run on the inner backend (`Editor::forward_pipeline`). This checks
+//! that repeated rounds on the committed demo model keep no memory,
+//! counting live heap bytes with this test binary's own global allocator.
 
 use std::path::PathBuf;
 
@@ -45,8 +45,8 @@ fn repeated_quality_rounds_keep_no_memory() {
         ("reconstructions", &reconstructions),
     ] {
         let growth = growth_over(3, round);
-        // Without the sweeps each round keeps megabytes (8 or 16 UNet
-        // passes, their checkpointed inputs included).
+        // On the autodiff backend each round would keep megabytes (8 or 16
+        // UNet passes, their checkpointed inputs included).
         assert!(
             growth < 512 * 1024,
             "{growth} bytes more after three rounds of {name}"

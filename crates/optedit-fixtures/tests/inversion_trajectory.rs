@@ -48,7 +48,7 @@ fn ddim_inversion_trajectory_cases() {
         });
         let mut guided = Cfg::new(batch, w);
         let mut forward = DdimScheduler::new(config).unwrap();
-        let smp = sample(&mut forward, &mut guided, inv.end().clone(), steps, None).unwrap();
+        let smp = sample(&mut forward, &mut guided, inv.last().clone(), steps, None).unwrap();
 
         let as_tensor = |ts: &[usize]| {
             Tensor::<B, 1>::from_data(

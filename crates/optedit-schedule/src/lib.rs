@@ -34,7 +34,7 @@
 //! // A stand-in for the UNet: any `FnMut(latents, timestep) -> eps`.
 //! let mut eps = |x: Tensor<Flex, 4>, _t: usize| x.mul_scalar(0.0).add_scalar(0.1);
 //! let inverted = invert(&mut inverse, &mut eps, z0.clone(), 10, None)?;
-//! let restored = sample(&mut forward, &mut eps, inverted.end().clone(), 10, None)?;
+//! let restored = sample(&mut forward, &mut eps, inverted.last().clone(), 10, None)?;
 //! assert_eq!(restored.latents.len(), 11);
 //! # Ok::<(), optedit_schedule::ScheduleError>(())
 //! ```

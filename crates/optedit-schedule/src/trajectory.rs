@@ -10,44 +10,93 @@ use crate::scheduler::{Direction, Scheduler};
 /// `(index of the finished step, number of steps)`.
 pub type Progress<'a> = Option<&'a mut dyn FnMut(usize, usize)>;
 
-/// The states visited by a scheduler run.
+/// Latents along a schedule, indexed by step: the one trajectory type of
+/// optedit, for sampling, inversion and the editor's stages alike.
+///
+/// `timesteps` is the whole schedule the run followed, in the order its
+/// steps are taken (descending for denoising, ascending for inversion);
+/// `latents[i]` is the input of step `start + i` (at the noise level of
+/// `timesteps[start + i]`) and the last latent the result of the last step.
+/// A complete trajectory spans the steps `start..N`: `N - start + 1`
+/// latents. `eps` holds the model output of each step taken when the run
+/// kept them ([`run`], [`invert`], [`sample`]); runs that do not keep them
+/// (the editor's stages) leave it empty.
+///
+/// The editor's DDIM inversion is handed back in *denoising* order
+/// (`timesteps` the denoising schedule, `latents[0]` the noisiest), so the
+/// inversion and the edit index their latents alike.
 #[derive(Debug, Clone)]
 pub struct Trajectory<B: Backend> {
-    /// The timestep of each step, in the order visited (length N).
+    /// The whole schedule, `N` timesteps, in the order the steps are taken.
     pub timesteps: Vec<usize>,
-    /// The latents: index 0 is the start, index `i + 1` the result of step `i` (length N + 1).
+    /// The first step covered (0 unless the run started part-way, as
+    /// image-to-image runs of a strength below 1 do).
+    pub start: usize,
+    /// The latents: `latents[i]` is the input of step `start + i`.
     pub latents: Vec<Tensor<B, 4>>,
-    /// The model output used at each step (length N).
+    /// The model output of each step taken, when kept (else empty).
     pub eps: Vec<Tensor<B, 4>>,
 }
 
 impl<B: Backend> Trajectory<B> {
-    /// Number of steps taken.
+    /// Number of steps taken (`latents.len() - 1`).
     pub fn len(&self) -> usize {
-        self.timesteps.len()
+        self.latents.len().saturating_sub(1)
     }
 
     /// Whether no step was taken.
     pub fn is_empty(&self) -> bool {
-        self.timesteps.is_empty()
+        self.len() == 0
     }
 
-    /// The starting latent.
-    pub fn start(&self) -> &Tensor<B, 4> {
+    /// The timesteps of the steps taken (`timesteps[start..]`).
+    pub fn visited_timesteps(&self) -> &[usize] {
+        &self.timesteps[self.start.min(self.timesteps.len())..]
+    }
+
+    /// The latent at the input of step `step` (`start <= step <= N`).
+    ///
+    /// # Panics
+    /// If `step` is outside the trajectory.
+    pub fn at(&self, step: usize) -> &Tensor<B, 4> {
+        assert!(
+            step >= self.start && step - self.start < self.latents.len(),
+            "step {step} outside the trajectory (steps {}..={})",
+            self.start,
+            self.start + self.latents.len() - 1
+        );
+        &self.latents[step - self.start]
+    }
+
+    /// The first latent (the input of step `start`).
+    pub fn first(&self) -> &Tensor<B, 4> {
         &self.latents[0]
     }
 
-    /// The final latent.
-    pub fn end(&self) -> &Tensor<B, 4> {
-        &self.latents[self.latents.len() - 1]
+    /// The last latent (the result of the last step).
+    pub fn last(&self) -> &Tensor<B, 4> {
+        self.latents
+            .last()
+            .expect("a trajectory has at least one latent")
     }
 
-    /// The latents stacked on a new leading axis: `[N + 1, batch, c, h, w]`.
+    /// Number of steps `N` of the whole schedule.
+    pub fn num_steps(&self) -> usize {
+        self.timesteps.len()
+    }
+
+    /// Whether the trajectory spans the steps `start..N`.
+    pub fn is_complete(&self) -> bool {
+        self.latents.len() + self.start == self.timesteps.len() + 1
+    }
+
+    /// The latents stacked on a new leading axis: `[len + 1, batch, c, h, w]`.
     pub fn stacked_latents(&self) -> Tensor<B, 5> {
         Tensor::stack(self.latents.clone(), 0)
     }
 
-    /// The model outputs stacked on a new leading axis (`None` when empty).
+    /// The model outputs stacked on a new leading axis (`None` when not
+    /// kept).
     pub fn stacked_eps(&self) -> Option<Tensor<B, 5>> {
         (!self.eps.is_empty()).then(|| Tensor::stack(self.eps.clone(), 0))
     }
@@ -55,11 +104,29 @@ impl<B: Backend> Trajectory<B> {
 
 /// Runs `scheduler` over `timesteps` from `start`: at each timestep the
 /// predictor is evaluated on the (scaled) latent and the scheduler advances.
+/// The trajectory's schedule is `timesteps` (its `start` is 0).
 pub fn run<S, B, P>(
     scheduler: &S,
     predictor: &mut P,
     start: Tensor<B, 4>,
     timesteps: &[usize],
+    progress: Progress<'_>,
+) -> Result<Trajectory<B>>
+where
+    S: Scheduler,
+    B: Backend,
+    P: NoisePredictor<B> + ?Sized,
+{
+    run_from(scheduler, predictor, start, timesteps, 0, progress)
+}
+
+/// [`run`] over the steps `first..` of the schedule `timesteps`.
+fn run_from<S, B, P>(
+    scheduler: &S,
+    predictor: &mut P,
+    start: Tensor<B, 4>,
+    timesteps: &[usize],
+    first: usize,
     mut progress: Progress<'_>,
 ) -> Result<Trajectory<B>>
 where
@@ -67,11 +134,11 @@ where
     B: Backend,
     P: NoisePredictor<B> + ?Sized,
 {
-    let total = timesteps.len();
+    let total = timesteps.len() - first;
     let mut latents = Vec::with_capacity(total + 1);
     let mut eps = Vec::with_capacity(total);
     latents.push(start);
-    for (step, &timestep) in timesteps.iter().enumerate() {
+    for (step, &timestep) in timesteps[first..].iter().enumerate() {
         let latent = latents[step].clone();
         let input = scheduler.scale_model_input(latent.clone(), timestep);
         let output =
@@ -91,6 +158,7 @@ where
     }
     Ok(Trajectory {
         timesteps: timesteps.to_vec(),
+        start: first,
         latents,
         eps,
     })
@@ -153,7 +221,8 @@ where
 }
 
 /// DDIM sampling from an intermediate step: sets `num_steps` timesteps and
-/// runs `timesteps[start_step..]` from `latent`, which must be at the noise
+/// runs `timesteps[start_step..]` from `latent` (the trajectory's `start`
+/// is `start_step`), which must be at the noise
 /// level of `timesteps[start_step]` (see [`start_step_for_strength`]).
 pub fn sample_from<S, B, P>(
     scheduler: &mut S,
@@ -177,12 +246,8 @@ where
             format!("{start_step} is beyond the {} steps", timesteps.len()),
         ));
     }
-    run(
-        scheduler,
-        predictor,
-        latent,
-        &timesteps[start_step..],
-        progress,
+    run_from(
+        scheduler, predictor, latent, &timesteps, start_step, progress,
     )
 }
 

@@ -490,7 +490,7 @@ fn invert_matches_hand_recursion() {
 
     let ac = inv.alphas_cumprod();
     let mut x = values(&z0);
-    assert_close("z0", &values(traj.start()), &x, TIGHT);
+    assert_close("z0", &values(traj.first()), &x, TIGHT);
     for (i, &t) in traj.timesteps.iter().enumerate() {
         let from = if t >= 100 {
             ac[t - 100] as f64
@@ -572,13 +572,13 @@ fn sampling_an_inversion_with_constant_eps_restores_z0() {
         let constant = tensor::<B>([1, 4, 3, 3], 14);
         let mut predictor = |_x: Tensor<B, 4>, _t: usize| constant.clone();
         let inverted = invert(&mut inv, &mut predictor, z0.clone(), 20, None).unwrap();
-        let restored = sample(&mut fwd, &mut predictor, inverted.end().clone(), 20, None).unwrap();
+        let restored = sample(&mut fwd, &mut predictor, inverted.last().clone(), 20, None).unwrap();
         let mut reversed = inverted.timesteps.clone();
         reversed.reverse();
         assert_eq!(restored.timesteps, reversed);
         assert_close(
             "restored z0",
-            &values(restored.end()),
+            &values(restored.last()),
             &values(&z0),
             Tolerance {
                 atol: 1e-4,
@@ -610,7 +610,11 @@ fn sample_from_strength_and_direction_checks() {
     let mut predictor = |x: Tensor<B, 4>, _t: usize| x.mul_scalar(0.0);
     let z = tensor::<B>([1, 1, 2, 2], 15);
     let traj = sample_from(&mut fwd, &mut predictor, z.clone(), 10, 4, None).unwrap();
-    assert_eq!(traj.timesteps, &fwd.timesteps()[4..]);
+    assert_eq!(traj.visited_timesteps(), &fwd.timesteps()[4..]);
+    assert_eq!(traj.timesteps, fwd.timesteps());
+    assert_eq!(traj.start, 4);
+    assert!(traj.is_complete());
+    assert_eq!(traj.at(4).dims(), z.dims());
     assert_eq!(traj.len(), 6);
     assert!(sample_from(&mut fwd, &mut predictor, z.clone(), 10, 11, None).is_err());
     let mut inv = DdimInverseScheduler::new(config).unwrap();

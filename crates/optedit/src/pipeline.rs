@@ -147,10 +147,10 @@ impl<B: AutodiffBackend> Pipeline<B> {
         let original = image.to_rgb8();
         let input = fit.apply(&original);
 
-        let source = self.sd.encode_prompt(&instruction.source_prompt, None)?;
-        let target = self
-            .sd
-            .encode_prompt(&instruction.prompt, instruction.negative_prompt.as_deref())?;
+        let editor = Editor::new(&self.sd, options.config.clone())?;
+        let source = editor.encode_prompt(&instruction.source_prompt, None)?;
+        let target =
+            editor.encode_prompt(&instruction.prompt, instruction.negative_prompt.as_deref())?;
         let mut controls = Vec::new();
         for (i, control) in instruction.controls.iter().enumerate() {
             let net = self.controlnets.get(control.net).ok_or_else(|| {
@@ -180,7 +180,7 @@ impl<B: AutodiffBackend> Pipeline<B> {
             prompt: target,
             controls,
         };
-        let mut mask_source: Box<dyn MaskSource<B>> = match &instruction.mask {
+        let mut mask_source: Box<dyn MaskSource<B::InnerBackend>> = match &instruction.mask {
             MaskChoice::Estimated => Box::new(EstimatedMask {
                 options: options.mask_options,
                 ..EstimatedMask::default()
@@ -196,36 +196,21 @@ impl<B: AutodiffBackend> Pipeline<B> {
             }
         };
 
-        let editor = Editor::new(&self.sd, options.config.clone())?;
         let tensor = rgb_to_signed_tensor::<B>(&input, device);
-        let mut guidance = None;
-        let mut mask_empty = false;
-        let (result, mask, timings) = match options.method {
-            Method::Optimise => {
-                let out =
-                    editor.edit(tensor, &source, &condition, mask_source.as_mut(), progress)?;
-                mask_empty = out.mask_empty;
-                if options.guidance_image {
-                    guidance = out.guidance.map(|g| g.last().clone());
-                }
-                (out.image, Some(out.mask), out.timings)
-            }
-            Method::DiffEdit => {
-                let out =
-                    editor.diffedit(tensor, &source, &condition, mask_source.as_mut(), progress)?;
-                (out.image, out.mask, out.timings)
-            }
-            Method::SdEdit => {
-                let out = editor.sdedit(tensor, &condition, progress)?;
-                (out.image, out.mask, out.timings)
-            }
-            other => {
-                return Err(Error::argument(
-                    "method",
-                    format!("{other} is not supported by this version of the facade"),
-                ))
-            }
+        let out = editor.edit_with(
+            options.method,
+            tensor,
+            &source,
+            &condition,
+            mask_source.as_mut(),
+            progress,
+        )?;
+        let guidance = match &out.guidance {
+            Some(g) if options.guidance_image => Some(g.last().clone()),
+            _ => None,
         };
+        let (result, mask, timings, mask_empty) =
+            (out.image, out.mask, out.timings, out.mask_empty);
         let guidance = guidance
             .map(|latent| -> Result<RgbImage> {
                 Ok(fit.restore(&original, &tensor_to_rgb(editor.decode(latent)?)?))

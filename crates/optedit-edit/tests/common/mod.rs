@@ -6,10 +6,11 @@
 use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
 use optedit_edit::{
-    BaselineOutput, EditCondition, EditConfig, EditOutput, Editor, MaskSource, SdPipeline, Silent,
-    UserMask,
+    EditCondition, EditConfig, EditOutput, Editor, MaskSource, SdPipeline, Silent, UserMask,
 };
-use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
+use optedit_fixtures::{
+    cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD, TestBackend,
+};
 
 /// The pipeline folder `name` of the fixture set (`tiny-sd`, `tiny-sd21`).
 pub fn load(name: &str) -> SdPipeline<AD> {
@@ -95,8 +96,8 @@ pub fn three_methods(
     x: &Tensor<AD, 4>,
     source: &PromptEmbeddings<AD>,
     condition: &EditCondition<'_, AD>,
-    diffedit_mask: &mut dyn MaskSource<AD>,
-) -> (EditOutput<AD>, BaselineOutput<AD>, BaselineOutput<AD>) {
+    diffedit_mask: &mut dyn MaskSource<TestBackend>,
+) -> (EditOutput<AD>, EditOutput<AD>, EditOutput<AD>) {
     let [_, _, h, w] = x.dims();
     let optimised = editor
         .edit(
