@@ -158,9 +158,17 @@ impl<'a, B: Backend> Denoiser<'a, B> {
                     ))
                 }
             };
-            let r = c
-                .model
-                .forward(x.clone(), t.clone(), ctx.clone(), image, c.scale)?;
+            // SDXL ControlNets take the UNet's added conditions too.
+            let r = c.model.forward_with_conditions(
+                x.clone(),
+                t.clone(),
+                ctx.clone(),
+                image,
+                c.scale,
+                added
+                    .as_ref()
+                    .filter(|_| c.model.config.added_conditions().is_some()),
+            )?;
             residuals = Some(match residuals {
                 Some(acc) => acc.add(r),
                 None => r,

@@ -204,3 +204,84 @@ fn the_three_methods_edit() {
         optimised.mask.as_ref().unwrap().dims()[2..]
     );
 }
+
+/// An SDXL ControlNet (`addition_embed_type = "text_time"`) built from the
+/// fixture UNet's own config, with random weights: the pooled embeddings
+/// and size conditions reach it in every method, and its residuals steer
+/// all three. An SD 1.x-style ControlNet of another width is refused with
+/// a typed error naming the input, not a panic.
+#[test]
+fn an_sdxl_controlnet_steers_the_three_methods() {
+    use optedit_edit::ControlCondition;
+    use optedit_models::{ControlNetConfig, ControlNetModel};
+
+    let p = pipeline();
+    let device = Default::default();
+    let mut unet = json("unet/config.json");
+    // One conditioning-embedding level per VAE halving: condition images at
+    // the input's size.
+    let levels = p.vae_scale().trailing_zeros() as usize + 1;
+    unet["conditioning_embedding_out_channels"] = serde_json::json!(vec![8; levels]);
+    let config: ControlNetConfig = serde_json::from_value(unet).unwrap();
+    assert!(
+        config.added_conditions().is_some(),
+        "a text_time ControlNet"
+    );
+    let net = ControlNetModel::<AD>::from_config(config, &device).unwrap();
+
+    let src = p.encode_prompt("a red circle", None).unwrap();
+    let prompt = p.encode_prompt("a blue square", None).unwrap();
+    let editor = Editor::new(&p, config_with_steps()).unwrap();
+    let x = image(&p);
+    let [_, _, h, w] = x.dims();
+    let hint = Tensor::<AD, 4>::random(
+        [1, 3, h, w],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let plain = EditCondition::text(prompt.clone());
+    let steered = EditCondition::text(prompt.clone())
+        .with_control(ControlCondition::new(&net, hint.clone()).with_scale(1.0));
+    let mut mask = optedit_edit::FullMask;
+    let (a, b, c) = three_methods(&editor, &x, &src, &plain, &mut mask);
+    let (sa, sb, sc) = three_methods(&editor, &x, &src, &steered, &mut mask);
+    for (name, plain, steered) in [
+        ("optimise", &a, &sa),
+        ("diffedit", &b, &sb),
+        ("sdedit", &c, &sc),
+    ] {
+        let moved = mse(&plain.latent, &steered.latent);
+        assert!(
+            moved > 1e-8,
+            "{name}: the ControlNet changed nothing ({moved})"
+        );
+    }
+
+    // A ControlNet made for another UNet (the SD 1.x fixture's) is refused,
+    // naming the input that does not fit.
+    let sd = ControlNetModel::<AD>::load(&fixtures_dir().join("tiny-controlnet"), &device).unwrap();
+    if sd.config.cross_attention_dim != p.unet.config.cross_attention_dim {
+        let wrong = EditCondition::text(prompt)
+            .with_control(ControlCondition::new(&sd, hint).with_scale(1.0));
+        let err = editor.sdedit(x, &wrong, &mut Silent).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                EditError::Model(ModelError::InvalidInput { argument, .. })
+                    if argument == "encoder_hidden_states" || argument == "controlnet_cond"
+            ),
+            "{err}"
+        );
+    }
+}
+
+/// The shared test config cut to two steps, one of them optimised once
+/// (six edits run here).
+fn config_with_steps() -> EditConfig {
+    EditConfig {
+        num_steps: 2,
+        t_u: 1,
+        k: 1,
+        ..config()
+    }
+}

@@ -18,6 +18,7 @@ const READ: &[(&str, &str)] = &[
     ("unet_forward_sdxl", "optedit-models tests/unet_parity.rs"),
     ("unet_grad", "optedit-models tests/parity.rs"),
     ("controlnet_forward", "optedit-models tests/parity.rs"),
+    ("controlnet_forward_sdxl", "optedit-models tests/parity.rs"),
     ("vae_encode", "optedit-models tests/parity.rs"),
     ("vae_decode", "optedit-models tests/parity.rs"),
     (

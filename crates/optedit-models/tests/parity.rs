@@ -7,8 +7,8 @@ use optedit_fixtures::{
     assert_output, cases_with_prefix, fixtures_dir, TestAutodiffBackend as AD, TestBackend as B,
 };
 use optedit_models::{
-    AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, ControlNetModel, ModelError,
-    UNet2DConditionModel,
+    AddedConditions, AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, ControlNetModel,
+    ModelError, UNet2DConditionModel,
 };
 
 #[test]
@@ -124,13 +124,29 @@ fn controlnet_forward_cases() {
         let g = case.load();
         let cn = ControlNetModel::<B>::load(&case.model_dir(), &device).unwrap();
         let scale = g.get("input.conditioning_scale").values[0];
+        // SDXL ControlNets take the added conditions too.
+        let added = match (g.has("input.text_embeds"), g.has("input.time_ids")) {
+            (false, false) => None,
+            (true, true) => Some(AddedConditions {
+                text_embeds: g.tensor("input.text_embeds", &device),
+                time_ids: g.tensor("input.time_ids", &device),
+            }),
+            _ => panic!("{}: text_embeds and time_ids must come together", case.case),
+        };
+        assert_eq!(
+            added.is_some(),
+            cn.config.added_conditions().is_some(),
+            "{}: added conditions given iff the ControlNet is text_time",
+            case.case
+        );
         let res = cn
-            .forward(
+            .forward_with_conditions(
                 g.tensor("input.sample", &device),
                 g.tensor("input.timestep", &device),
                 g.tensor("input.encoder_hidden_states", &device),
                 g.tensor("input.controlnet_cond", &device),
                 scale,
+                added.as_ref(),
             )
             .unwrap();
         let down = case.outputs_with_prefix("output.down_block_res_sample");

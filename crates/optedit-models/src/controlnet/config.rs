@@ -6,7 +6,9 @@ use crate::config::defaults::*;
 use crate::config::{unsupported, IntOrList};
 use crate::error::Result;
 use crate::unet::blocks::DownPath;
-use crate::unet::config::{check_common, heads_per_block};
+use crate::unet::config::{
+    check_common, check_text_time, heads_per_block, text_time_dims, AddedConditionDims,
+};
 
 /// The keys of a diffusers `ControlNetModel` config that this implementation
 /// reads (unknown keys are ignored; keys without a default are required).
@@ -81,9 +83,16 @@ pub struct ControlNetConfig {
     /// Must be null.
     #[serde(default)]
     pub class_embed_type: Option<String>,
-    /// Must be null.
+    /// Null, or `text_time` (SDXL ControlNets: pooled text embedding and
+    /// size conditions added to the time embedding, as in the UNet).
     #[serde(default)]
     pub addition_embed_type: Option<String>,
+    /// Width of each size condition's sinusoidal embedding (`text_time`).
+    #[serde(default)]
+    pub addition_time_embed_dim: Option<usize>,
+    /// Input width of the `text_time` MLP (`add_embedding`).
+    #[serde(default)]
+    pub projection_class_embeddings_input_dim: Option<usize>,
     /// Must be false.
     #[serde(default)]
     pub only_cross_attention: serde_json::Value,
@@ -102,13 +111,21 @@ impl ControlNetConfig {
             &self.class_embed_type,
             &self.only_cross_attention,
         )?;
-        if self.addition_embed_type.is_some() {
-            return Err(unsupported(
+        match self.addition_embed_type.as_deref() {
+            None => {}
+            Some("text_time") => check_text_time(
                 path,
-                "addition_embed_type",
-                &self.addition_embed_type,
-                "added conditions are not supported in ControlNets",
-            ));
+                self.addition_time_embed_dim,
+                self.projection_class_embeddings_input_dim,
+            )?,
+            Some(_) => {
+                return Err(unsupported(
+                    path,
+                    "addition_embed_type",
+                    &self.addition_embed_type,
+                    "null or \"text_time\" (SDXL)",
+                ))
+            }
         }
         if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
             return Err(unsupported(
@@ -139,6 +156,16 @@ impl ControlNetConfig {
         }
         self.down_path(path)?;
         Ok(())
+    }
+
+    /// The widths of SDXL's added conditions (`text_time`); `None` for
+    /// SD 1.x / 2.x ControlNets.
+    pub fn added_conditions(&self) -> Option<AddedConditionDims> {
+        text_time_dims(
+            self.addition_embed_type.as_deref(),
+            self.addition_time_embed_dim,
+            self.projection_class_embeddings_input_dim,
+        )
     }
 
     pub(crate) fn down_path(&self, path: &Path) -> Result<DownPath> {

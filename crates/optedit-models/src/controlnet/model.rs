@@ -14,7 +14,9 @@ use crate::loader::{find_weights, load_strict};
 use crate::names::Library;
 use crate::saver::{save_weights, SaveFormat, WeightPrecision};
 use crate::unet::blocks::{DownBlock, MidBlock};
-use crate::unet::{ControlResiduals, UNet2DConditionModel};
+use crate::unet::{
+    text_time_embedding, AddedConditions, ControlResiduals, UNet2DConditionModel, TIME_IDS,
+};
 use burn_store::{ModuleSnapshot, PathFilter};
 
 /// The small convolutional encoder that brings the condition image (8x the
@@ -46,6 +48,9 @@ pub struct ControlNetModel<B: Backend> {
     pub conv_in: Conv2d<B>,
     /// Time-embedding MLP.
     pub time_embedding: TimestepEmbedding<B>,
+    /// The `text_time` MLP of SDXL ControlNets (diffusers' `add_embedding`),
+    /// as in the UNet.
+    pub add_time_embedding: Option<TimestepEmbedding<B>>,
     /// Condition-image encoder.
     pub controlnet_cond_embedding: ControlNetConditioningEmbedding<B>,
     /// Down levels (a copy of the UNet's).
@@ -91,6 +96,13 @@ impl<B: Backend> ControlNetModel<B> {
         Ok(Self {
             conv_in: conv_layer([config.in_channels, boc[0]], 3, 1, 1, device),
             time_embedding: TimestepEmbedding::new(boc[0], boc[0] * 4, device),
+            add_time_embedding: config.added_conditions().map(|dims| {
+                TimestepEmbedding::new(
+                    dims.text_embeds + TIME_IDS * dims.time_embed_dim,
+                    boc[0] * 4,
+                    device,
+                )
+            }),
             controlnet_cond_embedding: ControlNetConditioningEmbedding {
                 conv_in: conv_layer([config.conditioning_channels, emb[0]], 3, 1, 1, device),
                 blocks,
@@ -145,8 +157,8 @@ impl<B: Backend> ControlNetModel<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let mut model = Self::from_config(config, device)?;
-        let filter =
-            PathFilter::new().with_regex(r"^(conv_in|time_embedding|down_blocks|mid_block)\.");
+        let filter = PathFilter::new()
+            .with_regex(r"^(conv_in|time_embedding|add_time_embedding|down_blocks|mid_block)\.");
         let snapshots = unet.collect(Some(filter), None, false);
         let expected = snapshots.len();
         let result = model.apply(snapshots, None, None, false);
@@ -189,7 +201,9 @@ impl<B: Backend> ControlNetModel<B> {
     /// Residuals for the UNet, already multiplied by `conditioning_scale`:
     /// `sample` `[batch, in, h, w]`, `timestep` `[1]` or `[batch]`,
     /// `encoder_hidden_states` `[batch, tokens, dim]`, `controlnet_cond`
-    /// `[batch, conditioning_channels, 8h, 8w]` in `[0, 1]`.
+    /// `[batch, conditioning_channels, 8h, 8w]` in `[0, 1]`. An SDXL
+    /// (`text_time`) ControlNet needs its added conditions: call
+    /// [`forward_with_conditions`](Self::forward_with_conditions).
     pub fn forward(
         &self,
         sample: Tensor<B, 4>,
@@ -197,6 +211,29 @@ impl<B: Backend> ControlNetModel<B> {
         encoder_hidden_states: Tensor<B, 3>,
         controlnet_cond: Tensor<B, 4>,
         conditioning_scale: f64,
+    ) -> Result<ControlResiduals<B>> {
+        self.forward_with_conditions(
+            sample,
+            timestep,
+            encoder_hidden_states,
+            controlnet_cond,
+            conditioning_scale,
+            None,
+        )
+    }
+
+    /// [`forward`](Self::forward) with SDXL's added conditions
+    /// (`added_cond_kwargs`: pooled text embedding and size conditions),
+    /// required by a `text_time` ControlNet and refused by any other
+    /// ([`ModelError::MissingConditions`], [`ModelError::InvalidInput`]).
+    pub fn forward_with_conditions(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+        controlnet_cond: Tensor<B, 4>,
+        conditioning_scale: f64,
+        added: Option<&AddedConditions<B>>,
     ) -> Result<ControlResiduals<B>> {
         let [batch, channels, h, w] = sample.dims();
         let [cb, cc, ch, cw] = controlnet_cond.dims();
@@ -243,12 +280,23 @@ impl<B: Backend> ControlNetModel<B> {
             controlnet_cond
         };
         let t = crate::unet::model_batch_timesteps(timestep, batch)?;
-        let temb = self.time_embedding.forward(timestep_embedding(
+        let mut temb = self.time_embedding.forward(timestep_embedding(
             t,
             self.config.block_out_channels[0],
             self.config.flip_sin_to_cos,
             self.config.freq_shift,
         ));
+        if let Some(aug) = text_time_embedding(
+            "ControlNet",
+            self.add_time_embedding.as_ref(),
+            self.config.added_conditions(),
+            self.config.addition_embed_type.as_deref(),
+            added,
+            batch,
+            (self.config.flip_sin_to_cos, self.config.freq_shift),
+        )? {
+            temb = temb + aug;
+        }
         let context = encoder_hidden_states;
         let mut x = conv2d(&self.conv_in, sample) + self.controlnet_cond_embedding.forward(cond);
         let mut skips = vec![x.clone()];

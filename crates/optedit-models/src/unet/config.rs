@@ -22,6 +22,52 @@ pub struct AddedConditionDims {
     pub time_embed_dim: usize,
 }
 
+/// The widths of a `text_time` addition embedding from the config keys
+/// `addition_embed_type`, `addition_time_embed_dim` and
+/// `projection_class_embeddings_input_dim` (UNet and ControlNet alike);
+/// `None` for any other addition or an incomplete one.
+pub(crate) fn text_time_dims(
+    addition_embed_type: Option<&str>,
+    time_embed_dim: Option<usize>,
+    input: Option<usize>,
+) -> Option<AddedConditionDims> {
+    if addition_embed_type != Some("text_time") {
+        return None;
+    }
+    let time_embed_dim = time_embed_dim?;
+    Some(AddedConditionDims {
+        text_embeds: input?.checked_sub(TIME_IDS * time_embed_dim)?,
+        time_embed_dim,
+    })
+}
+
+/// Checks the keys of a `text_time` addition embedding; `path` names the
+/// config file.
+pub(crate) fn check_text_time(
+    path: &Path,
+    time_embed_dim: Option<usize>,
+    input: Option<usize>,
+) -> Result<()> {
+    let missing = |field: &str| ModelError::MissingConfigKey {
+        path: path.to_path_buf(),
+        field: field.into(),
+    };
+    let t = time_embed_dim.ok_or_else(|| missing("addition_time_embed_dim"))?;
+    let input = input.ok_or_else(|| missing("projection_class_embeddings_input_dim"))?;
+    if t == 0 || input <= TIME_IDS * t {
+        return Err(unsupported(
+            path,
+            "projection_class_embeddings_input_dim",
+            input,
+            &format!(
+                "must exceed {TIME_IDS} x addition_time_embed_dim ({t}, nonzero): \
+                 the pooled text embedding's width plus the time ids' embeddings"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The keys of a diffusers `UNet2DConditionModel` config that this
 /// implementation reads (unknown keys are ignored). Keys without a default are
 /// required; the others default as in diffusers.
@@ -346,44 +392,21 @@ impl UNet2DConditionConfig {
     /// The widths of SDXL's added conditions (`addition_embed_type =
     /// "text_time"`), `None` for other UNets.
     pub fn added_conditions(&self) -> Option<AddedConditionDims> {
-        if self.addition_embed_type.as_deref() != Some("text_time") {
-            return None;
-        }
-        let time_embed_dim = self.addition_time_embed_dim?;
-        let input = self.projection_class_embeddings_input_dim?;
-        Some(AddedConditionDims {
-            text_embeds: input.checked_sub(TIME_IDS * time_embed_dim)?,
-            time_embed_dim,
-        })
+        text_time_dims(
+            self.addition_embed_type.as_deref(),
+            self.addition_time_embed_dim,
+            self.projection_class_embeddings_input_dim,
+        )
     }
 
     fn check_addition(&self, path: &Path) -> Result<()> {
         match self.addition_embed_type.as_deref() {
             None => Ok(()),
-            Some("text_time") => {
-                let missing = |field: &str| ModelError::MissingConfigKey {
-                    path: path.to_path_buf(),
-                    field: field.into(),
-                };
-                let t = self
-                    .addition_time_embed_dim
-                    .ok_or_else(|| missing("addition_time_embed_dim"))?;
-                let input = self
-                    .projection_class_embeddings_input_dim
-                    .ok_or_else(|| missing("projection_class_embeddings_input_dim"))?;
-                if t == 0 || input <= TIME_IDS * t {
-                    return Err(unsupported(
-                        path,
-                        "projection_class_embeddings_input_dim",
-                        input,
-                        &format!(
-                            "must exceed {TIME_IDS} x addition_time_embed_dim ({t}, nonzero): \
-                             the pooled text embedding's width plus the time ids' embeddings"
-                        ),
-                    ));
-                }
-                Ok(())
-            }
+            Some("text_time") => check_text_time(
+                path,
+                self.addition_time_embed_dim,
+                self.projection_class_embeddings_input_dim,
+            ),
             Some("text") => {
                 let (w, h) = (self.cross_attention_dim, self.addition_embed_type_num_heads);
                 if h == 0 || w % h != 0 {

@@ -8,4 +8,5 @@ mod model;
 
 pub use config::{AddedConditionDims, UNet2DConditionConfig, TIME_IDS};
 pub(crate) use model::batch_timesteps as model_batch_timesteps;
+pub(crate) use model::text_time_embedding;
 pub use model::{AddedConditions, ControlResiduals, UNet2DConditionModel};

@@ -6,7 +6,7 @@ use burn::nn::GroupNorm;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::blocks::{DownBlock, DownPath, MidBlock, UpBlock};
-use super::config::{UNet2DConditionConfig, TIME_IDS};
+use super::config::{AddedConditionDims, UNet2DConditionConfig, TIME_IDS};
 use crate::blocks::embeddings::{timestep_embedding, TextTimeEmbedding, TimestepEmbedding};
 use crate::blocks::{conv_layer, group_norm, norm};
 use crate::config::read_config;
@@ -330,60 +330,22 @@ impl<B: Backend> UNet2DConditionModel<B> {
         Ok(())
     }
 
-    /// The `text_time` embedding of the added conditions (diffusers'
-    /// `get_aug_embed`): each size condition embedded sinusoidally
-    /// (`add_time_proj`), flattened per sample, after the text embedding,
-    /// through `add_embedding`.
+    /// The `text_time` embedding of the added conditions
+    /// ([`text_time_embedding`]).
     fn added_emb(
         &self,
         added: Option<&AddedConditions<B>>,
         batch: usize,
     ) -> Result<Option<Tensor<B, 2>>> {
-        let (mlp, dims, added) = match (&self.add_time_embedding, self.config.added_conditions(), added) {
-            (None, _, None) => return Ok(None),
-            (None, _, Some(_)) => {
-                return Err(ModelError::InvalidInput {
-                    argument: "added_conditions".into(),
-                    message: format!(
-                        "the UNet's addition_embed_type is {:?}, not \"text_time\": it takes no text_embeds / time_ids",
-                        self.config.addition_embed_type
-                    ),
-                })
-            }
-            (Some(_), _, None) => {
-                return Err(ModelError::MissingConditions {
-                    addition_embed_type: "text_time".into(),
-                    needed: "text_embeds and time_ids".into(),
-                })
-            }
-            (Some(mlp), Some(dims), Some(added)) => (mlp, dims, added),
-            (Some(_), None, Some(_)) => {
-                return Err(ModelError::InvalidInput {
-                    argument: "added_conditions".into(),
-                    message: "the UNet has an add_embedding MLP but its config is not a complete \"text_time\" one".into(),
-                })
-            }
-        };
-        let rows = |argument: &str, t: &Tensor<B, 2>, width: usize| -> Result<Tensor<B, 2>> {
-            match t.dims() {
-                [1, w] if w == width => Ok(t.clone().expand([batch, width])),
-                [b, w] if b == batch && w == width => Ok(t.clone()),
-                d => Err(ModelError::InvalidInput {
-                    argument: argument.into(),
-                    message: format!("shape {d:?}, expected [{batch}, {width}] (or [1, {width}])"),
-                }),
-            }
-        };
-        let text = rows("text_embeds", &added.text_embeds, dims.text_embeds)?;
-        let ids = rows("time_ids", &added.time_ids, TIME_IDS)?;
-        let time = timestep_embedding(
-            ids.reshape([batch * TIME_IDS]),
-            dims.time_embed_dim,
-            self.config.flip_sin_to_cos,
-            self.config.freq_shift,
+        text_time_embedding(
+            "UNet",
+            self.add_time_embedding.as_ref(),
+            self.config.added_conditions(),
+            self.config.addition_embed_type.as_deref(),
+            added,
+            batch,
+            (self.config.flip_sin_to_cos, self.config.freq_shift),
         )
-        .reshape([batch, TIME_IDS * dims.time_embed_dim]);
-        Ok(Some(mlp.forward(Tensor::cat(vec![text, time], 1))))
     }
 
     fn time_emb(&self, timestep: Tensor<B, 1>, batch: usize) -> Result<Tensor<B, 2>> {
@@ -396,4 +358,68 @@ impl<B: Backend> UNet2DConditionModel<B> {
         );
         Ok(self.time_embedding.forward(emb))
     }
+}
+
+/// The `text_time` embedding of SDXL's added conditions (diffusers'
+/// `get_aug_embed`, the same in `UNet2DConditionModel` and
+/// `ControlNetModel`): each size condition embedded sinusoidally
+/// (`add_time_proj`, with the model's `flip_sin_to_cos` / `freq_shift`),
+/// flattened per sample after the text embedding, through `add_embedding`
+/// (`mlp`). `None` for a model without the addition given no conditions;
+/// `model` names the model in errors.
+pub(crate) fn text_time_embedding<B: Backend>(
+    model: &str,
+    mlp: Option<&TimestepEmbedding<B>>,
+    dims: Option<AddedConditionDims>,
+    addition_embed_type: Option<&str>,
+    added: Option<&AddedConditions<B>>,
+    batch: usize,
+    (flip_sin_to_cos, freq_shift): (bool, f64),
+) -> Result<Option<Tensor<B, 2>>> {
+    let (mlp, dims, added) = match (mlp, dims, added) {
+        (None, _, None) => return Ok(None),
+        (None, _, Some(_)) => {
+            return Err(ModelError::InvalidInput {
+                argument: "added_conditions".into(),
+                message: format!(
+                    "the {model}'s addition_embed_type is {addition_embed_type:?}, not \"text_time\": it takes no text_embeds / time_ids"
+                ),
+            })
+        }
+        (Some(_), _, None) => {
+            return Err(ModelError::MissingConditions {
+                addition_embed_type: "text_time".into(),
+                needed: "text_embeds and time_ids".into(),
+            })
+        }
+        (Some(mlp), Some(dims), Some(added)) => (mlp, dims, added),
+        (Some(_), None, Some(_)) => {
+            return Err(ModelError::InvalidInput {
+                argument: "added_conditions".into(),
+                message: format!(
+                    "the {model} has an add_embedding MLP but its config is not a complete \"text_time\" one"
+                ),
+            })
+        }
+    };
+    let rows = |argument: &str, t: &Tensor<B, 2>, width: usize| -> Result<Tensor<B, 2>> {
+        match t.dims() {
+            [1, w] if w == width => Ok(t.clone().expand([batch, width])),
+            [b, w] if b == batch && w == width => Ok(t.clone()),
+            d => Err(ModelError::InvalidInput {
+                argument: argument.into(),
+                message: format!("shape {d:?}, expected [{batch}, {width}] (or [1, {width}])"),
+            }),
+        }
+    };
+    let text = rows("text_embeds", &added.text_embeds, dims.text_embeds)?;
+    let ids = rows("time_ids", &added.time_ids, TIME_IDS)?;
+    let time = timestep_embedding(
+        ids.reshape([batch * TIME_IDS]),
+        dims.time_embed_dim,
+        flip_sin_to_cos,
+        freq_shift,
+    )
+    .reshape([batch, TIME_IDS * dims.time_embed_dim]);
+    Ok(Some(mlp.forward(Tensor::cat(vec![text, time], 1))))
 }
