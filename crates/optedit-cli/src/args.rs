@@ -204,10 +204,10 @@ pub struct ControlArgs {
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub control_scale: Vec<f64>,
     /// Low Canny threshold for `--edges auto`.
-    #[arg(long, value_name = "T", default_value_t = 100.0)]
+    #[arg(long, value_name = "T", default_value_t = optedit::conditions::CANNY_LOW)]
     pub canny_low: f64,
     /// High Canny threshold for `--edges auto`.
-    #[arg(long, value_name = "T", default_value_t = 200.0)]
+    #[arg(long, value_name = "T", default_value_t = optedit::conditions::CANNY_HIGH)]
     pub canny_high: f64,
 }
 
