@@ -152,12 +152,39 @@ impl Job {
         Ok(job)
     }
 
+    /// The files it reads, resolved against `base` (the job file's
+    /// folder): the image, a mask file, the condition files.
+    pub fn inputs(&self, base: &Path) -> Vec<PathBuf> {
+        let mut files = vec![base.join(&self.image)];
+        files.extend(self.mask_file().map(|m| base.join(m)));
+        for c in &self.controls {
+            files.extend(
+                [&c.pose, &c.scribble, &c.layout]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| base.join(p)),
+            );
+            files.extend(
+                c.edges
+                    .iter()
+                    .filter(|e| *e != "auto")
+                    .map(|e| base.join(e)),
+            );
+        }
+        files
+    }
+
+    /// The mask file, when `mask` names one.
+    fn mask_file(&self) -> Option<&str> {
+        self.mask
+            .as_deref()
+            .filter(|m| !matches!(*m, "auto" | "none"))
+    }
+
     /// The mask choice of `mask`, a file resolved against `base`.
     fn mask_choice(&self, base: &Path) -> Result<MaskChoice, LineError> {
-        Ok(match self.mask.as_deref() {
-            None | Some("auto") => MaskChoice::Estimated,
-            Some("none") => MaskChoice::Full,
-            Some(file) => {
+        Ok(match (self.mask.as_deref(), self.mask_file()) {
+            (_, Some(file)) => {
                 let path = base.join(file);
                 let image = images::read(&path).map_err(|source| LineError::Input {
                     field: "mask".into(),
@@ -165,6 +192,8 @@ impl Job {
                 })?;
                 MaskChoice::Image(image.to_luma8())
             }
+            (Some("none"), None) => MaskChoice::Full,
+            _ => MaskChoice::Estimated,
         })
     }
 }
@@ -1193,16 +1222,32 @@ impl Progress for Watch<'_> {
     }
 }
 
-/// Whether `a` (which need not exist yet) and `b` are the same file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    let Ok(b) = fs::canonicalize(b) else {
-        return false;
-    };
-    let a = fs::canonicalize(a).ok().or_else(|| {
-        let parent = a.parent()?;
-        Some(fs::canonicalize(parent).ok()?.join(a.file_name()?))
-    });
-    a.is_some_and(|a| a == b)
+/// The absolute, symlink-free form of `path`, which need not exist yet
+/// (its folder must).
+fn canonical_target(path: &Path) -> Option<PathBuf> {
+    fs::canonicalize(path).ok().or_else(|| {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Some(fs::canonicalize(parent).ok()?.join(path.file_name()?))
+    })
+}
+
+/// Every existing input file of a batch's jobs (canonical), with the first
+/// line that reads it: no output may be written over one.
+fn input_files(batch: &Batch) -> HashMap<PathBuf, usize> {
+    let mut files = HashMap::new();
+    for line in batch.lines() {
+        if let Some(Ok((job, _))) = batch.job(line) {
+            for input in job.inputs(batch.base()) {
+                if let Ok(c) = fs::canonicalize(&input) {
+                    files.entry(c).or_insert(line);
+                }
+            }
+        }
+    }
+    files
 }
 
 impl<'p, B: AutodiffBackend> Runner<'p, B> {
@@ -1308,6 +1353,7 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
             failed: 0,
             left: plan.todo.len(),
         };
+        let inputs = input_files(batch);
         let budget = self.limit.unwrap_or(usize::MAX);
         for &line in plan.todo.iter().take(budget) {
             progress.line(line);
@@ -1315,7 +1361,7 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
                 inner: &mut *progress,
                 stopped: false,
             };
-            let record = self.run_line(batch, line, &mut watch);
+            let record = self.record_line(batch, line, &inputs, &mut watch);
             if watch.stopped {
                 break;
             }
@@ -1334,12 +1380,24 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
         Ok(summary)
     }
 
-    /// Edits line `line` of `batch` and writes its output; the record says
-    /// how it went (nothing is appended to the records file).
+    /// Edits line `line` of `batch` and writes its output (never over an
+    /// input of any line); the record says how it went (nothing is appended
+    /// to the records file).
     pub fn run_line(&self, batch: &Batch, line: usize, progress: &mut dyn Progress) -> Record {
+        self.record_line(batch, line, &input_files(batch), progress)
+    }
+
+    /// [`Runner::run_line`] with the batch's input files known.
+    fn record_line(
+        &self,
+        batch: &Batch,
+        line: usize,
+        inputs: &HashMap<PathBuf, usize>,
+        progress: &mut dyn Progress,
+    ) -> Record {
         let start = Instant::now();
         let mut timings = Vec::new();
-        let result = self.edit_line(batch, line, progress, &mut timings);
+        let result = self.edit_line(batch, line, inputs, progress, &mut timings);
         let (status, output, error) = match result {
             Ok(output) => (Status::Ok, Some(output), None),
             Err(e) => (Status::Error, None, Some(e.to_string())),
@@ -1365,6 +1423,7 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
         &self,
         batch: &Batch,
         line: usize,
+        inputs: &HashMap<PathBuf, usize>,
         progress: &mut dyn Progress,
         timings: &mut Vec<(String, Duration)>,
     ) -> Result<PathBuf, LineError> {
@@ -1377,6 +1436,16 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
                 })
             }
         };
+        let target = self.out.join(output);
+        if let Some(first) = canonical_target(&target).and_then(|t| inputs.get(&t)) {
+            return Err(LineError::Field {
+                field: "output".into(),
+                message: format!(
+                    "{} is an input (of line {first}); refusing to overwrite an input",
+                    target.display()
+                ),
+            });
+        }
         let clock = Instant::now();
         let base = batch.base();
         let mut options = job.options.apply(&self.options);
@@ -1396,14 +1465,6 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
                 field: "image".into(),
                 source,
             })?;
-        let mut inputs = vec![image_path];
-        if let Some(m) = job
-            .mask
-            .as_deref()
-            .filter(|m| !matches!(*m, "auto" | "none"))
-        {
-            inputs.push(base.join(m));
-        }
         let mut controls = Vec::new();
         for (i, c) in job.controls.iter().enumerate() {
             let field = format!("controls[{i}]");
@@ -1420,22 +1481,10 @@ impl<'p, B: AutodiffBackend> Runner<'p, B> {
             );
             let made = conditions::condition_image(&source, &condition, &image, &fit, canny)
                 .map_err(input)?;
-            inputs.extend(condition.file().map(Path::to_path_buf));
             controls.push(Control {
                 net: c.net,
                 image: made.image().clone(),
                 scale: c.scale.unwrap_or(1.0),
-            });
-        }
-        let target = self.out.join(output);
-        if let Some(input) = inputs.iter().find(|i| same_file(&target, i)) {
-            return Err(LineError::Field {
-                field: "output".into(),
-                message: format!(
-                    "{} is the input {}; refusing to overwrite an input",
-                    target.display(),
-                    input.display()
-                ),
             });
         }
         timings.push(("read".into(), clock.elapsed()));

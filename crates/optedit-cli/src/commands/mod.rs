@@ -2,6 +2,7 @@
 //! loading the models, fitting the input to them, and building the
 //! condition images.
 
+pub mod batch;
 pub mod edges;
 pub mod edit;
 pub mod eval;
