@@ -111,8 +111,8 @@ impl<B: AutodiffBackend> Session<B> {
         let size = (input.width(), input.height());
         let sources = specs
             .iter()
-            .map(|s| conditions::read_source(&s.condition, size))
-            .collect::<optedit::Result<Vec<_>>>()?;
+            .map(|s| Ok(conditions::read_source(&s.condition, size)?))
+            .collect::<Result<Vec<_>>>()?;
         let (pipeline, net_of) = reporter.phase("load", || -> Result<_> {
             let pipeline = models::load_pipeline::<B>(&model.model, device)?;
             models::add_controlnets(pipeline, specs)
@@ -136,9 +136,15 @@ impl<B: AutodiffBackend> Session<B> {
             .iter()
             .zip(&sources)
             .map(|(spec, source)| {
-                conditions::condition_image(source, &spec.condition, &input, &fit, canny)
+                Ok(conditions::condition_image(
+                    source,
+                    &spec.condition,
+                    &input,
+                    &fit,
+                    canny,
+                )?)
             })
-            .collect::<optedit::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             pipeline,
             net_of,
