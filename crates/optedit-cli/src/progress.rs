@@ -218,7 +218,6 @@ pub struct BatchBar {
     quiet: bool,
     bar: ProgressBar,
     line: usize,
-    failed: usize,
 }
 
 impl BatchBar {
@@ -228,7 +227,6 @@ impl BatchBar {
             quiet,
             bar: ProgressBar::hidden(),
             line: 0,
-            failed: 0,
         }
     }
 
@@ -299,7 +297,6 @@ impl optedit::batch::BatchProgress for BatchBar {
         let position = format!("{}/{}", self.bar.position(), self.bar.length().unwrap_or(0));
         match (&record.error, &record.output) {
             (Some(e), _) => {
-                self.failed += 1;
                 self.say(format!("line {}: error: {e}", record.line));
             }
             (None, Some(out)) if self.bar.is_hidden() => self.say(format!(
