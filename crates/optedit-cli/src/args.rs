@@ -56,6 +56,11 @@ pub enum Command {
     PoseRender(PoseRenderArgs),
     /// Write the Canny edge map of an image (as the Canny ControlNet annotator).
     Edges(EdgesArgs),
+    /// Edit many images: one edit per line of a JSON Lines job file, the
+    /// models loaded once; resumable and shardable (`batch merge` checks
+    /// the shards' records).
+    #[command(long_about = BATCH_ABOUT)]
+    Batch(BatchArgs),
     /// Evaluate editing methods on the procedural world (make cases, run a
     /// method over them, measure the model's own quality).
     #[command(subcommand, long_about = EVAL_ABOUT)]
@@ -204,10 +209,10 @@ pub struct ControlArgs {
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub control_scale: Vec<f64>,
     /// Low Canny threshold for `--edges auto`.
-    #[arg(long, value_name = "T", default_value_t = 100.0)]
+    #[arg(long, value_name = "T", default_value_t = optedit::conditions::CANNY_LOW)]
     pub canny_low: f64,
     /// High Canny threshold for `--edges auto`.
-    #[arg(long, value_name = "T", default_value_t = 200.0)]
+    #[arg(long, value_name = "T", default_value_t = optedit::conditions::CANNY_HIGH)]
     pub canny_high: f64,
 }
 
@@ -438,6 +443,38 @@ pub struct EdgesArgs {
     pub quiet: bool,
 }
 
+const BATCH_ABOUT: &str = "Edit many images: each line of the JSON Lines job file (--jobs) is \
+one edit, run with the models loaded once (the `optedit` crate's `optedit::batch`).
+
+  {\"image\": \"photos/cat.jpg\", \"source_prompt\": \"a cat\", \"prompt\": \"a dog\"}
+  {\"image\": \"photos/man.png\", \"prompt\": \"a dancer\", \"mask\": \"none\", \"controls\": [{\"net\": 0, \"pose\": \"poses/man.json\"}], \"output\": \"dancer.webp\"}
+  {\"image\": \"photos/car.png\", \"prompt\": \"a red car\", \"method\": \"sdedit\", \"options\": {\"strength\": 0.6, \"seed\": 3}}
+
+Fields: image and prompt (required), source_prompt, negative_prompt, mask (auto, none or a \
+mask image), controls (each: net, the index of a --controlnet, and one of pose, scribble, \
+edges (auto or a file), layout; scale, canny_low, canny_high), method, options (lambda, \
+steps, strength, t_u, k, k_late, k_late_outside_mask, lr, optimizer, loss_space, guidance, \
+inversion_guidance, seed, paste_back, max_size, mask_dilate, mask_blur: the flags of this \
+command, which they override for the line), output. Input paths are relative to the job \
+file's folder; output (default <line>.png, lines counted from 0) is relative to --out and \
+its extension picks the format.
+
+Each result is written atomically into --out, then its record (line, status ok or error, \
+error, seconds per stage, output) is appended to --out/records.jsonl \
+(records-<i>-of-<n>.jsonl with --shard i/n). A failing line is recorded and the batch goes \
+on. --resume continues a stopped run: lines recorded ok (output present, line unchanged) \
+are skipped, the rest run. --shard i/n takes the lines whose number l has l % n == i, so n \
+processes or machines split one file with no coordination; `optedit batch merge` then \
+checks that their records cover the file exactly once. docs/scaling.md runs the shards as a \
+Kubernetes Indexed Job, or with xargs -P on one machine.
+
+  optedit batch --model sd15 --jobs jobs.jsonl --out out/
+  optedit batch --model sd15 --jobs jobs.jsonl --out out/ --shard 0/2 --resume
+  optedit batch merge --jobs jobs.jsonl --into out/all.jsonl out/records-*.jsonl
+
+Exit status: 0 when every line is done, 3 when the run finished but some lines failed (see \
+the records), 1 when the batch could not run, 2 for usage errors.";
+
 const EVAL_ABOUT: &str = "Evaluate editing methods on the procedural world of the demo model \
 (issue 7; the comparison of arXiv 2311.16882 in miniature).
 
@@ -449,6 +486,94 @@ const EVAL_ABOUT: &str = "Evaluate editing methods on the procedural world of th
 The model folder is a demo pipeline: the Stable Diffusion parts, controlnet-pose/, \
 controlnet-canny/, controlnet-scribble/, controlnet-layout/ (each needed only by the cases \
 that condition on it) and classifier/model.safetensors.";
+
+/// `optedit batch`: run a job file, or `optedit batch merge`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BatchArgs {
+    /// `merge`.
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+    #[command(flatten)]
+    pub run: Option<BatchRunArgs>,
+}
+
+/// `optedit batch` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BatchCommand {
+    /// Check that records files (the shards') cover a job file exactly
+    /// once, each line with its current text; write them as one file.
+    Merge(BatchMergeArgs),
+}
+
+/// `optedit batch` (running a job file).
+#[derive(Debug, Clone, Args)]
+// clap leaves the group of a struct with flattened fields empty, so that
+// `Option<BatchRunArgs>` would always be `None`: `--jobs` (required unless
+// `merge`) marks it present.
+#[group(args = ["jobs"])]
+pub struct BatchRunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// ControlNet folder, loaded once; repeatable. A job line's control
+    /// names it by position: `"net": 0` is the first --controlnet.
+    #[arg(long, value_name = "DIR")]
+    pub controlnet: Vec<PathBuf>,
+    /// The job file: JSON Lines, one edit per line (see above).
+    #[arg(long, value_name = "FILE")]
+    pub jobs: PathBuf,
+    /// Output folder (made if missing): the results and the records file.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run only the lines l with l % N == I (lines counted from 0).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<optedit::batch::Shard>,
+    /// Continue the records in --out: skip the lines done, run the rest
+    /// (without it, a folder holding records of this shard is refused).
+    #[arg(long)]
+    pub resume: bool,
+    /// Edit at most N lines in this run (the rest are left for --resume).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Editing method of the lines that name none (the help of `optedit
+    /// edit --method` names each).
+    #[arg(long, value_name = "NAME", value_parser = edit_method,
+          default_value = Method::Optimise.word())]
+    pub method: Method,
+    /// Scale each input down so that its longer side is at most N pixels
+    /// [default: as `optedit edit`].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_size: Option<u32>,
+    /// Grow the masks by this many latent pixels.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_dilate: usize,
+    /// Soften the masks with a box blur of this radius in latent pixels.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mask_blur: usize,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// No progress bar, no log lines and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `optedit batch merge`.
+#[derive(Debug, Clone, Args)]
+pub struct BatchMergeArgs {
+    /// The job file the records were made from.
+    #[arg(long, value_name = "FILE")]
+    pub jobs: PathBuf,
+    /// Records files (`records*.jsonl` of the shards' runs).
+    #[arg(value_name = "RECORDS", required = true)]
+    pub records: Vec<PathBuf>,
+    /// Write the merged records here, in line order (atomically; not one
+    /// of the records files).
+    #[arg(long, value_name = "FILE")]
+    pub into: Option<PathBuf>,
+    /// No summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
 
 /// `optedit eval` subcommands.
 #[derive(Debug, Subcommand)]

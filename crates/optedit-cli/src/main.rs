@@ -13,6 +13,9 @@
 //! - `optedit reconstruct`: DDIM inversion round trip, with its PSNR;
 //! - `optedit pose-render`: OpenPose JSON to the skeleton image;
 //! - `optedit edges`: the Canny edge map;
+//! - `optedit batch`: many edits from a JSON Lines job file, the models
+//!   loaded once, resumable (`--resume`) and shardable (`--shard i/n`);
+//!   `optedit batch merge` checks the shards' records;
 //! - `optedit eval make-cases|run|quality`: the evaluation harness of the
 //!   demo model (`optedit-eval`).
 //!
@@ -25,7 +28,8 @@
 //! summary on stdout. Images and the edit itself go through the `optedit`
 //! facade crate.
 //! Errors are one line, `error: ...`, naming the file or flag at fault; the
-//! exit status is 2 for usage errors and 1 for the rest.
+//! exit status is 2 for usage errors and 1 for the rest; `optedit batch`
+//! exits with 3 when it finished but some lines failed (recorded).
 #![deny(missing_docs)]
 
 mod args;
@@ -41,7 +45,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::args::{Cli, Command, DeviceKind, EvalCommand};
+use crate::args::{BatchCommand, Cli, Command, DeviceKind, EvalCommand};
 
 /// A command-line usage error: exit status 2.
 #[derive(Debug)]
@@ -54,6 +58,18 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// A batch that ran to its end with failed lines (recorded): exit status 3.
+#[derive(Debug)]
+pub struct LinesFailed(pub String);
+
+impl fmt::Display for LinesFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LinesFailed {}
 
 /// The autodiff backends the edits run on: the facade's, with balanced
 /// checkpointing ([`optedit::CpuBackend`]).
@@ -110,6 +126,14 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
         Command::Reconstruct(a) => dispatch!(a.model.device, commands::reconstruct::run(a)),
         Command::PoseRender(a) => commands::pose_render::run(a),
         Command::Edges(a) => commands::edges::run(a),
+        Command::Batch(a) => match (&a.command, &a.run) {
+            (Some(BatchCommand::Merge(m)), _) => commands::batch::merge(m),
+            (None, Some(r)) => dispatch!(r.model.device, commands::batch::run(r)),
+            (None, None) => Err(UsageError(
+                "optedit batch needs --model, --jobs and --out (or `merge`)".into(),
+            )
+            .into()),
+        },
         Command::Eval(EvalCommand::MakeCases(a)) => commands::eval::make(a),
         Command::Eval(EvalCommand::Run(a)) => dispatch!(a.model.device, commands::eval::run(a)),
         Command::Eval(EvalCommand::Compare(a)) => commands::eval::compare(a),
@@ -145,7 +169,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            ExitCode::from(if e.is::<UsageError>() { 2 } else { 1 })
+            ExitCode::from(if e.is::<UsageError>() {
+                2
+            } else if e.is::<LinesFailed>() {
+                3
+            } else {
+                1
+            })
         }
     }
 }

@@ -209,3 +209,105 @@ fn loss_message(loss: &LossValues) -> String {
 fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
+
+/// The bar of `optedit batch`: lines done of the lines to do, with the
+/// elapsed time, the ETA, and the current line's stage in its message.
+/// When stderr is no terminal (a log), one line per finished line instead.
+/// Failed lines are printed with their error either way (unless quiet).
+pub struct BatchBar {
+    quiet: bool,
+    bar: ProgressBar,
+    line: usize,
+}
+
+impl BatchBar {
+    /// A bar (hidden when `quiet`), started by [`BatchProgress::start`].
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            bar: ProgressBar::hidden(),
+            line: 0,
+        }
+    }
+
+    /// Ends the bar (leaving it on screen).
+    pub fn finish(&mut self) {
+        self.bar.finish();
+    }
+
+    /// Prints `text` above the bar, or on stderr when there is none.
+    fn say(&self, text: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+}
+
+impl Progress for BatchBar {
+    fn report(&mut self, event: &ProgressEvent) -> ControlFlow<()> {
+        if !self.quiet && event.loss.is_none() {
+            self.bar.set_message(format!(
+                "line {}: {} {}/{}",
+                self.line, event.stage, event.step, event.total
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl optedit::batch::BatchProgress for BatchBar {
+    fn start(&mut self, plan: &optedit::batch::Plan) {
+        if self.quiet {
+            return;
+        }
+        if !plan.done.is_empty() || plan.dropped > 0 {
+            eprintln!(
+                "optedit: resuming {}: {} lines done before, {} records dropped (errors, missing outputs, changed or torn lines), {} to do",
+                plan.records.display(),
+                plan.done.len(),
+                plan.dropped,
+                plan.todo.len()
+            );
+        }
+        self.bar = ProgressBar::with_draw_target(
+            Some(plan.todo.len() as u64),
+            ProgressDrawTarget::stderr(),
+        );
+        self.bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} lines {elapsed} eta {eta} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+    }
+
+    fn line(&mut self, line: usize) {
+        self.line = line;
+        if !self.quiet {
+            self.bar.set_message(format!("line {line}"));
+        }
+    }
+
+    fn record(&mut self, record: &optedit::batch::Record) -> ControlFlow<()> {
+        self.bar.inc(1);
+        if self.quiet {
+            return ControlFlow::Continue(());
+        }
+        let position = format!("{}/{}", self.bar.position(), self.bar.length().unwrap_or(0));
+        match (&record.error, &record.output) {
+            (Some(e), _) => {
+                self.say(format!("line {}: error: {e}", record.line));
+            }
+            (None, Some(out)) if self.bar.is_hidden() => self.say(format!(
+                "line {}: wrote {} in {} ({position}, eta {})",
+                record.line,
+                out.display(),
+                secs(Duration::from_secs_f64(record.seconds)),
+                secs(self.bar.eta())
+            )),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}

@@ -13,6 +13,15 @@ pub enum Error {
     /// An image, prompt or condition could not be read or built.
     #[error(transparent)]
     Condition(#[from] optedit_cond::CondError),
+    /// A ControlNet condition image could not be built from its source.
+    #[error("condition {condition}: {source}")]
+    ConditionImage {
+        /// The condition: its file, or `edges auto`.
+        condition: String,
+        /// Why.
+        #[source]
+        source: optedit_cond::CondError,
+    },
     /// The edit itself failed (bad configuration, divergence, bad mask).
     #[error(transparent)]
     Edit(#[from] optedit_edit::EditError),

@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod batch;
+pub mod conditions;
 pub mod error;
 pub mod images;
 mod pipeline;

@@ -111,6 +111,19 @@ impl<B: AutodiffBackend> Pipeline<B> {
             .map(|n| if n >= 512 { SD_MAX_SIDE.max(n) } else { n })
     }
 
+    /// How [`Pipeline::edit`] fits a `width x height` input to the model
+    /// under `options` ([`Options::max_side`], else
+    /// [`Pipeline::default_max_side`]): the size condition images given
+    /// at the model's size must have.
+    ///
+    /// # Errors
+    /// An input or `max_side` too small for the VAE's factor.
+    pub fn fit(&self, width: u32, height: u32, options: &Options) -> Result<Fit> {
+        let factor = self.sd.vae_scale() as u32;
+        let max_side = options.max_side.or_else(|| self.default_max_side());
+        Fit::new(width, height, max_side, factor)
+    }
+
     /// Edits `image` as `instruction` says; the result has `image`'s size.
     ///
     /// The image is scaled down to [`Options::max_side`] and centre-cropped
@@ -140,8 +153,7 @@ impl<B: AutodiffBackend> Pipeline<B> {
             ));
         }
         let factor = self.sd.vae_scale() as u32;
-        let max_side = options.max_side.or_else(|| self.default_max_side());
-        let fit = Fit::new(image.width(), image.height(), max_side, factor)?;
+        let fit = self.fit(image.width(), image.height(), options)?;
         let (w, h) = fit.size();
         let device = &self.sd.device;
         let original = image.to_rgb8();

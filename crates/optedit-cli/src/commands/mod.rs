@@ -2,6 +2,7 @@
 //! loading the models, fitting the input to them, and building the
 //! condition images.
 
+pub mod batch;
 pub mod edges;
 pub mod edit;
 pub mod eval;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use image::DynamicImage;
+use optedit::conditions;
 use optedit::images::Fit;
 use optedit::Pipeline;
 use optedit_cond::image::rgb_to_signed_tensor;
@@ -22,7 +24,7 @@ use optedit_cond::{ConditionImage, PromptEmbeddings};
 use optedit_edit::{ControlCondition, EditCondition, MaskOptions};
 
 use crate::args::{ModelArgs, PromptArgs};
-use crate::controls::{self, ControlSpec};
+use crate::controls::ControlSpec;
 use crate::models;
 use crate::progress::Reporter;
 use crate::UsageError;
@@ -109,7 +111,7 @@ impl<B: AutodiffBackend> Session<B> {
         let size = (input.width(), input.height());
         let sources = specs
             .iter()
-            .map(|s| controls::read_source(s, size))
+            .map(|s| Ok(conditions::read_source(&s.condition, size)?))
             .collect::<Result<Vec<_>>>()?;
         let (pipeline, net_of) = reporter.phase("load", || -> Result<_> {
             let pipeline = models::load_pipeline::<B>(&model.model, device)?;
@@ -133,7 +135,15 @@ impl<B: AutodiffBackend> Session<B> {
         let conditions = specs
             .iter()
             .zip(&sources)
-            .map(|(spec, source)| controls::condition_image(source, spec, &input, &fit, canny))
+            .map(|(spec, source)| {
+                Ok(conditions::condition_image(
+                    source,
+                    &spec.condition,
+                    &input,
+                    &fit,
+                    canny,
+                )?)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             pipeline,

@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 use image::DynamicImage;
+use optedit::conditions::read_pose;
 use optedit_cond::pose_render::render_body_poses;
 
 use crate::args::PoseRenderArgs;
-use crate::controls::read_pose;
 use crate::io::Output;
 use crate::progress::Reporter;
 
