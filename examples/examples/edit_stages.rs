@@ -11,9 +11,13 @@
 //! `MODEL` is `demo` (the shipped demo model at 128 x 128, the default),
 //! `sd15-random` (the full-size SD 1.5 topology with random weights at
 //! 512 x 512, from `tests/fixtures/sd15-configs` and the real CLIP
-//! tokenizer: speed and memory are those of SD 1.5, the image is noise) or a
-//! diffusers SD 1.x folder. `STEPS`, `T_U` and `K` default to
-//! `EditConfig::default()`'s. The mask is the centre quarter of the image.
+//! tokenizer: speed and memory are those of SD 1.5, the image is noise),
+//! `sd21-random` (SD 2.1 at 768 x 768, v-prediction) or `sdxl-random`
+//! (SDXL base at 1024 x 1024), both from the released configs in
+//! `benches/configs/`, or a diffusers folder of either family.
+//! `STEPS`, `T_U` and `K` default to `EditConfig::default()`'s;
+//! `OPTEDIT_SIZE` sets another image side. The mask is the centre quarter
+//! of the image.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -24,13 +28,15 @@ use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use optedit_cond::{ClipTokenizer, PromptEncoder};
+use optedit_cond::{ClipTokenizer, PromptEncoder, SdxlPromptEncoder};
 use optedit_edit::{
     EditCondition, EditConfig, Editor, PipelineFamily, ProgressEvent, PromptEncoders, SdPipeline,
     Stage, UserMask,
 };
 use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
-use optedit_models::{AutoencoderKL, ClipTextModel, UNet2DConditionModel};
+use optedit_models::{
+    AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, UNet2DConditionModel,
+};
 use optedit_schedule::SchedulerConfig;
 
 /// Balanced checkpointing recomputes memory-bound operations in the backward
@@ -64,6 +70,49 @@ fn sd15_random<Bk: Backend>(
     })
 }
 
+/// A full-size topology with random weights from the config folder `dir`
+/// (`benches/configs/sd21` or `sdxl`: `model_index.json`, `unet/`, `vae/`,
+/// the text encoders' and the scheduler's configs, no weights), with the
+/// real CLIP tokenizers of the fixture pipeline `tokenizers`.
+fn random_pipeline<Bk: Backend>(
+    dir: &Path,
+    tokenizers: &Path,
+    device: &Bk::Device,
+) -> Result<SdPipeline<Bk>, Box<dyn std::error::Error>> {
+    let family = PipelineFamily::detect(dir)?;
+    let text = ClipTextModel::from_config_file(&dir.join("text_encoder/config.json"), device)?;
+    let tokenizer = ClipTokenizer::from_dir(&tokenizers.join("tokenizer"))?;
+    let prompts = match family {
+        PipelineFamily::StableDiffusionXl => PromptEncoders::Sdxl(SdxlPromptEncoder::new(
+            (tokenizer, text.no_grad()),
+            (
+                ClipTokenizer::from_dir(&tokenizers.join("tokenizer_2"))?,
+                ClipTextModelWithProjection::from_config_file(
+                    &dir.join("text_encoder_2/config.json"),
+                    device,
+                )?
+                .no_grad(),
+            ),
+            optedit_cond::sdxl::force_zeros_for_empty_prompt(&dir.join("model_index.json"))?,
+            device.clone(),
+        )),
+        _ => PromptEncoders::Clip(PromptEncoder::new(
+            tokenizer,
+            text.no_grad(),
+            device.clone(),
+        )),
+    };
+    Ok(SdPipeline {
+        family,
+        unet: UNet2DConditionModel::from_config_file(&dir.join("unet/config.json"), device)?
+            .no_grad(),
+        vae: AutoencoderKL::from_config_file(&dir.join("vae/config.json"), device)?.no_grad(),
+        prompts,
+        scheduler: SchedulerConfig::from_file(dir.join("scheduler/scheduler_config.json"))?,
+        device: device.clone(),
+    })
+}
+
 fn arg(n: usize, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
     Ok(std::env::args()
         .nth(n)
@@ -89,9 +138,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = match which.as_str() {
         "demo" => SdPipeline::<B>::load(&demo_model_dir(), &device)?,
         "sd15-random" => sd15_random(&device)?,
+        "sd21-random" | "sdxl-random" => {
+            let name = &which[..which.len() - "-random".len()];
+            let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/configs");
+            let tokenizers = optedit_fixtures::fixtures_dir().join(format!("tiny-{name}"));
+            random_pipeline(&configs.join(name), &tokenizers, &device)?
+        }
         dir => SdPipeline::<B>::load(Path::new(dir), &device)?,
     };
-    let size = image_size(&pipeline);
+    let size = match std::env::var("OPTEDIT_SIZE") {
+        Ok(v) => v.parse()?,
+        Err(_) => image_size(&pipeline),
+    };
+    println!(
+        "UNet {} parameters, {}",
+        pipeline.unet.num_params(),
+        pipeline.family
+    );
     println!(
         "{which}: {size} x {size}, {} steps, strength {}, t_u {}, k {}; loaded in {:.1} s, peak {:.2} GiB",
         config.num_steps,

@@ -8,7 +8,8 @@ use optedit_fixtures::{
     assert_close, cases_with_prefix, fixtures_dir, values, TestBackend as B, Tolerance,
 };
 use optedit_models::{
-    AutoencoderKL, ClipTextModel, ControlNetModel, ModelError, UNet2DConditionModel,
+    AutoencoderKL, ClipTextModel, ControlNetModel, ModelError, UNet2DConditionConfig,
+    UNet2DConditionModel,
 };
 use safetensors::{tensor::TensorView, Dtype};
 
@@ -512,5 +513,51 @@ fn full_size_configs_build_with_sd15_parameter_counts() {
         (m(clip.num_params()) - 123.06).abs() < 0.01,
         "clip {}",
         clip.num_params()
+    );
+}
+
+/// The full-size SD 2.1 and SDXL configs of `benches/configs` (written by
+/// diffusers and transformers from the released hyperparameters; the
+/// benches and `edit_stages` build random-weight models from them) parse
+/// and validate, and say what the released models are: SD 2.1's
+/// v-prediction UNet with 1024-wide text, SDXL's `text_time` UNet whose
+/// added-condition width is its pooled text width plus six 256-wide time
+/// embeddings. Building them (0.9 and 2.6 billion UNet parameters) is left
+/// to `edit_stages`, which prints the count.
+#[test]
+fn full_size_sd21_and_sdxl_configs_validate() {
+    use optedit_models::config::read_config;
+    use optedit_models::ClipTextConfig;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/configs");
+    let unet = |name: &str| -> UNet2DConditionConfig {
+        let path = root.join(name).join("unet/config.json");
+        let c: UNet2DConditionConfig = read_config(&path).unwrap();
+        c.validate(&path).unwrap();
+        c
+    };
+    let clip = |name: &str, folder: &str| -> ClipTextConfig {
+        let path = root.join(name).join(folder).join("config.json");
+        let c: ClipTextConfig = read_config(&path).unwrap();
+        c.validate(&path).unwrap();
+        c
+    };
+    for name in ["sd21", "sdxl"] {
+        let path = root.join(name).join("vae/config.json");
+        let vae: optedit_models::AutoencoderKLConfig = read_config(&path).unwrap();
+        vae.validate(&path).unwrap();
+    }
+    let sd21 = unet("sd21");
+    assert_eq!(
+        sd21.cross_attention_dim,
+        clip("sd21", "text_encoder").hidden_size
+    );
+    assert!(sd21.added_conditions().is_none());
+    let sdxl = unet("sdxl");
+    let dims = sdxl.added_conditions().expect("text_time");
+    let pooled = clip("sdxl", "text_encoder_2");
+    assert_eq!(dims.text_embeds, pooled.projection_dim);
+    assert_eq!(
+        sdxl.cross_attention_dim,
+        clip("sdxl", "text_encoder").hidden_size + pooled.hidden_size
     );
 }

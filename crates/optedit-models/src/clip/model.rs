@@ -342,6 +342,13 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
         })
     }
 
+    /// Reads a config file and builds the model with random weights.
+    pub fn from_config_file(path: &Path, device: &B::Device) -> Result<Self> {
+        let config: ClipTextConfig = read_config(path)?;
+        config.validate(path)?;
+        Self::from_config(config, device)
+    }
+
     /// Loads a transformers `text_encoder_2/` folder (`config.json`,
     /// `model[.fp16].safetensors`) strictly, with the same tensor names as
     /// [`ClipTextModel::load`] plus `text_projection.weight`.
