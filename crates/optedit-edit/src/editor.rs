@@ -127,6 +127,20 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         }
     }
 
+    /// The forward-only denoiser of the source prompt (already on the inner
+    /// backend) at the inversion's guidance scale.
+    fn forward_source_denoiser<'c>(
+        &'c self,
+        source: &PromptEmbeddings<B::InnerBackend>,
+    ) -> Denoiser<'c, B::InnerBackend> {
+        self.denoiser(
+            &self.forward,
+            source,
+            self.config.inversion_guidance_scale,
+            Vec::new(),
+        )
+    }
+
     /// The forward-only denoiser of `condition` (already on the inner
     /// backend) at the edit's guidance scale.
     pub(crate) fn forward_edit_denoiser<'c>(
@@ -263,12 +277,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         progress: &mut dyn Progress,
     ) -> Result<Trajectory<B>> {
         let source = source.inner();
-        let denoiser = self.denoiser(
-            &self.forward,
-            &source,
-            self.config.inversion_guidance_scale,
-            Vec::new(),
-        );
+        let denoiser = self.forward_source_denoiser(&source);
         stages::invert(
             &denoiser,
             &self.scheduler,
@@ -347,12 +356,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
     ) -> Result<Trajectory<B>> {
         stages::check_inversion(inversion, &self.scheduler, &self.config)?;
         let source = source.inner();
-        let denoiser = self.denoiser(
-            &self.forward,
-            &source,
-            self.config.inversion_guidance_scale,
-            Vec::new(),
-        );
+        let denoiser = self.forward_source_denoiser(&source);
         stages::denoise(
             &self.scheduler,
             &self.config,

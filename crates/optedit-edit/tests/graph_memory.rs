@@ -53,15 +53,38 @@ fn release_graphs_frees_what_forward_only_operations_registered() {
     );
 }
 
+/// The tiny pipeline and the fixture's input image.
+fn fixture(device: &burn::tensor::Device<AD>) -> (SdPipeline<AD>, Tensor<AD, 4>) {
+    let p = SdPipeline::<AD>::load(&fixtures_dir().join("tiny-sd"), device).unwrap();
+    let image = cases_with_prefix("vae_encode")
+        .remove(0)
+        .load()
+        .tensor("input.image", device);
+    (p, image)
+}
+
+/// The left half of an `h x w` image.
+fn left_half(h: usize, w: usize) -> UserMask {
+    let pixels = (0..h * w).map(|i| f32::from(i % w < w / 2)).collect();
+    UserMask::new(pixels, w, h).unwrap()
+}
+
+/// Bytes a graph sweep frees right after `run` (run once before, and swept,
+/// so that only what `run` itself left behind counts).
+fn swept_after(device: &burn::tensor::Device<AD>, run: impl Fn()) -> isize {
+    run();
+    release_graphs::<AD>(device);
+    run();
+    let before_sweep = live();
+    release_graphs::<AD>(device);
+    (before_sweep - live()).max(0)
+}
+
 #[test]
 fn repeated_baseline_edits_do_not_accumulate_memory() {
     let _serial = serial();
     let device = Default::default();
-    let p = SdPipeline::<AD>::load(&fixtures_dir().join("tiny-sd"), &device).unwrap();
-    let image: Tensor<AD, 4> = cases_with_prefix("vae_encode")
-        .remove(0)
-        .load()
-        .tensor("input.image", &device);
+    let (p, image) = fixture(&device);
     let config = EditConfig {
         num_steps: 10,
         strength: 1.0,
@@ -72,10 +95,14 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
     let condition = EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
     let [_, _, h, w] = image.dims();
     let edit = || {
-        let pixels = (0..h * w).map(|i| f32::from(i % w < w / 2)).collect();
-        let mut mask = UserMask::new(pixels, w, h).unwrap();
         let d = editor
-            .diffedit(image.clone(), &source, &condition, &mut mask, &mut Silent)
+            .diffedit(
+                image.clone(),
+                &source,
+                &condition,
+                &mut left_half(h, w),
+                &mut Silent,
+            )
             .unwrap();
         let s = editor
             .sdedit(image.clone(), &condition, &mut Silent)
@@ -91,11 +118,7 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
     );
     // Nothing was left for a sweep to free: the stages registered no graph
     // entries (on the autodiff backend one run leaves megabytes to sweep).
-    release_graphs::<AD>(&device);
-    edit();
-    let before_sweep = live();
-    release_graphs::<AD>(&device);
-    let swept = before_sweep.saturating_sub(live());
+    let swept = swept_after(&device, edit);
     assert!(
         swept < 16 * 1024,
         "a sweep after DiffEdit + SDEdit freed {swept} bytes of graph entries"
@@ -109,11 +132,7 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
 fn an_optimise_edit_leaves_nothing_to_sweep() {
     let _serial = serial();
     let device = Default::default();
-    let p = SdPipeline::<AD>::load(&fixtures_dir().join("tiny-sd"), &device).unwrap();
-    let image: Tensor<AD, 4> = cases_with_prefix("vae_encode")
-        .remove(0)
-        .load()
-        .tensor("input.image", &device);
+    let (p, image) = fixture(&device);
     let config = EditConfig {
         num_steps: 6,
         t_u: 2,
@@ -124,21 +143,19 @@ fn an_optimise_edit_leaves_nothing_to_sweep() {
     let source = editor.encode_prompt("a photo of a cat", None).unwrap();
     let condition = EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
     let [_, _, h, w] = image.dims();
-    let edit = || {
-        let pixels = (0..h * w).map(|i| f32::from(i % w < w / 2)).collect();
-        let mut mask = UserMask::new(pixels, w, h).unwrap();
+    let swept = swept_after(&device, || {
         drop(
             editor
-                .edit(image.clone(), &source, &condition, &mut mask, &mut Silent)
+                .edit(
+                    image.clone(),
+                    &source,
+                    &condition,
+                    &mut left_half(h, w),
+                    &mut Silent,
+                )
                 .unwrap(),
         );
-    };
-    edit();
-    release_graphs::<AD>(&device);
-    edit();
-    let before_sweep = live();
-    release_graphs::<AD>(&device);
-    let swept = before_sweep.saturating_sub(live());
+    });
     assert!(
         swept < 16 * 1024,
         "a sweep after an optimise edit freed {swept} bytes of graph entries"
