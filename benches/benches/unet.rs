@@ -3,7 +3,11 @@
 //! 64 x 64 with a 77 x 768 context; forward+backward at batch 1), the shapes
 //! of `shared/bench/torch_unet_cpu.py`.
 //!
-//! `OPTEDIT_BENCH_LATENT` changes the full-size latent size (default 64);
+//! `OPTEDIT_BENCH_MODEL=sd15|sd21|sdxl` picks the full-size UNet (default
+//! sd15; sd21 and sdxl from the released configs in `benches/configs/`,
+//! SDXL with random pooled embeddings and size conditions and its own
+//! context width); `OPTEDIT_BENCH_LATENT` changes the full-size latent size
+//! (default 64);
 //! `OPTEDIT_BENCH_ONLY=tiny|forward|backward` builds and runs one group only
 //! (so that `/usr/bin/time -v` reports the peak memory of that one).
 //! malloc is tuned as in the binaries (`optedit_models::allocator`);
@@ -18,7 +22,7 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use criterion::{criterion_group, criterion_main, Criterion};
-use optedit_benches::{sd15_unet, tiny_unet, unet_inputs};
+use optedit_benches::{added_conditions, full_unet, tiny_unet, unet_inputs};
 
 #[cfg(not(feature = "cuda"))]
 type Dev = burn::backend::Flex;
@@ -63,23 +67,38 @@ fn full(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
+    let model = std::env::var("OPTEDIT_BENCH_MODEL").unwrap_or_else(|_| "sd15".into());
     let device = Default::default();
-    let mut group = c.benchmark_group("sd15_unet");
+    let mut group = c.benchmark_group(format!("{model}_unet"));
     group.sample_size(10);
     if only("forward") {
-        let unet = sd15_unet::<Dev>(&device);
+        let unet = full_unet::<Dev>(&model, &device);
         let (x, t, ctx) = unet_inputs(&unet, 2, latent, &device);
-        group.bench_function(format!("forward_b2_{latent}x{latent}_ctx77x768"), |b| {
+        let added = added_conditions(&unet, 2, latent * 8, &device);
+        let width = unet.config.cross_attention_dim;
+        group.bench_function(format!("forward_b2_{latent}x{latent}_ctx77x{width}"), |b| {
             b.iter(|| {
-                let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
+                let out = unet
+                    .forward_with_conditions(
+                        x.clone(),
+                        t.clone(),
+                        ctx.clone(),
+                        added.as_ref(),
+                        None,
+                    )
+                    .unwrap();
                 let _ = out.into_data();
             })
         });
     }
     if only("backward") {
         match std::env::var("OPTEDIT_BENCH_CHECKPOINT").as_deref() {
-            Ok("balanced") => backward::<BalancedCheckpointing>(&mut group, latent, &device),
-            Ok("" | "none") | Err(_) => backward::<NoCheckpointing>(&mut group, latent, &device),
+            Ok("balanced") => {
+                backward::<BalancedCheckpointing>(&mut group, &model, latent, &device)
+            }
+            Ok("" | "none") | Err(_) => {
+                backward::<NoCheckpointing>(&mut group, &model, latent, &device)
+            }
             Ok(other) => panic!("OPTEDIT_BENCH_CHECKPOINT={other}: expected none or balanced"),
         }
     }
@@ -90,17 +109,27 @@ fn full(c: &mut Criterion) {
 /// checkpointing strategy `C`.
 fn backward<C: CheckpointStrategy>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    model: &str,
     latent: usize,
     device: &burn::tensor::Device<Dev>,
 ) {
-    let unet = sd15_unet::<Autodiff<Dev, C>>(device).no_grad();
+    let unet = full_unet::<Autodiff<Dev, C>>(model, device).no_grad();
     let (x, t, ctx) = unet_inputs(&unet, 1, latent, device);
+    let added = added_conditions(&unet, 1, latent * 8, device);
     group.bench_function(
         format!("forward_backward_wrt_latent_b1_{latent}x{latent}"),
         |b| {
             b.iter(|| {
                 let z = x.clone().require_grad();
-                let out = unet.forward(z.clone(), t.clone(), ctx.clone()).unwrap();
+                let out = unet
+                    .forward_with_conditions(
+                        z.clone(),
+                        t.clone(),
+                        ctx.clone(),
+                        added.as_ref(),
+                        None,
+                    )
+                    .unwrap();
                 let grads = out.powi_scalar(2).mean().backward();
                 let g = z.grad(&grads).unwrap();
                 let _ = g.into_data();

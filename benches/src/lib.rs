@@ -9,17 +9,53 @@
 use std::path::PathBuf;
 
 use burn::tensor::{backend::Backend, Distribution, Tensor};
-use optedit_models::UNet2DConditionModel;
+use optedit_models::unet::TIME_IDS;
+use optedit_models::{AddedConditions, UNet2DConditionModel};
 
 /// Folder of the full-size SD 1.5 configs (random weights, no files needed).
 pub fn sd15_configs() -> PathBuf {
     optedit_fixtures::sd15_configs_dir()
 }
 
-/// The full-size SD 1.5 UNet with random weights.
-pub fn sd15_unet<B: Backend>(device: &B::Device) -> UNet2DConditionModel<B> {
-    UNet2DConditionModel::from_config_file(&sd15_configs().join("unet/config.json"), device)
-        .expect("sd15 unet config")
+/// The full-size UNet of `model` with random weights: `sd15` (the default,
+/// `tests/fixtures/sd15-configs`), `sd21` or `sdxl` (the released configs in
+/// `benches/configs/`). The benches read the name from
+/// `OPTEDIT_BENCH_MODEL`.
+///
+/// # Panics
+/// On another name.
+pub fn full_unet<B: Backend>(model: &str, device: &B::Device) -> UNet2DConditionModel<B> {
+    let config = match model {
+        "sd15" => sd15_configs().join("unet/config.json"),
+        "sd21" | "sdxl" => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(model)
+            .join("unet/config.json"),
+        other => panic!("OPTEDIT_BENCH_MODEL={other}: expected sd15, sd21 or sdxl"),
+    };
+    UNet2DConditionModel::from_config_file(&config, device).expect("full-size unet config")
+}
+
+/// SDXL's added conditions for `batch` samples of a `text_time` UNet
+/// (random pooled embeddings, uncropped size conditions of a `side`-pixel
+/// image); `None` for SD 1.x and 2.x UNets.
+pub fn added_conditions<B: Backend>(
+    unet: &UNet2DConditionModel<B>,
+    batch: usize,
+    side: usize,
+    device: &B::Device,
+) -> Option<AddedConditions<B>> {
+    let dims = unet.config.added_conditions()?;
+    let s = side as f32;
+    let ids: Vec<f32> = (0..batch).flat_map(|_| [s, s, 0.0, 0.0, s, s]).collect();
+    Some(AddedConditions {
+        text_embeds: Tensor::random(
+            [batch, dims.text_embeds],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        ),
+        time_ids: Tensor::<B, 1>::from_floats(ids.as_slice(), device).reshape([batch, TIME_IDS]),
+    })
 }
 
 /// The tiny fixture UNet with its real (fixture) weights.
