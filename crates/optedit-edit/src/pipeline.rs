@@ -199,7 +199,9 @@ impl<B: Backend> SdPipeline<B> {
 
     /// Embeddings of `prompt` and of `negative` (the empty prompt when
     /// `None`), with SDXL's pooled embeddings, detached from any autodiff
-    /// graph.
+    /// graph. On an autodiff backend the text encoders still run there;
+    /// [`Editor::encode_prompt`](crate::Editor::encode_prompt) runs them on
+    /// the inner backend instead, keeping no autodiff bookkeeping.
     pub fn encode_prompt(
         &self,
         prompt: &str,
