@@ -14,7 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
 use serde::Deserialize;
 
 pub mod alloc;
@@ -27,6 +28,67 @@ pub use shapes::FixtureShapes;
 pub type TestBackend = burn::backend::Flex;
 /// The autodiff CPU backend the gradient tests run on.
 pub type TestAutodiffBackend = burn::backend::Autodiff<burn::backend::Flex>;
+
+/// A backend for forward work and its autodiff wrapper: the pair a parity
+/// test runs on. [`on_each_backend!`] runs a test generic over it once per
+/// pair below.
+pub trait Backends: 'static {
+    /// The forward backend.
+    type B: Backend;
+    /// `B` under automatic differentiation.
+    type AD: AutodiffBackend<InnerBackend = Self::B>;
+}
+
+/// burn's `Flex` backend, where `optedit_models::kernels` replaces burn's
+/// attention, group norm, activations and convolution by its own kernels.
+pub struct FlexKernels;
+
+impl Backends for FlexKernels {
+    type B = TestBackend;
+    type AD = TestAutodiffBackend;
+}
+
+/// burn's `NdArray` backend, which takes none of optedit's kernels: every
+/// operation is burn's own, the generic path the CUDA backend takes too, so
+/// a parity test on it proves that path without a GPU.
+pub struct Generic;
+
+impl Backends for Generic {
+    type B = burn_ndarray::NdArray<f32>;
+    type AD = burn::backend::Autodiff<burn_ndarray::NdArray<f32>>;
+}
+
+/// Makes one `#[test]` per backend pair for each named function generic over
+/// [`Backends`]: `flex::NAME` on [`FlexKernels`] and `generic::NAME` on
+/// [`Generic`].
+///
+/// ```ignore
+/// fn vae_decode_cases<T: optedit_fixtures::Backends>() { /* ... */ }
+/// optedit_fixtures::on_each_backend!(vae_decode_cases);
+/// ```
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        /// The tests on `Flex` with optedit's kernels.
+        mod flex {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<$crate::FlexKernels>()
+                }
+            )+
+        }
+        /// The tests on burn's `NdArray` (no optedit kernel).
+        mod generic {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<$crate::Generic>()
+                }
+            )+
+        }
+    };
+}
 
 /// The fixture folder: `$OPTEDIT_FIXTURES`, or the in-repository copy.
 pub fn fixtures_dir() -> PathBuf {

@@ -1,20 +1,19 @@
 //! DDIM inversion and guided DDIM sampling with the tiny UNet, at parity with
 //! diffusers' `DDIMInverseScheduler` / `DDIMScheduler` loops, over every
-//! `ddim_inversion_trajectory*` case.
+//! `ddim_inversion_trajectory*` case, on each test backend.
 
 use burn::tensor::Tensor;
-use optedit_fixtures::{assert_output, cases_with_prefix, fixtures_dir, TestBackend as B};
+use optedit_fixtures::{assert_output, cases_with_prefix, fixtures_dir, Backends};
 use optedit_models::UNet2DConditionModel;
 use optedit_schedule::{
     fallible, invert, sample, Cfg, DdimInverseScheduler, DdimScheduler, SchedulerConfig,
 };
 
-#[test]
-fn ddim_inversion_trajectory_cases() {
+fn ddim_inversion_trajectory_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("ddim_inversion_trajectory") {
         let g = case.load();
-        let unet = UNet2DConditionModel::<B>::load(&case.model_dir(), &device).unwrap();
+        let unet = UNet2DConditionModel::<T::B>::load(&case.model_dir(), &device).unwrap();
         let steps = case.params["num_inference_steps"]
             .as_u64()
             .expect("num_inference_steps") as usize;
@@ -30,20 +29,20 @@ fn ddim_inversion_trajectory_cases() {
                 )
             })
             .unwrap();
-        let cond: Tensor<B, 3> = g.tensor("input.cond_embedding", &device);
-        let uncond: Tensor<B, 3> = g.tensor("input.uncond_embedding", &device);
-        let z0: Tensor<B, 4> = g.tensor("input.z0", &device);
+        let cond: Tensor<T::B, 3> = g.tensor("input.cond_embedding", &device);
+        let uncond: Tensor<T::B, 3> = g.tensor("input.uncond_embedding", &device);
+        let z0: Tensor<T::B, 4> = g.tensor("input.z0", &device);
 
         let mut inverse = DdimInverseScheduler::new(config.clone()).unwrap();
-        let mut eps_cond = fallible(|x: Tensor<B, 4>, t: usize| {
-            let tt = Tensor::<B, 1>::from_data([t as f32].as_slice(), &x.device());
+        let mut eps_cond = fallible(|x: Tensor<T::B, 4>, t: usize| {
+            let tt = Tensor::<T::B, 1>::from_data([t as f32].as_slice(), &x.device());
             unet.forward(x, tt, cond.clone())
         });
         let inv = invert(&mut inverse, &mut eps_cond, z0, steps, None).unwrap();
 
         let both = Tensor::cat(vec![uncond.clone(), cond.clone()], 0);
-        let batch = fallible(|x: Tensor<B, 4>, t: usize| {
-            let tt = Tensor::<B, 1>::from_data([t as f32].as_slice(), &x.device());
+        let batch = fallible(|x: Tensor<T::B, 4>, t: usize| {
+            let tt = Tensor::<T::B, 1>::from_data([t as f32].as_slice(), &x.device());
             unet.forward(x, tt, both.clone())
         });
         let mut guided = Cfg::new(batch, w);
@@ -51,7 +50,7 @@ fn ddim_inversion_trajectory_cases() {
         let smp = sample(&mut forward, &mut guided, inv.last().clone(), steps, None).unwrap();
 
         let as_tensor = |ts: &[usize]| {
-            Tensor::<B, 1>::from_data(
+            Tensor::<T::B, 1>::from_data(
                 ts.iter().map(|&t| t as f32).collect::<Vec<_>>().as_slice(),
                 &device,
             )
@@ -79,3 +78,5 @@ fn ddim_inversion_trajectory_cases() {
         }
     }
 }
+
+optedit_fixtures::on_each_backend!(ddim_inversion_trajectory_cases);

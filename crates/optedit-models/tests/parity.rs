@@ -1,22 +1,21 @@
 //! Parity with diffusers / transformers for the VAE, the CLIP text encoders,
 //! the ControlNet and UNet gradients, over every matching case of the fixture
-//! set named by `OPTEDIT_FIXTURES`.
+//! set named by `OPTEDIT_FIXTURES`, on each test backend (`Flex` with
+//! optedit's kernels, and burn's `NdArray` with none of them).
 
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use optedit_fixtures::{
-    assert_output, cases_with_prefix, fixtures_dir, TestAutodiffBackend as AD, TestBackend as B,
-};
+use optedit_fixtures::{assert_output, cases_with_prefix, fixtures_dir, Backends};
 use optedit_models::{
     AddedConditions, AutoencoderKL, ClipTextModel, ClipTextModelWithProjection, ControlNetModel,
     ModelError, UNet2DConditionModel,
 };
 
-#[test]
-fn vae_encode_cases() {
+fn vae_encode_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("vae_encode") {
         let g = case.load();
-        let vae = AutoencoderKL::<B>::load(&case.model_dir(), &device).unwrap();
+        let vae = AutoencoderKL::<T::B>::load(&case.model_dir(), &device).unwrap();
         if let Some(s) = case.params.get("scaling_factor").and_then(|v| v.as_f64()) {
             assert_eq!(vae.scaling_factor(), s, "{}: scaling_factor", case.case);
         }
@@ -33,12 +32,11 @@ fn vae_encode_cases() {
     }
 }
 
-#[test]
-fn vae_decode_cases() {
+fn vae_decode_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("vae_decode") {
         let g = case.load();
-        let vae = AutoencoderKL::<B>::load(&case.model_dir(), &device).unwrap();
+        let vae = AutoencoderKL::<T::B>::load(&case.model_dir(), &device).unwrap();
         let image = vae.decode(g.tensor("input.latent", &device)).unwrap();
         assert_eq!(case.outputs.len(), 1);
         assert_output(&case, &g, "output.image", &image);
@@ -49,21 +47,20 @@ fn vae_decode_cases() {
 /// [`clip_text_encoder_with_projection_cases`].
 const WITH_PROJECTION: &str = "clip_text_encoder_with_projection";
 
-fn input_ids(g: &optedit_fixtures::Golden) -> Tensor<B, 2, Int> {
+fn input_ids<B: Backend>(g: &optedit_fixtures::Golden) -> Tensor<B, 2, Int> {
     let ids = g.get("input.input_ids");
     let data = TensorData::new(ids.i64s(), ids.shape.clone());
     Tensor::<B, 2, Int>::from_data(data, &Default::default())
 }
 
-#[test]
-fn clip_text_encoder_cases() {
+fn clip_text_encoder_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("clip_text_encoder") {
         if case.case.starts_with(WITH_PROJECTION) {
             continue;
         }
         let g = case.load();
-        let clip = ClipTextModel::<B>::load(&case.model_dir(), &device).unwrap();
+        let clip = ClipTextModel::<T::B>::load(&case.model_dir(), &device).unwrap();
         let out = clip.forward(input_ids(&g)).unwrap();
         assert_eq!(out.hidden_states.len(), clip.config.num_hidden_layers + 1);
         for name in case.outputs.keys() {
@@ -81,12 +78,11 @@ fn clip_text_encoder_cases() {
 /// SDXL's second text encoder: last hidden state, penultimate hidden state
 /// (`hidden_states[-2]`, before the final norm) and the projected pooled
 /// state (`text_embeds`).
-#[test]
-fn clip_text_encoder_with_projection_cases() {
+fn clip_text_encoder_with_projection_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix(WITH_PROJECTION) {
         let g = case.load();
-        let clip = ClipTextModelWithProjection::<B>::load(&case.model_dir(), &device)
+        let clip = ClipTextModelWithProjection::<T::B>::load(&case.model_dir(), &device)
             .unwrap_or_else(|e| panic!("{}: {e}", case.case));
         let out = clip.forward(input_ids(&g)).unwrap();
         for name in case.outputs.keys() {
@@ -103,26 +99,25 @@ fn clip_text_encoder_with_projection_cases() {
         }
         // Strict both ways: the projection's tensor is unused by the plain
         // encoder, and missing from a plain encoder's folder.
-        let err = ClipTextModel::<B>::load(&case.model_dir(), &device).unwrap_err();
+        let err = ClipTextModel::<T::B>::load(&case.model_dir(), &device).unwrap_err();
         assert!(err.to_string().contains("text_projection.weight"), "{err}");
     }
     let plain = cases_with_prefix("clip_text_encoder")
         .into_iter()
         .find(|c| !c.case.starts_with(WITH_PROJECTION))
         .expect("a plain clip_text_encoder case");
-    let err = ClipTextModelWithProjection::<B>::load(&plain.model_dir(), &device).unwrap_err();
+    let err = ClipTextModelWithProjection::<T::B>::load(&plain.model_dir(), &device).unwrap_err();
     assert!(
         matches!(&err, ModelError::MissingTensor { tensor, .. } if tensor == "text_projection.weight"),
         "{err}"
     );
 }
 
-#[test]
-fn controlnet_forward_cases() {
+fn controlnet_forward_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("controlnet_forward") {
         let g = case.load();
-        let cn = ControlNetModel::<B>::load(&case.model_dir(), &device).unwrap();
+        let cn = ControlNetModel::<T::B>::load(&case.model_dir(), &device).unwrap();
         let scale = g.get("input.conditioning_scale").values[0];
         // SDXL ControlNets take the added conditions too.
         let added = match (g.has("input.text_embeds"), g.has("input.time_ids")) {
@@ -171,26 +166,25 @@ fn controlnet_forward_cases() {
 
 /// Gradients w.r.t. the latent through the whole UNet, for a plain MSE on
 /// the noise prediction and for a masked MSE on the predicted x0.
-#[test]
-fn unet_grad_cases() {
+fn unet_grad_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("unet_grad") {
         let g = case.load();
-        let unet = UNet2DConditionModel::<AD>::load(&case.model_dir(), &device).unwrap();
-        let t: Tensor<AD, 1> = g.tensor("input.timestep", &device);
-        let ctx: Tensor<AD, 3> = g.tensor("input.encoder_hidden_states", &device);
+        let unet = UNet2DConditionModel::<T::AD>::load(&case.model_dir(), &device).unwrap();
+        let t: Tensor<T::AD, 1> = g.tensor("input.timestep", &device);
+        let ctx: Tensor<T::AD, 3> = g.tensor("input.encoder_hidden_states", &device);
         let a = g.get("input.alpha_prod_t").values[0];
-        let target: Tensor<AD, 4> = g.tensor("input.target", &device);
-        let reference: Tensor<AD, 4> = g.tensor("input.ref", &device);
-        let mask: Tensor<AD, 4> = g.tensor("input.mask", &device);
+        let target: Tensor<T::AD, 4> = g.tensor("input.target", &device);
+        let reference: Tensor<T::AD, 4> = g.tensor("input.ref", &device);
+        let mask: Tensor<T::AD, 4> = g.tensor("input.mask", &device);
         let [_, c, _, _] = target.dims();
 
-        let z: Tensor<AD, 4> = g.tensor::<AD, 4>("input.z", &device).require_grad();
+        let z: Tensor<T::AD, 4> = g.tensor::<T::AD, 4>("input.z", &device).require_grad();
         let eps = unet.forward(z.clone(), t.clone(), ctx.clone()).unwrap();
         let loss_mse = (eps.clone() - target).powi_scalar(2).mean();
         let grad_mse = z.grad(&loss_mse.backward()).unwrap();
 
-        let z2: Tensor<AD, 4> = g.tensor::<AD, 4>("input.z", &device).require_grad();
+        let z2: Tensor<T::AD, 4> = g.tensor::<T::AD, 4>("input.z", &device).require_grad();
         let eps2 = unet.forward(z2.clone(), t, ctx).unwrap();
         let z0 = (z2.clone() - eps2.mul_scalar((1.0 - a).sqrt())).div_scalar(a.sqrt());
         let mask = mask.repeat_dim(1, c);
@@ -214,6 +208,15 @@ fn unet_grad_cases() {
         }
     }
 }
+
+optedit_fixtures::on_each_backend!(
+    vae_encode_cases,
+    vae_decode_cases,
+    clip_text_encoder_cases,
+    clip_text_encoder_with_projection_cases,
+    controlnet_forward_cases,
+    unet_grad_cases,
+);
 
 /// The fixture folder must exist where the tests look for it.
 #[test]

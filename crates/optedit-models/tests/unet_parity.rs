@@ -1,14 +1,17 @@
-//! UNet parity with diffusers over every UNet case of the fixture set.
+//! UNet parity with diffusers over every UNet case of the fixture set, on
+//! each test backend (`Flex` with optedit's kernels, and burn's `NdArray`
+//! with none of them).
 
-use optedit_fixtures::{assert_output, cases_with_prefix, Case, Golden, TestBackend as B};
+use burn::tensor::backend::Backend;
+use optedit_fixtures::{assert_output, cases_with_prefix, Backends, Case, Golden};
 use optedit_models::{AddedConditions, ControlResiduals, ModelError, UNet2DConditionModel};
 
-fn unet(case: &Case) -> UNet2DConditionModel<B> {
+fn unet<B: Backend>(case: &Case) -> UNet2DConditionModel<B> {
     UNet2DConditionModel::load(&case.model_dir(), &Default::default())
         .unwrap_or_else(|e| panic!("{}: {e}", case.case))
 }
 
-fn residuals(case: &Case, g: &Golden) -> Option<ControlResiduals<B>> {
+fn residuals<B: Backend>(case: &Case, g: &Golden) -> Option<ControlResiduals<B>> {
     let device = Default::default();
     let down: Vec<_> = case
         .inputs_with_prefix("input.down_block_additional_residual")
@@ -30,7 +33,7 @@ fn residuals(case: &Case, g: &Golden) -> Option<ControlResiduals<B>> {
 
 /// SDXL's added conditions (`input.text_embeds` and `input.time_ids`), when
 /// the case has them.
-fn added(case: &Case, g: &Golden) -> Option<AddedConditions<B>> {
+fn added<B: Backend>(case: &Case, g: &Golden) -> Option<AddedConditions<B>> {
     let device = Default::default();
     match (g.has("input.text_embeds"), g.has("input.time_ids")) {
         (false, false) => None,
@@ -46,13 +49,12 @@ fn added(case: &Case, g: &Golden) -> Option<AddedConditions<B>> {
 /// `unet_forward_sdxl` and any other `unet_forward*` case: per-sample or
 /// scalar timesteps, with or without ControlNet residuals, with SDXL's added
 /// conditions where the case has them.
-#[test]
-fn unet_forward_cases() {
+fn unet_forward_cases<T: Backends>() {
     let device = Default::default();
     for case in cases_with_prefix("unet_forward") {
         let g = case.load();
-        let model = unet(&case);
-        let t = g.tensor::<B, 1>("input.timestep", &device);
+        let model = unet::<T::B>(&case);
+        let t = g.tensor::<T::B, 1>("input.timestep", &device);
         let added = added(&case, &g);
         assert_eq!(
             added.is_some(),
@@ -77,15 +79,14 @@ fn unet_forward_cases() {
 
 /// A `text_time` (SDXL) UNet without its added conditions is a typed error,
 /// and so are conditions of the wrong width; a batch-wide row broadcasts.
-#[test]
-fn sdxl_unet_checks_its_added_conditions() {
+fn sdxl_unet_checks_its_added_conditions<T: Backends>() {
     let device = Default::default();
     let case = optedit_fixtures::case("unet_forward_sdxl");
     let g = case.load();
-    let model = unet(&case);
-    let sample = || g.tensor::<B, 4>("input.sample", &device);
-    let t = || g.tensor::<B, 1>("input.timestep", &device);
-    let ctx = || g.tensor::<B, 3>("input.encoder_hidden_states", &device);
+    let model = unet::<T::B>(&case);
+    let sample = || g.tensor::<T::B, 4>("input.sample", &device);
+    let t = || g.tensor::<T::B, 1>("input.timestep", &device);
+    let ctx = || g.tensor::<T::B, 3>("input.encoder_hidden_states", &device);
 
     let err = model.forward(sample(), t(), ctx()).unwrap_err();
     assert!(
@@ -131,7 +132,7 @@ fn sdxl_unet_checks_its_added_conditions() {
     );
 
     // A UNet without the text_time addition refuses added conditions.
-    let plain = unet(&optedit_fixtures::case("unet_forward"));
+    let plain = unet::<T::B>(&optedit_fixtures::case("unet_forward"));
     let pg = optedit_fixtures::case("unet_forward").load();
     let err = plain
         .forward_with_conditions(
@@ -147,3 +148,5 @@ fn sdxl_unet_checks_its_added_conditions() {
         "{err}"
     );
 }
+
+optedit_fixtures::on_each_backend!(unet_forward_cases, sdxl_unet_checks_its_added_conditions);

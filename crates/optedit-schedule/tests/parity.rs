@@ -1,11 +1,10 @@
 //! Parity with diffusers' `DDIMScheduler` / `DDIMInverseScheduler`: every
 //! golden case named `ddim_scheduler*`, every output it lists.
 
+use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use optedit_fixtures::{assert_close, assert_output, cases_with_prefix, Case, Golden, TestBackend};
+use optedit_fixtures::{assert_close, assert_output, cases_with_prefix, Backends, Case, Golden};
 use optedit_schedule::{DdimInverseScheduler, DdimScheduler, SchedulerConfig};
-
-type B = TestBackend;
 
 /// Splits `output.stepK_rest` / `output.inv_stepK_rest` into (inverse?, K, rest).
 fn parse_step_output(name: &str) -> Option<(bool, String, &str)> {
@@ -54,7 +53,7 @@ fn check_scalars(case: &Case, name: &str, got: &[f64], golden: &Golden) {
     );
 }
 
-fn run_case(case: &Case) {
+fn run_case<B: Backend>(case: &Case) {
     let golden = case.load();
     let device = Default::default();
     let params = &case.params;
@@ -152,11 +151,10 @@ fn run_case(case: &Case) {
     assert!(checked > 0, "{}: no outputs", case.case);
 }
 
-#[test]
-fn ddim_scheduler_cases_match_diffusers() {
+fn ddim_scheduler_cases_match_diffusers<T: Backends>() {
     let cases = cases_with_prefix("ddim_scheduler");
     for case in &cases {
-        run_case(case);
+        run_case::<T::B>(case);
     }
     eprintln!("checked {} ddim_scheduler cases", cases.len());
 }
@@ -174,3 +172,5 @@ fn output_names_parse() {
     assert_eq!(parse_step_output("output.timesteps"), None);
     assert_eq!(parse_step_output("output.stepx_prev_sample"), None);
 }
+
+optedit_fixtures::on_each_backend!(ddim_scheduler_cases_match_diffusers);
