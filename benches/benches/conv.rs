@@ -3,6 +3,7 @@
 //! `optedit_models::kernels::conv2d`, at the demo model's training shape and
 //! SD 1.5's shapes (3x3 at each level, the stride-2 down-sampling, a 1x1
 //! shortcut). `benches/torch/conv.py` measures PyTorch on the same shapes.
+//! `OPTEDIT_BENCH_DTYPE=bf16` runs the kernels in bf16 (`*_bf16` groups).
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -33,7 +34,7 @@ const CASES: [Case; 6] = [
 
 fn bench_case(c: &mut Criterion, (name, dims, out, kernel, stride): Case) {
     let device = Default::default();
-    let mut group = c.benchmark_group(format!("conv_{name}"));
+    let mut group = c.benchmark_group(format!("conv_{name}{}", optedit_benches::bench_dtype()));
     group.sample_size(10);
     let pad = kernel / 2;
     let conv: Conv2d<A> = Conv2dConfig::new([dims[1], out], [kernel, kernel])

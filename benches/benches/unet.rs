@@ -14,6 +14,9 @@
 //! `OPTEDIT_BENCH_MALLOC=default` keeps glibc's defaults.
 //! `OPTEDIT_BENCH_CHECKPOINT=balanced` runs the backward group on
 //! `Autodiff<_, BalancedCheckpointing>` (the `optedit` binary's backend).
+//! `OPTEDIT_BENCH_DTYPE=f32|bf16|auto` sets the kernels' compute dtype
+//! (`optedit_models::kernels::set_compute_dtype`; default f32); bf16 groups
+//! are named `*_bf16`.
 
 use burn::backend::autodiff::checkpoint::strategy::{
     BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
@@ -22,7 +25,7 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use criterion::{criterion_group, criterion_main, Criterion};
-use optedit_benches::{added_conditions, full_unet, tiny_unet, unet_inputs};
+use optedit_benches::{added_conditions, bench_dtype, full_unet, tiny_unet, unet_inputs};
 
 #[cfg(not(feature = "cuda"))]
 type Dev = burn::backend::Flex;
@@ -53,12 +56,15 @@ fn tiny(c: &mut Criterion) {
     let device = Default::default();
     let unet = tiny_unet::<Dev>(&device);
     let (x, t, ctx) = unet_inputs(&unet, 2, 16, &device);
-    c.bench_function("tiny_unet_forward_b2_16x16", |b| {
-        b.iter(|| {
-            let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
-            let _ = out.into_data();
-        })
-    });
+    c.bench_function(
+        &format!("tiny_unet_forward_b2_16x16{}", bench_dtype()),
+        |b| {
+            b.iter(|| {
+                let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
+                let _ = out.into_data();
+            })
+        },
+    );
 }
 
 fn full(c: &mut Criterion) {
@@ -69,7 +75,7 @@ fn full(c: &mut Criterion) {
         .unwrap_or(64);
     let model = std::env::var("OPTEDIT_BENCH_MODEL").unwrap_or_else(|_| "sd15".into());
     let device = Default::default();
-    let mut group = c.benchmark_group(format!("{model}_unet"));
+    let mut group = c.benchmark_group(format!("{model}_unet{}", bench_dtype()));
     group.sample_size(10);
     if only("forward") {
         let unet = full_unet::<Dev>(&model, &device);

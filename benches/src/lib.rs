@@ -98,3 +98,25 @@ pub fn unet_inputs<B: Backend>(
     );
     (x, t, c)
 }
+
+/// Sets the kernels' compute dtype that `OPTEDIT_BENCH_DTYPE` names
+/// (`f32`, `bf16` or `auto`; default f32) for the process, and returns the
+/// suffix of the benchmark names (`"_bf16"`, or `""` for f32).
+///
+/// # Panics
+/// On an unknown name, or bf16 on a CPU without a bf16 unit.
+pub fn bench_dtype() -> &'static str {
+    use optedit_models::kernels::{set_compute_dtype, ComputeDtype};
+    let word = std::env::var("OPTEDIT_BENCH_DTYPE").unwrap_or_default();
+    let dtype = match word.as_str() {
+        "" => ComputeDtype::F32,
+        w => w
+            .parse()
+            .unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={w}: {e}")),
+    };
+    set_compute_dtype(dtype).unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={word}: {e}"));
+    match dtype {
+        ComputeDtype::Bf16 => "_bf16",
+        _ => "",
+    }
+}

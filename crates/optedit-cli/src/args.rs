@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use optedit_edit::{EditConfig, LossSpace, Method, OptimizerKind};
+use optedit_models::kernels::ComputeDtype;
 
 /// Size policy shown in the help of every command that takes `--image`.
 pub const SIZE_POLICY: &str =
@@ -153,6 +154,17 @@ pub struct ModelArgs {
     /// Where the models run (cuda needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// How the CPU kernels multiply: f32, bf16 (operands rounded to bf16,
+    /// sums in f32; needs a CPU with AMX or AVX512-BF16) or auto (bf16 where
+    /// the CPU has it, else f32). Ignored by --device cuda.
+    #[arg(long, value_name = "f32|bf16|auto", default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: ComputeDtype,
+}
+
+/// `--dtype`: `f32`, `bf16` or `auto`.
+fn parse_dtype(word: &str) -> Result<ComputeDtype, String> {
+    word.parse()
+        .map_err(|e: optedit_models::ModelError| e.to_string())
 }
 
 /// Input image, output file and verbosity.

@@ -90,10 +90,13 @@ mod backend {
     }
 }
 
-/// Calls `f::<B>(args..., device)` with the backend of `--device`.
+/// Sets `--dtype` for the process, then calls `f::<B>(args..., device)`
+/// with the backend of `--device`.
 macro_rules! dispatch {
-    ($device:expr, $($f:ident)::+ ($($arg:expr),*)) => {
-        match $device {
+    ($model:expr, $($f:ident)::+ ($($arg:expr),*)) => {{
+        optedit_models::kernels::set_compute_dtype($model.dtype)
+            .map_err(|e| UsageError(format!("--dtype {}: {e}", $model.dtype)))?;
+        match $model.device {
             DeviceKind::Cpu => $($f)::+::<backend::Cpu>($($arg,)* Default::default()),
             DeviceKind::Cuda => {
                 #[cfg(feature = "cuda")]
@@ -106,7 +109,7 @@ macro_rules! dispatch {
                 }
             }
         }
-    };
+    }};
 }
 
 fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
@@ -117,28 +120,28 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<()> {
     match &cli.command {
         Command::Edit(a) => {
             let specs = controls::parse_groups(sub)?;
-            dispatch!(a.model.device, commands::edit::run(a, &specs))
+            dispatch!(a.model, commands::edit::run(a, &specs))
         }
         Command::Mask(a) => {
             let specs = controls::parse_groups(sub)?;
-            dispatch!(a.model.device, commands::mask::run(a, &specs))
+            dispatch!(a.model, commands::mask::run(a, &specs))
         }
-        Command::Reconstruct(a) => dispatch!(a.model.device, commands::reconstruct::run(a)),
+        Command::Reconstruct(a) => dispatch!(a.model, commands::reconstruct::run(a)),
         Command::PoseRender(a) => commands::pose_render::run(a),
         Command::Edges(a) => commands::edges::run(a),
         Command::Batch(a) => match (&a.command, &a.run) {
             (Some(BatchCommand::Merge(m)), _) => commands::batch::merge(m),
-            (None, Some(r)) => dispatch!(r.model.device, commands::batch::run(r)),
+            (None, Some(r)) => dispatch!(r.model, commands::batch::run(r)),
             (None, None) => Err(UsageError(
                 "optedit batch needs --model, --jobs and --out (or `merge`)".into(),
             )
             .into()),
         },
         Command::Eval(EvalCommand::MakeCases(a)) => commands::eval::make(a),
-        Command::Eval(EvalCommand::Run(a)) => dispatch!(a.model.device, commands::eval::run(a)),
+        Command::Eval(EvalCommand::Run(a)) => dispatch!(a.model, commands::eval::run(a)),
         Command::Eval(EvalCommand::Compare(a)) => commands::eval::compare(a),
         Command::Eval(EvalCommand::Quality(a)) => {
-            dispatch!(a.model.device, commands::eval::quality(a))
+            dispatch!(a.model, commands::eval::quality(a))
         }
     }
 }

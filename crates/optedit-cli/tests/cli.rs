@@ -357,8 +357,17 @@ fn bad_method_and_max_size_are_usage_errors() {
         2,
         &["--max-size", "factor 8"],
     );
-    // `optimize` is the same method.
-    assert_success(&s.edit(&out, &["--method", "optimize"]));
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &sd(),
+        &out,
+        &["--dtype", "fp16"],
+        2,
+        &["--dtype", "fp16", "f32, bf16 or auto"],
+    );
+    // `optimize` is the same method; `--dtype auto` runs anywhere.
+    assert_success(&s.edit(&out, &["--method", "optimize", "--dtype", "auto"]));
 }
 
 #[test]

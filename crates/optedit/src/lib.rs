@@ -9,6 +9,7 @@ pub mod images;
 mod pipeline;
 
 pub use error::{Error, Result};
+pub use optedit_models::kernels::ComputeDtype;
 pub use pipeline::{Control, Edited, Instruction, MaskChoice, Options, Pipeline, SD_MAX_SIDE};
 
 pub use optedit_edit::{

@@ -14,6 +14,7 @@ use optedit_edit::{
     ControlCondition, EditCondition, EditConfig, Editor, EstimatedMask, FullMask, MaskOptions,
     MaskSource, Method, Progress, SdPipeline, Stage, UserMask,
 };
+use optedit_models::kernels::{with_compute_dtype, ComputeDtype};
 use optedit_models::ControlNetModel;
 
 use crate::error::{Error, Result};
@@ -133,9 +134,23 @@ impl<B: AutodiffBackend> Pipeline<B> {
     /// for none).
     ///
     /// # Errors
-    /// A control naming no loaded ControlNet, a mask with SDEdit, bad
+    /// A control naming no loaded ControlNet, a mask with SDEdit, bf16 on a
+    /// CPU without a bf16 unit, bad
     /// configuration, a model failure or divergence ([`Error`]).
     pub fn edit(
+        &self,
+        image: &DynamicImage,
+        instruction: &Instruction,
+        options: &Options,
+        progress: &mut dyn Progress,
+    ) -> Result<Edited> {
+        with_compute_dtype(options.dtype, || {
+            self.edit_in_dtype(image, instruction, options, progress)
+        })?
+    }
+
+    /// [`Pipeline::edit`] in the compute dtype already set.
+    fn edit_in_dtype(
         &self,
         image: &DynamicImage,
         instruction: &Instruction,
@@ -333,6 +348,13 @@ pub struct Options {
     /// [`Edited::guidance`] (one more VAE decode; only
     /// [`Method::Optimise`] with lambda below 1 makes one).
     pub guidance_image: bool,
+    /// How the CPU kernels multiply during the edit: f32 (default), or
+    /// bf16 operands with f32 accumulation on CPUs with AMX or AVX512-BF16
+    /// ([`ComputeDtype::auto`] picks bf16 where it is native). Set
+    /// process-wide for the edit's duration
+    /// ([`optedit_models::kernels::with_compute_dtype`]); other backends
+    /// ignore it.
+    pub dtype: ComputeDtype,
 }
 
 impl Default for Options {
@@ -343,6 +365,7 @@ impl Default for Options {
             max_side: None,
             mask_options: MaskOptions::default(),
             guidance_image: false,
+            dtype: ComputeDtype::F32,
         }
     }
 }

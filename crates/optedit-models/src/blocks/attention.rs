@@ -7,6 +7,7 @@ use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{group_norm, linear, norm};
+use crate::kernels;
 use crate::kernels::multi_head_attention;
 
 /// Multi-head attention with diffusers' parameter names.
@@ -66,11 +67,13 @@ impl<B: Backend> Attention<B> {
     /// `[batch, m, cross_dim]` (`None`: self-attention).
     pub fn forward(&self, x: Tensor<B, 3>, context: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
         let kv = context.cloned().unwrap_or_else(|| x.clone());
-        let q = self.to_q.forward(x);
-        let k = self.to_k.forward(kv.clone());
-        let v = self.to_v.forward(kv);
-        self.to_out
-            .forward(multi_head_attention(q, k, v, self.heads, false))
+        let q = kernels::linear(&self.to_q, x);
+        let k = kernels::linear(&self.to_k, kv.clone());
+        let v = kernels::linear(&self.to_v, kv);
+        kernels::linear(
+            &self.to_out,
+            multi_head_attention(q, k, v, self.heads, false),
+        )
     }
 
     /// Spatial self-attention with residual (the VAE mid block):

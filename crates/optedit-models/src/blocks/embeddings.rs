@@ -8,6 +8,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use super::{linear, zeroed};
+use crate::kernels;
 use crate::kernels::multi_head_attention;
 use crate::kernels::silu;
 
@@ -62,7 +63,7 @@ impl<B: Backend> TimestepEmbedding<B> {
 
     /// `[batch, input]` to `[batch, dim]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.linear_2.forward(silu(self.linear_1.forward(x)))
+        kernels::linear(&self.linear_2, silu(kernels::linear(&self.linear_1, x)))
     }
 }
 
@@ -107,9 +108,9 @@ impl<B: Backend> AttentionPooling<B> {
         let position = self.positional_embedding.val().unsqueeze_dim::<3>(0);
         let class_token = x.clone().mean_dim(1) + position;
         let tokens = Tensor::cat(vec![class_token.clone(), x], 1);
-        let q = self.q_proj.forward(class_token);
-        let k = self.k_proj.forward(tokens.clone());
-        let v = self.v_proj.forward(tokens);
+        let q = kernels::linear(&self.q_proj, class_token);
+        let k = kernels::linear(&self.k_proj, tokens.clone());
+        let v = kernels::linear(&self.v_proj, tokens);
         multi_head_attention(q, k, v, self.heads, false).reshape([b, width])
     }
 }

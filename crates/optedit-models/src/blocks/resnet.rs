@@ -6,6 +6,7 @@ use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{conv_layer, group_norm, linear, norm};
+use crate::kernels;
 use crate::kernels::{conv2d, silu};
 
 /// Two 3x3 convolutions with group norm and SiLU, an optional time-embedding
@@ -68,7 +69,7 @@ impl<B: Backend> ResnetBlock2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
         let mut h = conv2d(&self.conv1, norm::group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(silu(temb.clone()));
+            let t = kernels::linear(proj, silu(temb.clone()));
             h = h + t.unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = conv2d(&self.conv2, norm::group_norm_silu(&self.norm2, h));

@@ -7,6 +7,7 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::attention::{Attention, AttentionSpec};
 use super::{group_norm, linear, norm};
+use crate::kernels;
 use crate::kernels::gelu;
 
 /// GEGLU feed-forward: `proj_out(h * gelu(gate))` with `[h, gate] = geglu(x)`.
@@ -21,10 +22,10 @@ pub struct FeedForward<B: Backend> {
 impl<B: Backend> FeedForward<B> {
     /// `x`: `[batch, n, dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mut parts = self.geglu.forward(x).chunk(2, 2);
+        let mut parts = kernels::linear(&self.geglu, x).chunk(2, 2);
         let gate = parts.pop().expect("two halves");
         let hidden = parts.pop().expect("two halves");
-        self.proj_out.forward(hidden * gelu(gate))
+        kernels::linear(&self.proj_out, hidden * gelu(gate))
     }
 }
 
@@ -136,11 +137,11 @@ impl<B: Backend> Transformer2DModel<B> {
         let tokens = norm::group_norm(&self.norm, x.clone())
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
-        let mut t = self.proj_in.forward(tokens);
+        let mut t = kernels::linear(&self.proj_in, tokens);
         for block in &self.transformer_blocks {
             t = block.forward(t, context);
         }
-        let out = self.proj_out.forward(t);
+        let out = kernels::linear(&self.proj_out, t);
         out.swap_dims(1, 2).reshape([b, c, h, w]) + x
     }
 }

@@ -9,6 +9,7 @@ use super::config::ClipTextConfig;
 use crate::blocks::linear;
 use crate::config::read_config;
 use crate::error::{ModelError, Result};
+use crate::kernels;
 use crate::kernels::gelu;
 use crate::kernels::multi_head_attention;
 use crate::loader::{find_weights, load_strict};
@@ -149,13 +150,13 @@ fn read_clip_config(dir: &Path) -> Result<ClipTextConfig> {
 
 impl<B: Backend> ClipMlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.fc1.forward(x);
+        let h = kernels::linear(&self.fc1, x);
         let h = if self.quick_gelu {
             h.clone() * sigmoid(h.mul_scalar(1.702))
         } else {
             gelu(h)
         };
-        self.fc2.forward(h)
+        kernels::linear(&self.fc2, h)
     }
 }
 
@@ -164,13 +165,13 @@ impl<B: Backend> ClipEncoderLayer<B> {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
         let attn = multi_head_attention(
-            a.q_proj.forward(h.clone()),
-            a.k_proj.forward(h.clone()),
-            a.v_proj.forward(h),
+            kernels::linear(&a.q_proj, h.clone()),
+            kernels::linear(&a.k_proj, h.clone()),
+            kernels::linear(&a.v_proj, h),
             a.heads,
             true,
         );
-        let x = x + a.out_proj.forward(attn);
+        let x = x + kernels::linear(&a.out_proj, attn);
         self.mlp.forward(self.layer_norm2.forward(x.clone())) + x
     }
 }
@@ -369,7 +370,7 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Result<ClipTextProjectionOutput<B>> {
         let text = self.text_model.forward(&self.config, input_ids)?;
         Ok(ClipTextProjectionOutput {
-            text_embeds: self.text_projection.forward(text.pooler_output.clone()),
+            text_embeds: kernels::linear(&self.text_projection, text.pooler_output.clone()),
             text,
         })
     }

@@ -12,7 +12,7 @@
 //! subtracted, fully masked rows give zeros).
 
 use super::exp;
-use super::product::{nested, product, Shared};
+use super::product::{nested, prepare, product, product_with, Right, Shared};
 use rayon::prelude::*;
 
 /// Query rows per tile: enough rows to amortise the packing of `k` and `v`
@@ -88,6 +88,24 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
     let jobs = batch * heads * tiles;
     let parallelism = nested(jobs);
     let (out_ptr, lse_ptr) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
+    // Each head's k^T (dim x m) and v (m x dim), prepared once for all its
+    // query tiles (packed when the products run in bf16).
+    let heads_rhs: Vec<(Right, Right)> = (0..batch * heads)
+        .into_par_iter()
+        .map(|bh| {
+            let (b, h) = (bh / heads, bh % heads);
+            let k_head = k[spec.head(b, h, m)..].as_ptr();
+            let v_head = v[spec.head(b, h, m)..].as_ptr();
+            // SAFETY: the head views stay inside k and v, which outlive
+            // the loop below.
+            unsafe {
+                (
+                    prepare((dim, m), (k_head, (inner, 1)), false),
+                    prepare((m, dim), (v_head, (1, inner)), false),
+                )
+            }
+        })
+        .collect();
     (0..jobs).into_par_iter().for_each_init(
         || vec![0.0f32; rows * m],
         |scores, job| {
@@ -96,18 +114,17 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             let r0 = tile * rows;
             let r = rows.min(n - r0);
             let q_tile = q[spec.head(b, h, n) + r0 * spec.inner()..].as_ptr();
-            let k_head = k[spec.head(b, h, m)..].as_ptr();
-            let v_head = v[spec.head(b, h, m)..].as_ptr();
+            let (k_head, v_head) = &heads_rhs[bh];
             let s = scores.as_mut_ptr();
             // SAFETY: the views stay inside q, k, v, the score buffer and
             // this job's rows and head columns of out.
             unsafe {
-                product(
-                    (r, m, dim),
+                product_with(
+                    r,
                     (s, (1, m as isize)),
                     false,
                     (q_tile, (1, inner)),
-                    (k_head, (inner, 1)),
+                    k_head,
                     spec.scale,
                     parallelism,
                 );
@@ -120,15 +137,15 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             }
             // SAFETY: as above; the destination rows belong to this job.
             unsafe {
-                product(
-                    (r, dim, m),
+                product_with(
+                    r,
                     (
                         out_ptr.at(spec.head(b, h, n) + r0 * spec.inner()),
                         (1, inner),
                     ),
                     false,
                     (scores.as_ptr(), (1, m as isize)),
-                    (v_head, (1, inner)),
+                    v_head,
                     1.0,
                     parallelism,
                 );

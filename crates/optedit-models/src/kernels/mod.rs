@@ -25,16 +25,29 @@
 //!   straight into the output, with a backward pass that computes only the
 //!   gradients asked for, where burn's default backward runs a transposed
 //!   convolution and a convolution over transposed copies.
+//! - [`linear`]: burn's `Linear` in f32, and on the bf16 products below in
+//!   bf16.
+//!
+//! The matrix products of the convolution, the attention and the linear
+//! layers run in the process-wide [`ComputeDtype`] ([`set_compute_dtype`]):
+//! f32 through the `gemm` crate, or bf16 operands with f32 accumulation on
+//! the CPU's AMX tiles or AVX512-BF16 instructions ([`bf16_unit`]), like
+//! PyTorch's `autocast` to bfloat16 on CPU. Norms, softmax and activations
+//! keep f32 statistics.
 
 mod activation;
 mod attention;
+mod bf16;
 mod conv;
 mod conv_op;
 mod exp;
 mod group_norm;
+mod linear;
 mod mha;
 mod norm_op;
+mod precision;
 mod product;
+mod weight_op;
 
 use std::any::{Any, TypeId};
 
@@ -49,9 +62,12 @@ use burn::tensor::{Bytes, DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
 pub use activation::{gelu, silu};
+pub use bf16::{bf16_unit, Bf16Unit};
 pub use conv_op::conv2d;
+pub use linear::linear;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
+pub use precision::{compute_dtype, set_compute_dtype, with_compute_dtype, ComputeDtype};
 
 /// Which kernel path a backend takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +171,8 @@ fn flex(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     )
 }
 
+#[cfg(all(test, target_arch = "x86_64"))]
+mod bf16_tests;
 #[cfg(test)]
 mod conv_tests;
 #[cfg(test)]

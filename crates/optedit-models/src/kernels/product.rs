@@ -1,7 +1,12 @@
-//! Matrix products on strided `f32` views through the `gemm` crate, and the
+//! Matrix products on strided `f32` views, through the `gemm` crate in f32
+//! or the bf16 kernels of `bf16.rs` (as [`compute_dtype`] says), and the
 //! shared output pointer of jobs that write disjoint parts of one buffer.
+//!
+//! [`compute_dtype`]: super::compute_dtype
 
 use gemm::{gemm, Parallelism};
+
+use super::bf16::{pack_right, product_packed, Bf16Unit, PackedRhs};
 
 /// A raw pointer that jobs writing disjoint parts of one buffer share.
 #[derive(Clone, Copy)]
@@ -24,12 +29,58 @@ impl Shared {
 pub(crate) type Strides = (isize, isize);
 
 /// `dst (rows x cols) = alpha * dst + beta * lhs (rows x k) . rhs (k x cols)`,
-/// with `alpha` applied only when `accumulate`.
+/// with `alpha` applied only when `accumulate`, in the current
+/// [`compute_dtype`](super::compute_dtype).
 ///
 /// # Safety
 /// The pointers must address the whole views their strides describe.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn product(
+    (rows, cols, k): (usize, usize, usize),
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: (*const f32, Strides),
+    rhs: (*const f32, Strides),
+    beta: f32,
+    parallelism: Parallelism,
+) {
+    if let Some(unit) = super::precision::active_unit() {
+        let parallel = matches!(parallelism, Parallelism::Rayon(_));
+        // SAFETY: forwarded from the caller; the unit is this CPU's.
+        unsafe {
+            super::bf16::product(
+                unit,
+                (rows, cols, k),
+                dst,
+                accumulate,
+                lhs,
+                rhs,
+                beta,
+                parallel,
+            )
+        };
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        f32_product(
+            (rows, cols, k),
+            dst,
+            accumulate,
+            lhs,
+            rhs,
+            beta,
+            parallelism,
+        )
+    }
+}
+
+/// [`product`] in f32 through `gemm`.
+///
+/// # Safety
+/// As [`product`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_product(
     (rows, cols, k): (usize, usize, usize),
     dst: (*mut f32, Strides),
     accumulate: bool,
@@ -71,5 +122,73 @@ pub(crate) fn nested(jobs: usize) -> Parallelism {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
+    }
+}
+
+/// A right operand ready for any number of products with the same right
+/// side (attention's keys and values, shared by every query tile): the f32
+/// view itself, or its bf16 packing when the products run in bf16.
+pub(crate) enum Right {
+    /// An f32 view: `(k, cols)`, pointer and strides.
+    View((usize, usize), *const f32, Strides),
+    /// Packed for the bf16 unit.
+    Packed(Bf16Unit, PackedRhs),
+}
+
+// SAFETY: the view is only read, and the caller of `prepare` keeps the
+// matrix alive and unchanged while the `Right` is in use.
+unsafe impl Send for Right {}
+unsafe impl Sync for Right {}
+
+/// `rhs` (`k x cols`) ready for [`product_with`], in the current compute
+/// dtype; packing splits over the pool when `parallel`.
+///
+/// # Safety
+/// The pointer must address the whole view its strides describe, for as
+/// long as the result is used.
+pub(crate) unsafe fn prepare(
+    (k, cols): (usize, usize),
+    rhs: (*const f32, Strides),
+    parallel: bool,
+) -> Right {
+    match super::precision::active_unit() {
+        // SAFETY: forwarded from the caller.
+        Some(unit) => Right::Packed(unit, unsafe { pack_right(rhs, (k, cols), parallel) }),
+        None => Right::View((k, cols), rhs.0, rhs.1),
+    }
+}
+
+/// [`product`] with a prepared right operand: `dst (rows x cols) = [dst +]
+/// beta * lhs (rows x k) . rhs`.
+///
+/// # Safety
+/// As [`product`].
+pub(crate) unsafe fn product_with(
+    rows: usize,
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: (*const f32, Strides),
+    rhs: &Right,
+    beta: f32,
+    parallelism: Parallelism,
+) {
+    match rhs {
+        // SAFETY: forwarded from the caller.
+        Right::View((k, cols), ptr, strides) => unsafe {
+            f32_product(
+                (rows, *cols, *k),
+                dst,
+                accumulate,
+                lhs,
+                (*ptr, *strides),
+                beta,
+                parallelism,
+            )
+        },
+        // SAFETY: forwarded from the caller.
+        Right::Packed(unit, packed) => unsafe {
+            let parallel = matches!(parallelism, Parallelism::Rayon(_));
+            product_packed(*unit, rows, dst, accumulate, lhs, packed, beta, parallel)
+        },
     }
 }
