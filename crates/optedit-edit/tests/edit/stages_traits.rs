@@ -29,8 +29,7 @@ impl EditLoss<AD> for StageRecorder<'_> {
     }
 }
 
-mod common;
-use common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
+use crate::common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
 
 #[test]
 fn a_custom_loss_reaches_the_stages_it_is_added_to() {

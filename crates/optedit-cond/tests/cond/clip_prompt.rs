@@ -23,7 +23,7 @@ fn encoder(case: &optedit_fixtures::Case) -> PromptEncoder<B> {
 #[test]
 fn clip_text_encoder_cases_through_prompt_encoding() {
     for case in cases_with_prefix("clip_text_encoder") {
-        // SDXL's second encoder: tests/sdxl_prompt.rs.
+        // SDXL's second encoder: sdxl_prompt.rs.
         if case.case.starts_with("clip_text_encoder_with_projection") {
             continue;
         }

@@ -6,8 +6,7 @@ use std::process::Output;
 use image::{ImageFormat, ImageReader, Rgb, RgbImage};
 use tempfile::TempDir;
 
-mod common;
-use common::{assert_failure, assert_success, optedit};
+use crate::common::{assert_failure, assert_success, optedit};
 use optedit_fixtures::photo::exif_orientation;
 
 /// Few steps: the tiny models make this fast.

@@ -13,8 +13,7 @@ use image::{Rgb, RgbImage};
 use serde_json::Value;
 use tempfile::TempDir;
 
-mod common;
-use common::{assert_failure, assert_success, optedit, stderr};
+use crate::common::{assert_failure, assert_success, optedit, stderr};
 
 /// Few steps: the tiny models make each line a fraction of a second.
 const FAST: &[&str] = &["--steps", "4", "--t-u", "1", "--k", "1", "--quiet"];

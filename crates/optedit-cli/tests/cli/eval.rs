@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-use common::{assert_failure, assert_success, optedit, stderr};
+use crate::common::{assert_failure, assert_success, optedit, stderr};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -13,11 +13,10 @@ use optedit_edit::{
 use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ModelError;
 
-mod common;
-use common::{config, image_for as image, mse, three_methods};
+use crate::common::{config, image_for as image, mse, three_methods};
 
 fn pipeline() -> SdPipeline<AD> {
-    common::load("tiny-sdxl")
+    crate::common::load("tiny-sdxl")
 }
 
 fn json(path: &str) -> serde_json::Value {
@@ -51,7 +50,7 @@ fn the_sdxl_folder_loads_through_the_one_api() {
     assert_eq!(pooled.cond.dims(), [1, projection]);
     assert_eq!(pooled.uncond.dims(), [1, projection]);
     // SD 1.x folders carry none.
-    let sd = common::pipeline();
+    let sd = crate::common::pipeline();
     assert_eq!(sd.family, PipelineFamily::StableDiffusion);
     assert!(sd.encode_prompt("a cat", None).unwrap().pooled.is_none());
 }

@@ -9,11 +9,10 @@ use optedit_edit::{EditCondition, Editor, SdPipeline, Silent};
 use optedit_fixtures::{values, TestAutodiffBackend as AD};
 use optedit_schedule::PredictionType;
 
-mod common;
-use common::{config, half_mask, image_for as image, mse, three_methods};
+use crate::common::{config, half_mask, image_for as image, mse, three_methods};
 
 fn pipeline() -> SdPipeline<AD> {
-    common::load("tiny-sd21")
+    crate::common::load("tiny-sd21")
 }
 
 #[test]

@@ -13,8 +13,7 @@ use optedit_edit::{
 use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ControlNetModel;
 
-mod common;
-use common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
+use crate::common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
 
 #[test]
 fn preservation_only_keeps_the_unmasked_latent_near_the_inversion() {

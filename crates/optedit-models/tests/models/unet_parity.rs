@@ -2,9 +2,7 @@
 //! each test backend (`Flex` with optedit's kernels, and burn's `NdArray`
 //! with none of them).
 
-mod common;
-
-use common::{added, residuals, unet};
+use crate::common::{added, residuals, unet};
 use optedit_fixtures::{assert_output, cases_with_prefix, Backends};
 use optedit_models::{AddedConditions, ModelError};
 
