@@ -127,8 +127,26 @@ impl View {
     }
 }
 
-/// Packs `rows x k` of `a` into strips of 16 rows (zero-padded to `strips`
-/// strips and `ksteps` steps of 32), strips in parallel when `parallel`.
+/// `strips` zeroed strips of `ksteps` packed blocks, the first `full` of
+/// them filled by `fill(index, strip)`, in parallel when `parallel`.
+fn packed(
+    (strips, ksteps): (usize, usize),
+    full: usize,
+    parallel: bool,
+    fill: impl Fn((usize, &mut [u16])) + Sync + Send,
+) -> Vec<u16> {
+    let mut out = vec![0u16; strips * ksteps * BLOCK];
+    let chunks = out.chunks_mut(ksteps * BLOCK).take(full);
+    if parallel {
+        chunks.enumerate().par_bridge().for_each(fill);
+    } else {
+        chunks.enumerate().for_each(fill);
+    }
+    out
+}
+
+/// Packs `rows x k` of `a`, times `scale`, into strips of 16 rows
+/// (zero-padded to `strips` strips and `ksteps` steps of 32).
 ///
 /// # Safety
 /// The view must address `rows x k` elements.
@@ -136,46 +154,30 @@ unsafe fn pack_lhs(
     a: View,
     scale: f32,
     (rows, k): (usize, usize),
-    (strips, ksteps): (usize, usize),
+    shape: (usize, usize),
     parallel: bool,
 ) -> Vec<u16> {
-    let mut out = vec![0u16; strips * ksteps * BLOCK];
-    let full = rows.div_ceil(STRIP);
-    // SAFETY: strips below `full` have rows; the rest stay zero.
-    let one =
-        |(s, strip): (usize, &mut [u16])| unsafe { pack::lhs_strip(a, s, (rows, k), scale, strip) };
-    let chunks = out.chunks_mut(ksteps * BLOCK).take(full);
-    if parallel {
-        chunks.enumerate().par_bridge().for_each(one);
-    } else {
-        chunks.enumerate().for_each(one);
-    }
-    out
+    // SAFETY: strips below rows / 16 (rounded up) have rows.
+    packed(shape, rows.div_ceil(STRIP), parallel, |(s, strip)| unsafe {
+        pack::lhs_strip(a, s, (rows, k), scale, strip)
+    })
 }
 
 /// Packs `k x cols` of `b` into strips of 16 columns of row pairs
-/// (zero-padded to `strips` strips and `ksteps` steps of 32), strips in
-/// parallel when `parallel`.
+/// (zero-padded to `strips` strips and `ksteps` steps of 32).
 ///
 /// # Safety
 /// The view must address `k x cols` elements.
 unsafe fn pack_rhs(
     b: View,
     (k, cols): (usize, usize),
-    (strips, ksteps): (usize, usize),
+    shape: (usize, usize),
     parallel: bool,
 ) -> Vec<u16> {
-    let mut out = vec![0u16; strips * ksteps * BLOCK];
-    let full = cols.div_ceil(STRIP);
-    // SAFETY: strips below `full` have columns; the rest stay zero.
-    let one = |(t, strip): (usize, &mut [u16])| unsafe { pack::rhs_strip(b, t, k, cols, strip) };
-    let chunks = out.chunks_mut(ksteps * BLOCK).take(full);
-    if parallel {
-        chunks.enumerate().par_bridge().for_each(one);
-    } else {
-        chunks.enumerate().for_each(one);
-    }
-    out
+    // SAFETY: strips below cols / 16 (rounded up) have columns.
+    packed(shape, cols.div_ceil(STRIP), parallel, |(t, strip)| unsafe {
+        pack::rhs_strip(b, t, k, cols, strip)
+    })
 }
 
 /// Columns of one job: a block of right strips whose packed data stays in
