@@ -16,7 +16,8 @@
 //! (SDXL base at 1024 x 1024), both from the released configs in
 //! `benches/configs/`, or a diffusers folder of either family.
 //! `STEPS`, `T_U` and `K` default to `EditConfig::default()`'s;
-//! `OPTEDIT_SIZE` sets another image side. The mask is the centre quarter
+//! `OPTEDIT_SIZE` sets another image side; `OPTEDIT_DTYPE=f32|bf16|auto`
+//! the kernels' compute dtype (default f32). The mask is the centre quarter
 //! of the image.
 
 use std::collections::HashMap;
@@ -133,6 +134,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         k: arg(4, defaults.k)?,
         ..defaults
     };
+    let dtype: optedit_models::kernels::ComputeDtype = std::env::var("OPTEDIT_DTYPE")
+        .unwrap_or_else(|_| "f32".into())
+        .parse()?;
+    optedit_models::kernels::set_compute_dtype(dtype)?;
+    println!("compute dtype {dtype}");
     let device = Default::default();
     let t0 = Instant::now();
     let pipeline = match which.as_str() {
