@@ -7,9 +7,11 @@
 //! for the backward pass, and each job holds one tile of scores (at most
 //! [`TILE_SCORES`] numbers), never the whole `n x m` matrix: the backward pass
 //! recomputes the probabilities from the stored row log-sum-exp, as flash
-//! attention does (Dao et al., arXiv 2205.14135). Matrix products use the
-//! `gemm` crate, the softmax is that of burn's `attention_fallback` (maximum
-//! subtracted, fully masked rows give zeros).
+//! attention does (Dao et al., arXiv 2205.14135). Matrix products are the
+//! kernels' (`product.rs`: f32 through `gemm`, or bf16), with each head's
+//! keys and values prepared once for all its query tiles; the softmax is
+//! that of burn's `attention_fallback` (maximum subtracted, fully masked
+//! rows give zeros).
 
 use super::exp;
 use super::product::{nested, prepare, product, product_with, Right, Shared};
@@ -210,6 +212,19 @@ pub(crate) fn backward(
         |(p, dp), bh| {
             let (b, h) = (bh / heads, bh % heads);
             let (qh, kh) = (spec.head(b, h, n), spec.head(b, h, m));
+            let (k_head, v_head) = (k[kh..].as_ptr(), v[kh..].as_ptr());
+            // The head's k^T, v^T (dim x m) and k (m x dim), prepared once
+            // for all its query tiles (packed when the products run in
+            // bf16).
+            // SAFETY: the head views stay inside k and v, which outlive
+            // the loop below.
+            let (k_t, v_t, k_rows) = unsafe {
+                (
+                    prepare((dim, m), (k_head, (inner, 1)), false),
+                    prepare((dim, m), (v_head, (inner, 1)), false),
+                    prepare((m, dim), (k_head, (1, inner)), false),
+                )
+            };
             for r0 in (0..n).step_by(rows) {
                 let r = rows.min(n - r0);
                 let at = qh + r0 * width;
@@ -218,12 +233,12 @@ pub(crate) fn backward(
                 // written only in this job's head columns.
                 unsafe {
                     // Scores again, then probabilities from the stored lse.
-                    product(
-                        (r, m, dim),
+                    product_with(
+                        r,
                         (p.as_mut_ptr(), (1, m as isize)),
                         false,
                         (q_t, (1, inner)),
-                        (k[kh..].as_ptr(), (inner, 1)),
+                        &k_t,
                         scale,
                         parallelism,
                     );
@@ -252,12 +267,12 @@ pub(crate) fn backward(
                         parallelism,
                     );
                     // dP = dO V^T
-                    product(
-                        (r, m, dim),
+                    product_with(
+                        r,
                         (dp.as_mut_ptr(), (1, m as isize)),
                         false,
                         (dout_t, (1, inner)),
-                        (v[kh..].as_ptr(), (inner, 1)),
+                        &v_t,
                         1.0,
                         parallelism,
                     );
@@ -274,12 +289,12 @@ pub(crate) fn backward(
                 }
                 unsafe {
                     // dQ = dS K
-                    product(
-                        (r, dim, m),
+                    product_with(
+                        r,
                         (dq_ptr.at(at), (1, inner)),
                         false,
                         (dp.as_ptr(), (1, m as isize)),
-                        (k[kh..].as_ptr(), (1, inner)),
+                        &k_rows,
                         1.0,
                         parallelism,
                     );

@@ -2,7 +2,30 @@
 //! every bf16 unit this CPU has (both AMX and AVX512-BF16 where it has AMX),
 //! called directly so that no test changes the process-wide dtype.
 
-use super::bf16::{bf16_unit, product, to_bf16, Bf16Unit};
+use super::bf16::{bf16_unit, pack_right, product_packed, to_bf16, Bf16Unit};
+use super::product::Strides;
+
+/// One product on `unit`: the right operand packed, then multiplied.
+///
+/// # Safety
+/// The pointers must address the whole views their strides describe.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    unit: Bf16Unit,
+    (rows, cols, k): (usize, usize, usize),
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: (*const f32, Strides),
+    rhs: (*const f32, Strides),
+    beta: f32,
+    parallel: bool,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let rhs = pack_right(rhs, (k, cols), parallel);
+        product_packed(unit, rows, dst, accumulate, lhs, &rhs, beta, parallel)
+    }
+}
 
 /// The units to test: AMX machines have AVX512-BF16 too.
 fn units() -> Vec<Bf16Unit> {

@@ -44,34 +44,12 @@ pub(crate) unsafe fn product(
     beta: f32,
     parallelism: Parallelism,
 ) {
-    if let Some(unit) = super::precision::active_unit() {
-        let parallel = matches!(parallelism, Parallelism::Rayon(_));
-        // SAFETY: forwarded from the caller; the unit is this CPU's.
-        unsafe {
-            super::bf16::product(
-                unit,
-                (rows, cols, k),
-                dst,
-                accumulate,
-                lhs,
-                rhs,
-                beta,
-                parallel,
-            )
-        };
-        return;
-    }
-    // SAFETY: forwarded from the caller.
+    let parallel = matches!(parallelism, Parallelism::Rayon(_));
+    // SAFETY: forwarded from the caller; the prepared operand lives until
+    // the product returns.
     unsafe {
-        f32_product(
-            (rows, cols, k),
-            dst,
-            accumulate,
-            lhs,
-            rhs,
-            beta,
-            parallelism,
-        )
+        let rhs = prepare((k, cols), rhs, parallel);
+        product_with(rows, dst, accumulate, lhs, &rhs, beta, parallelism)
     }
 }
 

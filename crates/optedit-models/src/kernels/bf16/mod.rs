@@ -35,6 +35,7 @@ mod pack;
 
 /// The bf16 instruction set the products use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Bf16Unit {
     /// Intel Advanced Matrix Extensions: `tdpbf16ps` on 16 x 16 tiles.
     Amx,
@@ -69,7 +70,7 @@ fn detect() -> Option<Bf16Unit> {
     if !skip_amx && amx::available() {
         return Some(Bf16Unit::Amx);
     }
-    avx512_bf16().then_some(Bf16Unit::Avx512)
+    Some(Bf16Unit::Avx512)
 }
 
 /// AVX512-F, -BW and -BF16.
@@ -227,34 +228,13 @@ pub(crate) unsafe fn pack_right(
 }
 
 /// `dst (rows x cols) = [dst +] (beta * lhs (rows x k)) . rhs (k x cols)`
-/// in bf16 (`beta * lhs` rounded) with f32 accumulation on `unit` (`dst` read only when
+/// for a right operand packed by [`pack_right`], in bf16 (`beta * lhs`
+/// rounded) with f32 accumulation on `unit` (`dst` read only when
 /// `accumulate`), split over the rayon pool when `parallel`.
 ///
 /// # Safety
 /// The pointers must address the whole views their strides describe, and
 /// `unit` must be one [`bf16_unit`] returned.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn product(
-    unit: Bf16Unit,
-    (rows, cols, k): (usize, usize, usize),
-    dst: (*mut f32, Strides),
-    accumulate: bool,
-    lhs: (*const f32, Strides),
-    rhs: (*const f32, Strides),
-    beta: f32,
-    parallel: bool,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        let rhs = pack_right(rhs, (k, cols), parallel);
-        product_packed(unit, rows, dst, accumulate, lhs, &rhs, beta, parallel)
-    }
-}
-
-/// [`product`] with a right operand packed by [`pack_right`].
-///
-/// # Safety
-/// As [`product`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn product_packed(
     unit: Bf16Unit,
@@ -288,9 +268,9 @@ pub(crate) unsafe fn product_packed(
         cs: lhs.1 .0,
         rs: lhs.1 .1,
     };
-    // SAFETY: the view is the caller's.
     // beta scales the left operand before rounding (as PyTorch scales the
     // queries of bf16 attention), so that whole blocks go straight to dst.
+    // SAFETY: the view is the caller's.
     let pa = unsafe { pack_lhs(a, beta, (rows, k), (lstrips, ksteps), parallel) };
     let out = Out {
         ptr: Shared(dst.0),
