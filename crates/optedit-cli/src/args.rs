@@ -161,6 +161,17 @@ pub struct ModelArgs {
     pub dtype: ComputeDtype,
 }
 
+impl ModelArgs {
+    /// The compute dtype for the CPU kernels: `--dtype` on the CPU, f32 on
+    /// CUDA (which ignores it, so that `--dtype bf16` is no error there).
+    pub fn kernel_dtype(&self) -> ComputeDtype {
+        match self.device {
+            DeviceKind::Cpu => self.dtype,
+            DeviceKind::Cuda => ComputeDtype::F32,
+        }
+    }
+}
+
 /// `--dtype`: `f32`, `bf16` or `auto`.
 fn parse_dtype(word: &str) -> Result<ComputeDtype, String> {
     word.parse()

@@ -94,7 +94,7 @@ mod backend {
 /// with the backend of `--device`.
 macro_rules! dispatch {
     ($model:expr, $($f:ident)::+ ($($arg:expr),*)) => {{
-        optedit_models::kernels::set_compute_dtype($model.dtype)
+        optedit_models::kernels::set_compute_dtype($model.kernel_dtype())
             .map_err(|e| UsageError(format!("--dtype {}: {e}", $model.dtype)))?;
         match $model.device {
             DeviceKind::Cpu => $($f)::+::<backend::Cpu>($($arg,)* Default::default()),

@@ -46,7 +46,7 @@ pub fn run<B: AutodiffBackend>(args: &BatchRunArgs, device: B::Device) -> Result
         max_side: args.max_size,
         mask_options: mask_options(args.mask_dilate, args.mask_blur),
         guidance_image: false,
-        dtype: args.model.dtype,
+        dtype: args.model.kernel_dtype(),
     };
     let runner = Runner::new(&pipeline, &args.out)
         .with_shard(shard)

@@ -88,7 +88,7 @@ pub fn run<B: AutodiffBackend>(
         max_side: session.max_side,
         mask_options: mask_options(args.mask.mask_dilate, args.mask.mask_blur),
         guidance_image: args.save_intermediates.is_some(),
-        dtype: args.model.dtype,
+        dtype: args.model.kernel_dtype(),
     };
     rep.start_stages();
     let edited = session

@@ -24,13 +24,16 @@ use super::{flex, slice};
 /// As `linear.forward` does, when the last axis of `x` is not the layer's
 /// input width.
 pub fn linear<B: Backend, const D: usize>(linear: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if compute_dtype() == ComputeDtype::F32 {
+        return linear.forward(x);
+    }
     let [d_in, d_out] = linear.weight.dims();
     let dims = x.dims();
     let fits = dims[D - 1] == d_in
         && dims.iter().all(|&d| d > 0)
         && d_out > 0
         && linear.bias.as_ref().is_none_or(|b| b.dims() == [d_out]);
-    if compute_dtype() == ComputeDtype::F32 || !fits {
+    if !fits {
         return linear.forward(x);
     }
     let op = LinearOp {

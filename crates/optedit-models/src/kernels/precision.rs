@@ -70,6 +70,14 @@ impl FromStr for ComputeDtype {
 /// 0: f32, 1: bf16.
 static DTYPE: AtomicU8 = AtomicU8::new(0);
 
+/// The dtype a value of [`DTYPE`] stands for.
+fn decode(code: u8) -> ComputeDtype {
+    match code {
+        1 => ComputeDtype::Bf16,
+        _ => ComputeDtype::F32,
+    }
+}
+
 /// Sets how the kernels multiply, for the whole process (every thread and
 /// every model) until the next call; returns the previous choice.
 ///
@@ -94,18 +102,12 @@ pub fn set_compute_dtype(dtype: ComputeDtype) -> Result<ComputeDtype> {
         ComputeDtype::F32 => 0,
         ComputeDtype::Bf16 => 1,
     };
-    Ok(match DTYPE.swap(code, Ordering::Relaxed) {
-        1 => ComputeDtype::Bf16,
-        _ => ComputeDtype::F32,
-    })
+    Ok(decode(DTYPE.swap(code, Ordering::Relaxed)))
 }
 
 /// The current choice of [`set_compute_dtype`].
 pub fn compute_dtype() -> ComputeDtype {
-    match DTYPE.load(Ordering::Relaxed) {
-        1 => ComputeDtype::Bf16,
-        _ => ComputeDtype::F32,
-    }
+    decode(DTYPE.load(Ordering::Relaxed))
 }
 
 /// The unit the products use now: `None` for f32.
