@@ -128,22 +128,42 @@ impl View {
     }
 }
 
-/// `strips` zeroed strips of `ksteps` packed blocks, the first `full` of
-/// them filled by `fill(index, strip)`, in parallel when `parallel`.
+/// `strips` strips of `ksteps` packed blocks, the first `full` of them
+/// written by `fill(index, strip)` (which writes its whole strip, padding
+/// included), the rest zeroed; in parallel when `parallel`. The buffer is
+/// not zeroed first, so packing is one pass over it (unit tests fill it
+/// with NaN first, so that an element a packer misses shows in the
+/// products).
 fn packed(
     (strips, ksteps): (usize, usize),
     full: usize,
     parallel: bool,
-    fill: impl Fn((usize, &mut [u16])) + Sync + Send,
+    fill: impl Fn(usize, *mut u16) + Sync + Send,
 ) -> Vec<u16> {
-    let mut out = vec![0u16; strips * ksteps * BLOCK];
-    let chunks = out.chunks_mut(ksteps * BLOCK).take(full);
+    use std::mem::MaybeUninit;
+    let len = strips * ksteps * BLOCK;
+    let mut out: Vec<MaybeUninit<u16>> = Vec::with_capacity(len);
+    // SAFETY: MaybeUninit needs no initialisation.
+    unsafe { out.set_len(len) };
+    #[cfg(test)]
+    out.fill(MaybeUninit::new(0x7fc1)); // a bf16 NaN
+    let one = |(s, strip): (usize, &mut [MaybeUninit<u16>])| {
+        if s < full {
+            fill(s, strip.as_mut_ptr().cast());
+        } else {
+            strip.fill(MaybeUninit::new(0));
+        }
+    };
+    let chunks = out.chunks_mut(ksteps * BLOCK).enumerate();
     if parallel {
-        chunks.enumerate().par_bridge().for_each(fill);
+        chunks.par_bridge().for_each(one);
     } else {
-        chunks.enumerate().for_each(fill);
+        chunks.for_each(one);
     }
-    out
+    let mut out = std::mem::ManuallyDrop::new(out);
+    // SAFETY: every strip was written whole (above), and MaybeUninit<u16>
+    // has u16's layout.
+    unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<u16>(), len, out.capacity()) }
 }
 
 /// Packs `rows x k` of `a`, times `scale`, into strips of 16 rows
@@ -159,7 +179,7 @@ unsafe fn pack_lhs(
     parallel: bool,
 ) -> Vec<u16> {
     // SAFETY: strips below rows / 16 (rounded up) have rows.
-    packed(shape, rows.div_ceil(STRIP), parallel, |(s, strip)| unsafe {
+    packed(shape, rows.div_ceil(STRIP), parallel, |s, strip| unsafe {
         pack::lhs_strip(a, s, (rows, k), scale, strip)
     })
 }
@@ -176,7 +196,7 @@ unsafe fn pack_rhs(
     parallel: bool,
 ) -> Vec<u16> {
     // SAFETY: strips below cols / 16 (rounded up) have columns.
-    packed(shape, cols.div_ceil(STRIP), parallel, |(t, strip)| unsafe {
+    packed(shape, cols.div_ceil(STRIP), parallel, |t, strip| unsafe {
         pack::rhs_strip(b, t, k, cols, strip)
     })
 }

@@ -1,7 +1,12 @@
 //! Packing f32 operands into the bf16 layouts of `mod.rs`, 16 or 32
 //! elements at a time with `vcvtne2ps2bf16` (round to nearest even), for
 //! views whose rows or columns are contiguous; other strides go element by
-//! element.
+//! element. Where the layout runs across the view's contiguous direction,
+//! sixteen vectors are transposed in registers (four rounds of
+//! `vpermt2d`) instead of scattered element by element.
+//!
+//! Every function writes its whole strip, padding included (zeros), so
+//! the buffer needs no zeroing first.
 
 use std::arch::x86_64::*;
 
@@ -30,10 +35,51 @@ const INTERLEAVE: [u16; 32] = {
     idx
 };
 
-/// The 32-bit lane offsets of one tile column: 16 rows of 16 lanes.
-const ROWS: [i32; 16] = [
-    0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
-];
+/// The index vectors of [`transpose`]'s round `m`: the first for the
+/// vectors whose bit `m` is clear, the second for their partners.
+const TRANSPOSE: [[[i32; 16]; 2]; 4] = {
+    let mut idx = [[[0i32; 16]; 2]; 4];
+    let mut m = 0;
+    while m < 4 {
+        let bit = 1 << m;
+        let mut l = 0;
+        while l < 16 {
+            let (lo, hi) = if l & bit == 0 {
+                (l, l | bit)
+            } else {
+                (16 + (l & !bit), 16 + l)
+            };
+            idx[m][0][l as usize] = lo;
+            idx[m][1][l as usize] = hi;
+            l += 1;
+        }
+        m += 1;
+    }
+    idx
+};
+
+/// Transposes 16 vectors of 16 32-bit lanes: lane `l` of vector `v` goes
+/// to lane `v` of vector `l`. Round `m` swaps bit `m` of the vector index
+/// with bit `m` of the lane index.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose(v: &mut [__m512i; 16]) {
+    for (m, [lo, hi]) in TRANSPOSE.iter().enumerate() {
+        // SAFETY: the tables are 16 lanes each.
+        let (lo, hi) = unsafe {
+            (
+                _mm512_loadu_si512(lo.as_ptr().cast()),
+                _mm512_loadu_si512(hi.as_ptr().cast()),
+            )
+        };
+        let bit = 1 << m;
+        for a in (0..16).filter(|a| a & bit == 0) {
+            let (x, y) = (v[a], v[a | bit]);
+            v[a] = _mm512_permutex2var_epi32(x, lo, y);
+            v[a | bit] = _mm512_permutex2var_epi32(x, hi, y);
+        }
+    }
+}
 
 /// `lo` (first 16) and `hi` (next 16) rounded to 32 bf16, in order.
 #[inline]
@@ -59,6 +105,29 @@ unsafe fn load(src: *const f32, n: usize, scale: f32) -> __m512 {
     }
 }
 
+/// Line `p` (of `k`) of a view whose lines start `stride` apart: its first
+/// `n` (at most 16) elements times `scale`, zeros after; zeros for `p >=
+/// k` (the padding of the last step).
+///
+/// # Safety
+/// Lines below `k` must have `n` readable elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn line(
+    base: *const f32,
+    p: usize,
+    stride: isize,
+    (k, n): (usize, usize),
+    scale: f32,
+) -> __m512 {
+    if p < k {
+        // SAFETY: forwarded from the caller.
+        unsafe { load(base.offset(p as isize * stride), n, scale) }
+    } else {
+        _mm512_setzero_ps()
+    }
+}
+
 /// `n` (at most 32) f32 at `src` times `scale`, zero-padded, as 32 bf16.
 ///
 /// # Safety
@@ -77,16 +146,17 @@ unsafe fn load32(src: *const f32, n: usize, scale: f32) -> __m512i {
 }
 
 /// Left strip `s` (rows `16 s ..`) of `a`, times `scale`, into `strip`
-/// (`[step][row][32]`).
+/// (`[step][row][32]`, `k.div_ceil(32)` steps), padding zeroed.
 ///
 /// # Safety
-/// The view must address `rows x k` elements; `strip` is zeroed.
+/// The view must address `rows x k` elements; `strip` must be writable
+/// for the whole strip.
 pub(super) unsafe fn lhs_strip(
     a: View,
     s: usize,
     (rows, k): (usize, usize),
     scale: f32,
-    strip: &mut [u16],
+    strip: *mut u16,
 ) {
     let height = STRIP.min(rows - s * STRIP);
     // SAFETY: forwarded from the caller.
@@ -103,54 +173,51 @@ pub(super) unsafe fn lhs_strip(
 
 /// Rows contiguous: 32 elements of a row per step.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn lhs_rows(a: View, s: usize, (height, k): (usize, usize), scale: f32, strip: &mut [u16]) {
-    for r in 0..height {
+unsafe fn lhs_rows(a: View, s: usize, (height, k): (usize, usize), scale: f32, strip: *mut u16) {
+    for r in 0..STRIP {
         let row = a.ptr.wrapping_offset((s * STRIP + r) as isize * a.rs);
         for q in 0..k.div_ceil(KSTEP) {
             let n = KSTEP.min(k - q * KSTEP);
-            // SAFETY: elements q*32 .. q*32 + n of row r exist; the store
-            // stays in block q, row r.
+            // SAFETY: elements q*32 .. q*32 + n of row r exist when r <
+            // height; the store stays in block q, row r.
             unsafe {
-                let v = load32(row.add(q * KSTEP), n, scale);
-                _mm512_storeu_si512(strip.as_mut_ptr().add(q * BLOCK + r * KSTEP).cast(), v);
+                let v = if r < height {
+                    load32(row.add(q * KSTEP), n, scale)
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_storeu_si512(strip.add(q * BLOCK + r * KSTEP).cast(), v);
             }
         }
     }
 }
 
-/// Columns contiguous: a column pair of 16 rows at a time, interleaved and
-/// scattered to the rows of the block.
+/// Columns contiguous: per step, sixteen column pairs of the strip's rows
+/// interleaved (a vector per pair, a lane per row), then transposed to a
+/// vector per row.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn lhs_columns(
-    a: View,
-    s: usize,
-    (height, k): (usize, usize),
-    scale: f32,
-    strip: &mut [u16],
-) {
+unsafe fn lhs_columns(a: View, s: usize, (height, k): (usize, usize), scale: f32, strip: *mut u16) {
     let base = a.ptr.wrapping_offset((s * STRIP) as isize);
-    // SAFETY: the constants are valid vectors.
-    let (interleave, rows) = unsafe {
-        (
-            _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()),
-            _mm512_loadu_si512(ROWS.as_ptr().cast()),
-        )
-    };
-    for p in (0..k).step_by(2) {
-        let (q, kk) = (p / KSTEP, p % KSTEP);
-        // SAFETY: columns p (and p + 1 when it exists) of rows 16 s ..
-        // 16 s + height exist; the scatter writes lane pair kk/2 of the 16
-        // rows of block q.
-        unsafe {
-            let lo = load(base.offset(p as isize * a.cs), height, scale);
-            let hi = if p + 1 < k {
-                load(base.offset((p + 1) as isize * a.cs), height, scale)
-            } else {
-                _mm512_setzero_ps()
+    // SAFETY: a valid vector.
+    let interleave = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
+    let mut v = [_mm512_setzero_si512(); 16];
+    for q in 0..k.div_ceil(KSTEP) {
+        for (j, pair) in v.iter_mut().enumerate() {
+            let p = q * KSTEP + 2 * j;
+            // SAFETY: columns p and p + 1 of rows 16 s .. 16 s + height,
+            // where they exist.
+            let (lo, hi) = unsafe {
+                (
+                    line(base, p, a.cs, (k, height), scale),
+                    line(base, p + 1, a.cs, (k, height), scale),
+                )
             };
-            let pairs = _mm512_permutexvar_epi16(interleave, round32(lo, hi));
-            let dst = strip.as_mut_ptr().add(q * BLOCK + kk).cast::<i32>();
-            _mm512_i32scatter_epi32::<4>(dst, rows, pairs);
+            *pair = _mm512_permutexvar_epi16(interleave, round32(lo, hi));
+        }
+        transpose(&mut v);
+        for (r, row) in v.iter().enumerate() {
+            // SAFETY: row r of block q.
+            unsafe { _mm512_storeu_si512(strip.add(q * BLOCK + r * KSTEP).cast(), *row) };
         }
     }
 }
@@ -159,7 +226,12 @@ unsafe fn lhs_columns(
 ///
 /// # Safety
 /// As [`lhs_strip`].
-unsafe fn lhs_any(a: View, s: usize, (height, k): (usize, usize), scale: f32, strip: &mut [u16]) {
+unsafe fn lhs_any(a: View, s: usize, (height, k): (usize, usize), scale: f32, strip: *mut u16) {
+    // SAFETY: the strip is writable (the caller's).
+    let strip = unsafe {
+        std::ptr::write_bytes(strip, 0, k.div_ceil(KSTEP) * BLOCK);
+        std::slice::from_raw_parts_mut(strip, k.div_ceil(KSTEP) * BLOCK)
+    };
     for r in 0..height {
         for p in 0..k {
             // SAFETY: (16 s + r, p) lies inside the view.
@@ -170,11 +242,13 @@ unsafe fn lhs_any(a: View, s: usize, (height, k): (usize, usize), scale: f32, st
 }
 
 /// Right strip `t` (columns `16 t ..`) of `b` into `strip`
-/// (`[step][pair row][column][2]`).
+/// (`[step][pair row][column][2]`, `k.div_ceil(32)` steps), padding
+/// zeroed.
 ///
 /// # Safety
-/// The view must address `k x cols` elements; `strip` is zeroed.
-pub(super) unsafe fn rhs_strip(b: View, t: usize, k: usize, cols: usize, strip: &mut [u16]) {
+/// The view must address `k x cols` elements; `strip` must be writable
+/// for the whole strip.
+pub(super) unsafe fn rhs_strip(b: View, t: usize, k: usize, cols: usize, strip: *mut u16) {
     let width = STRIP.min(cols - t * STRIP);
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -190,47 +264,47 @@ pub(super) unsafe fn rhs_strip(b: View, t: usize, k: usize, cols: usize, strip: 
 
 /// Rows contiguous: two rows of 16 columns interleaved into one pair row.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn rhs_rows(b: View, t: usize, width: usize, k: usize, strip: &mut [u16]) {
+unsafe fn rhs_rows(b: View, t: usize, width: usize, k: usize, strip: *mut u16) {
     let base = b.ptr.wrapping_offset((t * STRIP) as isize);
     // SAFETY: a valid vector.
     let interleave = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
-    for p in (0..k).step_by(2) {
+    for p in (0..k.div_ceil(KSTEP) * KSTEP).step_by(2) {
         let (q, kk) = (p / KSTEP, p % KSTEP);
-        // SAFETY: rows p (and p + 1 when it exists), columns 16 t .. 16 t
-        // + width exist; the store is pair row kk/2 of block q.
-        unsafe {
-            let lo = load(base.offset(p as isize * b.rs), width, 1.0);
-            let hi = if p + 1 < k {
-                load(base.offset((p + 1) as isize * b.rs), width, 1.0)
-            } else {
-                _mm512_setzero_ps()
-            };
-            let pairs = _mm512_permutexvar_epi16(interleave, round32(lo, hi));
-            _mm512_storeu_si512(
-                strip.as_mut_ptr().add(q * BLOCK + (kk / 2) * KSTEP).cast(),
-                pairs,
-            );
-        }
+        // SAFETY: rows p and p + 1, columns 16 t .. 16 t + width, where
+        // they exist.
+        let (lo, hi) = unsafe {
+            (
+                line(base, p, b.rs, (k, width), 1.0),
+                line(base, p + 1, b.rs, (k, width), 1.0),
+            )
+        };
+        let pairs = _mm512_permutexvar_epi16(interleave, round32(lo, hi));
+        // SAFETY: pair row kk/2 of block q.
+        unsafe { _mm512_storeu_si512(strip.add(q * BLOCK + (kk / 2) * KSTEP).cast(), pairs) };
     }
 }
 
-/// Columns contiguous: 32 rows of one column are 16 row pairs, scattered
-/// to that column of the 16 pair rows.
+/// Columns contiguous: per step, 32 rows of each of the strip's columns
+/// are 16 row pairs (a vector per column, a lane per pair), transposed to
+/// a vector per pair row.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn rhs_columns(b: View, t: usize, width: usize, k: usize, strip: &mut [u16]) {
-    // SAFETY: a valid vector.
-    let rows = unsafe { _mm512_loadu_si512(ROWS.as_ptr().cast()) };
-    for j in 0..width {
-        let column = b.ptr.wrapping_offset((t * STRIP + j) as isize * b.cs);
-        for q in 0..k.div_ceil(KSTEP) {
-            let n = KSTEP.min(k - q * KSTEP);
-            // SAFETY: rows q*32 .. q*32 + n of column j exist; the scatter
-            // writes column j of the 16 pair rows of block q.
-            unsafe {
-                let pairs = load32(column.add(q * KSTEP), n, 1.0);
-                let dst = strip.as_mut_ptr().add(q * BLOCK + 2 * j).cast::<i32>();
-                _mm512_i32scatter_epi32::<4>(dst, rows, pairs);
-            }
+unsafe fn rhs_columns(b: View, t: usize, width: usize, k: usize, strip: *mut u16) {
+    let mut v = [_mm512_setzero_si512(); 16];
+    for q in 0..k.div_ceil(KSTEP) {
+        let n = KSTEP.min(k - q * KSTEP);
+        for (j, pairs) in v.iter_mut().enumerate() {
+            let column = b.ptr.wrapping_offset((t * STRIP + j) as isize * b.cs);
+            *pairs = if j < width {
+                // SAFETY: rows q*32 .. q*32 + n of column j exist.
+                unsafe { load32(column.add(q * KSTEP), n, 1.0) }
+            } else {
+                _mm512_setzero_si512()
+            };
+        }
+        transpose(&mut v);
+        for (p, row) in v.iter().enumerate() {
+            // SAFETY: pair row p of block q.
+            unsafe { _mm512_storeu_si512(strip.add(q * BLOCK + p * KSTEP).cast(), *row) };
         }
     }
 }
@@ -239,7 +313,12 @@ unsafe fn rhs_columns(b: View, t: usize, width: usize, k: usize, strip: &mut [u1
 ///
 /// # Safety
 /// As [`rhs_strip`].
-unsafe fn rhs_any(b: View, t: usize, width: usize, k: usize, strip: &mut [u16]) {
+unsafe fn rhs_any(b: View, t: usize, width: usize, k: usize, strip: *mut u16) {
+    // SAFETY: the strip is writable (the caller's).
+    let strip = unsafe {
+        std::ptr::write_bytes(strip, 0, k.div_ceil(KSTEP) * BLOCK);
+        std::slice::from_raw_parts_mut(strip, k.div_ceil(KSTEP) * BLOCK)
+    };
     for p in 0..k {
         let row = (p / KSTEP) * BLOCK + ((p % KSTEP) / 2) * KSTEP;
         for j in 0..width {
