@@ -222,3 +222,60 @@ fn spaced_views_match_the_rounded_reference() {
         }
     }
 }
+
+/// A left operand packed once serves several products, with a right
+/// operand packed or (when the dtype changed in between) left as an f32
+/// view, which the product then packs itself.
+#[test]
+fn a_prepared_left_serves_many_products() {
+    use super::product::{product_prepared, Left, Right};
+    // The left transposed (columns contiguous), as the convolution's
+    // input gradient uses its weight; k crosses a step boundary.
+    let (m, n, k) = (40, 50, 45);
+    let a = values(m * k, 51);
+    let a_strides = (m as isize, 1isize);
+    for unit in units() {
+        // SAFETY: the view covers `a`, which outlives `left`.
+        let left = Left::Packed(unit, unsafe {
+            super::bf16::pack_left((a.as_ptr(), a_strides), (m, k), 1.0, true)
+        });
+        for (seed, packed) in [(52, true), (53, false)] {
+            let b = values(k * n, seed);
+            let b_strides = (1isize, n as isize);
+            // SAFETY: the view covers `b`, alive until the product returns.
+            let right = if packed {
+                Right::Packed(unit, unsafe {
+                    pack_right((b.as_ptr(), b_strides), (k, n), false)
+                })
+            } else {
+                Right::View((k, n), b.as_ptr(), b_strides)
+            };
+            let mut dst = vec![0f32; m * n];
+            // SAFETY: `dst` is `m x n` row-major.
+            unsafe {
+                product_prepared(
+                    (dst.as_mut_ptr(), (1, n as isize)),
+                    false,
+                    &left,
+                    &right,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut sum, mut size) = (0f64, 0f64);
+                    for p in 0..k {
+                        let t = bf16_value(a[i + p * m]) * bf16_value(b[p * n + j]);
+                        sum += t;
+                        size += t.abs();
+                    }
+                    let got = dst[i * n + j] as f64;
+                    assert!(
+                        (got - sum).abs() <= 1e-6 * size + 1e-6,
+                        "{unit} right packed {packed} ({i},{j}): {got} vs {sum}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! forward and backward, as matrix products through the `gemm` crate.
 //!
 //! The weight `[co, ci, kh, kw]` already is the `co x (ci kh kw)` matrix of
-//! the product, so it is never rearranged. Per sample, a tile of output rows
+//! the product, so it is never rearranged in f32; in bf16 it is packed once
+//! per call for every tile (`product::prepare_left`). Per sample, a tile of output rows
 //! is lowered to columns (im2col: row `(c, i, j)` of the column matrix holds
 //! input plane `c` shifted by kernel offset `(i, j)`, with zeros for the
 //! padding), and the product writes straight into the output rows; a 1x1
@@ -20,7 +21,7 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::product::{nested, product, Shared};
+use super::product::{nested, prepare, prepare_left, product, product_prepared, Shared};
 
 /// Most elements of one job's column matrix (16 MiB): tiles of output rows
 /// are sized to it, so that the weight is packed for products of at least
@@ -235,20 +236,26 @@ pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) 
     let parallelism = nested(jobs.len());
     let nested_jobs = matches!(parallelism, Parallelism::Rayon(_));
     let out_ptr = Shared(out.as_mut_ptr());
+    // The weight (`co x k`) is prepared once for every job.
+    // SAFETY: the weight outlives the jobs.
+    let weight = unsafe { prepare_left((s.co, k), (weight.as_ptr(), (1, k as isize)), true) };
     jobs.par_iter().for_each_init(Vec::new, |col, (b, rows)| {
         let (rhs, row_stride) = columns(x, &s, *b, rows, col, nested_jobs);
         let dst = out_ptr.at(b * s.co * ohw + rows.start * s.ow);
         // SAFETY: the job writes output rows `rows` of sample `b` only
-        // (row stride `ohw`), the column view is `k x len` with row stride
-        // `row_stride`, and the weight is `co x k`.
+        // (row stride `ohw`), and the column view is `k x len` with row
+        // stride `row_stride`, alive until the product returns.
         unsafe {
-            product(
-                (s.co, rows.len() * s.ow, k),
+            let rhs = prepare(
+                (k, rows.len() * s.ow),
+                (rhs, (1, row_stride as isize)),
+                nested_jobs,
+            );
+            product_prepared(
                 (dst, (1, ohw as isize)),
                 bias.is_some(),
-                (weight.as_ptr(), (1, k as isize)),
-                (rhs, (1, row_stride as isize)),
-                1.0,
+                &weight,
+                &rhs,
                 parallelism,
             );
         }
@@ -404,23 +411,29 @@ fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     let parallelism = nested(s.n);
     let nested_jobs = matches!(parallelism, Parallelism::Rayon(_));
     let tiles = s.tiles();
+    // The transposed weight (`k x co`; `ci x co` for a pointwise
+    // convolution, whose k is ci) is prepared once for every sample and
+    // tile.
+    // SAFETY: the weight outlives the jobs.
+    let w_t = unsafe { prepare_left((k, s.co), (weight.as_ptr(), (k as isize, 1)), true) };
     each(
         dx.par_chunks_mut(sample.max(1)),
         !nested_jobs,
         |(b, dx_b)| {
             let grad_b = &grad[b * s.co * ohw..(b + 1) * s.co * ohw];
-            let w_t = (weight.as_ptr(), (k as isize, 1));
             if s.pointwise() {
-                // SAFETY: `dx_b` is `ci x hw`, the transposed weight `ci x
-                // co`, the gradient `co x hw`.
+                // SAFETY: `dx_b` is `ci x hw`, the gradient `co x hw`.
                 unsafe {
-                    product(
-                        (s.ci, ohw, s.co),
+                    let rhs = prepare(
+                        (s.co, ohw),
+                        (grad_b.as_ptr(), (1, ohw as isize)),
+                        nested_jobs,
+                    );
+                    product_prepared(
                         (dx_b.as_mut_ptr(), (1, ohw as isize)),
                         false,
-                        w_t,
-                        (grad_b.as_ptr(), (1, ohw as isize)),
-                        1.0,
+                        &w_t,
+                        &rhs,
                         parallelism,
                     );
                 }
@@ -430,16 +443,19 @@ fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
             for rows in &tiles {
                 let p = rows.len() * s.ow;
                 col.resize(k * p, 0.0);
-                // SAFETY: `col` is `k x p`, the transposed weight `k x co`,
-                // the gradient tile `co x p` with row stride `ohw`.
+                // SAFETY: `col` is `k x p`, the gradient tile `co x p` with
+                // row stride `ohw`.
                 unsafe {
-                    product(
-                        (k, p, s.co),
+                    let rhs = prepare(
+                        (s.co, p),
+                        (grad_b[rows.start * s.ow..].as_ptr(), (1, ohw as isize)),
+                        nested_jobs,
+                    );
+                    product_prepared(
                         (col.as_mut_ptr(), (1, p as isize)),
                         false,
-                        w_t,
-                        (grad_b[rows.start * s.ow..].as_ptr(), (1, ohw as isize)),
-                        1.0,
+                        &w_t,
+                        &rhs,
                         parallelism,
                     );
                 }

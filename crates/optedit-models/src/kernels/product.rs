@@ -1,12 +1,17 @@
 //! Matrix products on strided `f32` views, through the `gemm` crate in f32
 //! or the bf16 kernels of `bf16.rs` (as [`compute_dtype`] says), and the
 //! shared output pointer of jobs that write disjoint parts of one buffer.
+//! An operand used by many products (attention's keys and values, a
+//! convolution's weight) is prepared once ([`prepare`], [`prepare_left`]):
+//! in bf16 that is its packing.
 //!
 //! [`compute_dtype`]: super::compute_dtype
 
 use gemm::{gemm, Parallelism};
 
-use super::bf16::{pack_right, product_packed, Bf16Unit, PackedRhs};
+use super::bf16::{
+    pack_left, pack_right, product_both, product_packed, Bf16Unit, PackedLhs, PackedRhs,
+};
 
 /// A raw pointer that jobs writing disjoint parts of one buffer share.
 #[derive(Clone, Copy)]
@@ -167,6 +172,79 @@ pub(crate) unsafe fn product_with(
         Right::Packed(unit, packed) => unsafe {
             let parallel = matches!(parallelism, Parallelism::Rayon(_));
             product_packed(*unit, rows, dst, accumulate, lhs, packed, beta, parallel)
+        },
+    }
+}
+
+/// A left operand ready for any number of products with the same left
+/// side (a convolution's weight, shared by every tile of output
+/// positions): the f32 view itself, or its bf16 packing when the products
+/// run in bf16.
+pub(crate) enum Left {
+    /// An f32 view: `(rows, k)`, pointer and strides.
+    View((usize, usize), *const f32, Strides),
+    /// Packed for the bf16 unit.
+    Packed(Bf16Unit, PackedLhs),
+}
+
+// SAFETY: as for `Right`: the view is only read, and the caller of
+// `prepare_left` keeps the matrix alive and unchanged while in use.
+unsafe impl Send for Left {}
+unsafe impl Sync for Left {}
+
+/// `lhs` (`rows x k`) ready for [`product_prepared`], in the current
+/// compute dtype; packing splits over the pool when `parallel`.
+///
+/// # Safety
+/// The pointer must address the whole view its strides describe, for as
+/// long as the result is used.
+pub(crate) unsafe fn prepare_left(
+    (rows, k): (usize, usize),
+    lhs: (*const f32, Strides),
+    parallel: bool,
+) -> Left {
+    match super::precision::active_unit() {
+        // SAFETY: forwarded from the caller.
+        Some(unit) => Left::Packed(unit, unsafe { pack_left(lhs, (rows, k), 1.0, parallel) }),
+        None => Left::View((rows, k), lhs.0, lhs.1),
+    }
+}
+
+/// `dst = [dst +] lhs . rhs` for prepared operands. When only the left is
+/// packed (the compute dtype changed between the two preparations), the
+/// right is packed here, so the product runs in the left's dtype.
+///
+/// # Safety
+/// As [`product`]; both operands' views must still be alive.
+pub(crate) unsafe fn product_prepared(
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: &Left,
+    rhs: &Right,
+    parallelism: Parallelism,
+) {
+    let parallel = matches!(parallelism, Parallelism::Rayon(_));
+    match (lhs, rhs) {
+        // SAFETY: forwarded from the caller.
+        (Left::View((rows, _), ptr, strides), rhs) => unsafe {
+            product_with(
+                *rows,
+                dst,
+                accumulate,
+                (*ptr, *strides),
+                rhs,
+                1.0,
+                parallelism,
+            )
+        },
+        // SAFETY: forwarded from the caller.
+        (Left::Packed(unit, a), Right::Packed(_, b)) => unsafe {
+            product_both(*unit, dst, accumulate, a, b, parallel)
+        },
+        // SAFETY: forwarded from the caller.
+        (Left::Packed(unit, a), Right::View(shape, ptr, strides)) => unsafe {
+            let b = pack_right((*ptr, *strides), *shape, parallel);
+            product_both(*unit, dst, accumulate, a, &b, parallel)
         },
     }
 }

@@ -247,6 +247,48 @@ pub(crate) unsafe fn pack_right(
     }
 }
 
+/// A left operand (`rows x k`) rounded and packed once, for any number of
+/// products (a convolution's weight, shared by every tile of output
+/// positions).
+pub(crate) struct PackedLhs {
+    data: Vec<u16>,
+    rows: usize,
+    k: usize,
+    strips: usize,
+}
+
+/// Packs `scale` times the left operand `lhs` (`rows x k`), strips in
+/// parallel when `parallel`.
+///
+/// # Safety
+/// The pointer must address the whole view its strides describe.
+pub(crate) unsafe fn pack_left(
+    lhs: (*const f32, Strides),
+    (rows, k): (usize, usize),
+    scale: f32,
+    parallel: bool,
+) -> PackedLhs {
+    // Strips come in pairs: the AMX kernel computes 2 x 2 tiles at once.
+    let strips = rows.div_ceil(2 * STRIP) * 2;
+    let a = View {
+        ptr: lhs.0,
+        cs: lhs.1 .0,
+        rs: lhs.1 .1,
+    };
+    let data = if rows == 0 || k == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the view is the caller's.
+        unsafe { pack_lhs(a, scale, (rows, k), (strips, k.div_ceil(KSTEP)), parallel) }
+    };
+    PackedLhs {
+        data,
+        rows,
+        k,
+        strips,
+    }
+}
+
 /// `dst (rows x cols) = [dst +] (beta * lhs (rows x k)) . rhs (k x cols)`
 /// for a right operand packed by [`pack_right`], in bf16 (`beta * lhs`
 /// rounded) with f32 accumulation on `unit` (`dst` read only when
@@ -266,7 +308,32 @@ pub(crate) unsafe fn product_packed(
     beta: f32,
     parallel: bool,
 ) {
-    let (cols, k) = (rhs.cols, rhs.k);
+    // beta scales the left operand before rounding (as PyTorch scales the
+    // queries of bf16 attention), so that whole blocks go straight to dst.
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let lhs = pack_left(lhs, (rows, rhs.k), beta, parallel);
+        product_both(unit, dst, accumulate, &lhs, rhs, parallel)
+    }
+}
+
+/// `dst (rows x cols) = [dst +] lhs (rows x k) . rhs (k x cols)` for
+/// operands packed by [`pack_left`] and [`pack_right`], on `unit`, split
+/// over the rayon pool when `parallel`.
+///
+/// # Safety
+/// `dst` must address the whole view its strides describe, and `unit`
+/// must be one [`bf16_unit`] returned.
+pub(crate) unsafe fn product_both(
+    unit: Bf16Unit,
+    dst: (*mut f32, Strides),
+    accumulate: bool,
+    lhs: &PackedLhs,
+    rhs: &PackedRhs,
+    parallel: bool,
+) {
+    assert_eq!(lhs.k, rhs.k, "the operands' inner sizes differ");
+    let (rows, cols, k) = (lhs.rows, rhs.cols, rhs.k);
     if rows == 0 || cols == 0 || (k == 0 && accumulate) {
         return;
     }
@@ -280,18 +347,8 @@ pub(crate) unsafe fn product_packed(
         }
         return;
     }
-    let lstrips = rows.div_ceil(2 * STRIP) * 2;
-    let rstrips = rhs.strips;
+    let (lstrips, rstrips) = (lhs.strips, rhs.strips);
     let ksteps = k.div_ceil(KSTEP);
-    let a = View {
-        ptr: lhs.0,
-        cs: lhs.1 .0,
-        rs: lhs.1 .1,
-    };
-    // beta scales the left operand before rounding (as PyTorch scales the
-    // queries of bf16 attention), so that whole blocks go straight to dst.
-    // SAFETY: the view is the caller's.
-    let pa = unsafe { pack_lhs(a, beta, (rows, k), (lstrips, ksteps), parallel) };
     let out = Out {
         ptr: Shared(dst.0),
         cs: dst.1 .0,
@@ -307,7 +364,7 @@ pub(crate) unsafe fn product_packed(
         let lrange = (i * JOB_ROWS / STRIP)..((i + 1) * JOB_ROWS / STRIP).min(lstrips);
         let rrange = (j * JOB_COLS / STRIP)..((j + 1) * JOB_COLS / STRIP).min(rstrips);
         let packed = Packed {
-            a: &pa,
+            a: &lhs.data,
             b: &rhs.data,
             ksteps,
         };
