@@ -11,7 +11,9 @@
 //! kernels' (`product.rs`: f32 through `gemm`, or bf16), with each head's
 //! keys and values prepared once for all its query tiles; the softmax is
 //! that of burn's `attention_fallback` (maximum subtracted, fully masked
-//! rows give zeros).
+//! rows give zeros), except that the forward pass divides the output rows
+//! by the sums instead of the rows of probabilities (as flash attention
+//! does).
 
 use super::exp;
 use super::product::{nested, prepare, product, product_with, Right, Shared};
@@ -109,8 +111,8 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
         })
         .collect();
     (0..jobs).into_par_iter().for_each_init(
-        || vec![0.0f32; rows * m],
-        |scores, job| {
+        || (vec![0.0f32; rows * m], vec![0.0f32; rows]),
+        |(scores, inverses), job| {
             let (bh, tile) = (job / tiles, job % tiles);
             let (b, h) = (bh / heads, bh % heads);
             let r0 = tile * rows;
@@ -133,7 +135,8 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             }
             for i in 0..r {
                 let row = &mut scores[i * m..(i + 1) * m];
-                let logsumexp = softmax_row(row, spec.visible(r0 + i));
+                let (logsumexp, inverse) = exp_row(row, spec.visible(r0 + i));
+                inverses[i] = inverse;
                 // SAFETY: index (b, h, r0 + i) is this job's own.
                 unsafe { *lse_ptr.at((b * heads + h) * n + r0 + i) = logsumexp };
             }
@@ -152,26 +155,35 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
                     parallelism,
                 );
             }
+            // The rows of exponentials were not normalised: the output
+            // rows are (`dim` numbers each instead of `m`).
+            for (i, &inverse) in inverses[..r].iter().enumerate() {
+                let at = spec.head(b, h, n) + (r0 + i) * spec.inner();
+                // SAFETY: row r0 + i of this head is this job's own.
+                let row = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(at), dim) };
+                row.iter_mut().for_each(|x| *x *= inverse);
+            }
         },
     );
     (out, lse)
 }
 
-/// Softmax of the first `visible` entries of `row` in place (the rest set to
-/// zero); returns the log-sum-exp, `-inf` for a fully masked row.
-fn softmax_row(row: &mut [f32], visible: usize) -> f32 {
+/// The exponentials `exp(x - max)` of the first `visible` entries of `row`
+/// in place (the rest set to zero), unnormalised; returns the log-sum-exp
+/// (`-inf` for a fully masked row) and the inverse of the sum (0 for a
+/// fully masked row), by which the caller scales the product with the
+/// values: softmax's normalisation then costs `dim` multiplications per
+/// row instead of `m`.
+fn exp_row(row: &mut [f32], visible: usize) -> (f32, f32) {
     let (seen, masked) = row.split_at_mut(visible);
     masked.fill(0.0);
     let max = exp::max(seen);
     if seen.is_empty() || max == f32::NEG_INFINITY {
         seen.fill(0.0);
-        return f32::NEG_INFINITY;
+        return (f32::NEG_INFINITY, 0.0);
     }
-    let sum = exp::exp_sum(seen, max);
-    let sum = sum.max(f32::MIN_POSITIVE);
-    let inverse = 1.0 / sum;
-    seen.iter_mut().for_each(|x| *x *= inverse);
-    max + sum.ln()
+    let sum = exp::exp_sum(seen, max).max(f32::MIN_POSITIVE);
+    (max + sum.ln(), 1.0 / sum)
 }
 
 /// Gradients `(dq, dk, dv)` of [`forward`] for the output gradient `grad`.
