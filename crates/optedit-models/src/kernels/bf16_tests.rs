@@ -45,6 +45,15 @@ fn bf16_value(x: f32) -> f64 {
     f32::from_bits((to_bf16(x) as u32) << 16) as f64
 }
 
+/// The f64 dot product of `k` terms `x(p) y(p)`, each operand rounded to
+/// bf16 first, and the sum of the terms' magnitudes (the tolerance's
+/// scale).
+fn rounded_dot(k: usize, x: impl Fn(usize) -> f32, y: impl Fn(usize) -> f32) -> (f64, f64) {
+    (0..k)
+        .map(|p| bf16_value(x(p)) * bf16_value(y(p)))
+        .fold((0.0, 0.0), |(sum, size), t| (sum + t, size + t.abs()))
+}
+
 /// A deterministic spread of values with many bits below bf16's precision.
 fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -130,13 +139,8 @@ fn products_match_the_rounded_reference() {
             }
             for i in 0..m {
                 for j in 0..n {
-                    let (mut sum, mut size) = (0f64, 0f64);
-                    for p in 0..k {
-                        // beta scales the left operand before rounding.
-                        let t = bf16_value(beta * at(i, p)) * bf16_value(bt(p, j));
-                        sum += t;
-                        size += t.abs();
-                    }
+                    // beta scales the left operand before rounding.
+                    let (sum, size) = rounded_dot(k, |p| beta * at(i, p), |p| bt(p, j));
                     let at_d = i * d_strides.1 as usize + j * d_strides.0 as usize;
                     let base = if acc { init[at_d] as f64 } else { 0.0 };
                     let want = base + sum;
@@ -205,14 +209,11 @@ fn spaced_views_match_the_rounded_reference() {
         }
         for i in 0..m {
             for j in 0..n {
-                let (mut sum, mut size) = (0f64, 0f64);
-                for p in 0..k {
-                    let x = a[i * sa.1 as usize + p * sa.0 as usize];
-                    let y = b[p * sb.1 as usize + j * sb.0 as usize];
-                    let t = bf16_value(x) * bf16_value(y);
-                    sum += t;
-                    size += t.abs();
-                }
+                let (sum, size) = rounded_dot(
+                    k,
+                    |p| a[i * sa.1 as usize + p * sa.0 as usize],
+                    |p| b[p * sb.1 as usize + j * sb.0 as usize],
+                );
                 let got = dst[i * n + j] as f64;
                 assert!(
                     (got - sum).abs() <= 1e-6 * size + 1e-6,
@@ -263,12 +264,7 @@ fn a_prepared_left_serves_many_products() {
             }
             for i in 0..m {
                 for j in 0..n {
-                    let (mut sum, mut size) = (0f64, 0f64);
-                    for p in 0..k {
-                        let t = bf16_value(a[i + p * m]) * bf16_value(b[p * n + j]);
-                        sum += t;
-                        size += t.abs();
-                    }
+                    let (sum, size) = rounded_dot(k, |p| a[i + p * m], |p| b[p * n + j]);
                     let got = dst[i * n + j] as f64;
                     assert!(
                         (got - sum).abs() <= 1e-6 * size + 1e-6,
