@@ -84,8 +84,8 @@ impl<B: Backend> Attention<B> {
             Some(n) => norm::group_norm(n, x.clone()),
             None => x.clone(),
         };
-        let tokens = normed.reshape([b, c, h * w]).swap_dims(1, 2);
+        let tokens = kernels::transpose(normed.reshape([b, c, h * w]));
         let out = self.forward(tokens, None);
-        out.swap_dims(1, 2).reshape([b, c, h, w]) + x
+        kernels::transpose(out).reshape([b, c, h, w]) + x
     }
 }

@@ -8,7 +8,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use super::attention::{Attention, AttentionSpec};
 use super::{group_norm, linear, norm};
 use crate::kernels;
-use crate::kernels::gelu;
+use crate::kernels::geglu;
 
 /// GEGLU feed-forward: `proj_out(h * gelu(gate))` with `[h, gate] = geglu(x)`.
 #[derive(Module, Debug)]
@@ -22,10 +22,7 @@ pub struct FeedForward<B: Backend> {
 impl<B: Backend> FeedForward<B> {
     /// `x`: `[batch, n, dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mut parts = kernels::linear(&self.geglu, x).chunk(2, 2);
-        let gate = parts.pop().expect("two halves");
-        let hidden = parts.pop().expect("two halves");
-        kernels::linear(&self.proj_out, hidden * gelu(gate))
+        kernels::linear(&self.proj_out, geglu(kernels::linear(&self.geglu, x)))
     }
 }
 
@@ -134,14 +131,13 @@ impl<B: Backend> Transformer2DModel<B> {
     /// `x`: `[batch, c, h, w]`; `context`: `[batch, m, cross_dim]`.
     pub fn forward(&self, x: Tensor<B, 4>, context: &Tensor<B, 3>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let tokens = norm::group_norm(&self.norm, x.clone())
-            .reshape([b, c, h * w])
-            .swap_dims(1, 2);
+        let tokens =
+            kernels::transpose(norm::group_norm(&self.norm, x.clone()).reshape([b, c, h * w]));
         let mut t = kernels::linear(&self.proj_in, tokens);
         for block in &self.transformer_blocks {
             t = block.forward(t, context);
         }
         let out = kernels::linear(&self.proj_out, t);
-        out.swap_dims(1, 2).reshape([b, c, h, w]) + x
+        kernels::transpose(out).reshape([b, c, h, w]) + x
     }
 }

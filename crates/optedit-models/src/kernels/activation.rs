@@ -1,5 +1,11 @@
 //! [`silu`] and [`gelu`] as single vectorised, multi-threaded passes, with
-//! an autodiff node each that keeps only the input.
+//! an autodiff node each that keeps only the input; [`geglu`] fuses the
+//! GEGLU feed-forward's `h * gelu(gate)` (diffusers `GEGLU` in
+//! `models/activations.py`) into one pass over the projection's output, so
+//! neither half is copied out of it and the gradient comes back as one
+//! contiguous tensor (measured: in an SD 1.5 gradient step, the chunked
+//! halves' strided multiplication, forward, backward and recomputation, was
+//! about 7% of the samples).
 //!
 //! SiLU is `x * sigmoid(x)` (diffusers' `nn.SiLU`); GELU is the exact
 //! `x * Phi(x)` (`nn.GELU()`, no tanh approximation), with `Phi` from the
@@ -86,6 +92,24 @@ fn gelu_grad_body(x: &[f32], g: &[f32], out: &mut [f32]) {
     }
 }
 
+#[inline(always)]
+fn geglu_body(h: &[f32], gate: &[f32], y: &mut [f32]) {
+    for ((y, &h), &x) in y.iter_mut().zip(h).zip(gate) {
+        *y = h * x * phi1(x);
+    }
+}
+
+#[inline(always)]
+fn geglu_grad_body(h: &[f32], gate: &[f32], g: &[f32], dh: &mut [f32], dgate: &mut [f32]) {
+    for ((((dh, dgate), &h), &x), &g) in dh.iter_mut().zip(dgate).zip(h).zip(gate).zip(g) {
+        let p = phi1(x);
+        *dh = g * x * p;
+        *dgate = g * h * (p + x * FRAC_1_SQRT_2PI * exp1(-0.5 * x * x));
+    }
+}
+
+dispatch!(geglu_slice, geglu_body, (h: &[f32], gate: &[f32], y: &mut [f32]) -> ());
+dispatch!(geglu_grad_slice, geglu_grad_body, (h: &[f32], gate: &[f32], g: &[f32], dh: &mut [f32], dgate: &mut [f32]) -> ());
 dispatch!(silu_slice, silu_body, (x: &[f32], y: &mut [f32]) -> ());
 dispatch!(silu_grad_slice, silu_grad_body, (x: &[f32], g: &[f32], out: &mut [f32]) -> ());
 dispatch!(gelu_slice, gelu_body, (x: &[f32], y: &mut [f32]) -> ());
@@ -156,6 +180,116 @@ fn apply<B: Backend, const D: usize>(x: Tensor<B, D>, kind: Kind) -> Tensor<B, D
             Kind::Silu => burn::tensor::activation::silu(x),
             Kind::Gelu => burn::tensor::activation::gelu(x),
         },
+    }
+}
+
+/// GEGLU's gate: `h * gelu(gate)` where `h` and `gate` are the first and
+/// second halves of `x`'s last dimension, which must be even (diffusers
+/// `GEGLU.forward` after its projection). The output's last dimension is
+/// half of `x`'s. On backends without the kernel: burn's `chunk`, the
+/// [`gelu`] above and a multiplication.
+pub(crate) fn geglu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let width = x.dims()[D - 1];
+    assert!(
+        width % 2 == 0,
+        "geglu: the last dimension ({width}) must hold two equal halves"
+    );
+    match path::<B>(x.dtype()) {
+        Path::Flex => on::<B, Flex, D, 1>([x], |[x]| geglu_flex(x)),
+        Path::Tracked => on::<B, Autodiff<Flex, NoCheckpointing>, D, 1>([x], |[x]| {
+            tracked_geglu::<NoCheckpointing>(x)
+        }),
+        Path::TrackedBalanced => on::<B, Autodiff<Flex, BalancedCheckpointing>, D, 1>([x], |[x]| {
+            tracked_geglu::<BalancedCheckpointing>(x)
+        }),
+        Path::Other => {
+            let mut parts = x.chunk(2, D - 1);
+            let gate = parts.pop().expect("two halves");
+            let hidden = parts.pop().expect("two halves");
+            hidden * gelu(gate)
+        }
+    }
+}
+
+/// Rows of `width` elements per parallel job, about [`CHUNK`] elements.
+fn rows_per_job(width: usize) -> usize {
+    (CHUNK / width.max(1)).max(1)
+}
+
+/// The forward pass on a Flex tensor.
+fn geglu_flex(x: FlexTensor) -> FlexTensor {
+    let x = contiguous(x);
+    let mut shape = x.layout().shape().to_vec();
+    let inner = shape.last().copied().unwrap_or(0) / 2;
+    *shape.last_mut().expect("a rank of at least one") = inner;
+    let xs = slice(&x);
+    let mut y = vec![0.0f32; xs.len() / 2];
+    if inner > 0 {
+        let rows = rows_per_job(2 * inner);
+        y.par_chunks_mut(rows * inner)
+            .zip(xs.par_chunks(rows * 2 * inner))
+            .for_each(|(y, x)| {
+                for (y, x) in y.chunks_mut(inner).zip(x.chunks(2 * inner)) {
+                    let (h, gate) = x.split_at(inner);
+                    geglu_slice(h, gate, y);
+                }
+            });
+    }
+    flex(y, &shape)
+}
+
+/// The autodiff node of [`geglu`]: keeps the input, returns its gradient
+/// as one tensor of the input's shape (`[dh | dgate]` per row).
+#[derive(Debug)]
+struct GegluNode;
+
+impl Backward<Flex, 1> for GegluNode {
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<NodeId, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(ops.state));
+        let Some(node) = parent else {
+            return;
+        };
+        let shape = x.layout().shape().to_vec();
+        let inner = shape.last().copied().unwrap_or(0) / 2;
+        let (xs, g) = (slice(&x), slice(&grad));
+        let mut out = vec![0.0f32; xs.len()];
+        if inner > 0 {
+            let rows = rows_per_job(2 * inner);
+            out.par_chunks_mut(rows * 2 * inner)
+                .zip(
+                    xs.par_chunks(rows * 2 * inner)
+                        .zip(g.par_chunks(rows * inner)),
+                )
+                .for_each(|(out, (x, g))| {
+                    let rows = out.chunks_mut(2 * inner).zip(x.chunks(2 * inner));
+                    for ((out, x), g) in rows.zip(g.chunks(inner)) {
+                        let (h, gate) = x.split_at(inner);
+                        let (dh, dgate) = out.split_at_mut(inner);
+                        geglu_grad_slice(h, gate, g, dh, dgate);
+                    }
+                });
+        }
+        grads.register::<Flex>(node.id, flex(out, &shape));
+    }
+}
+
+fn tracked_geglu<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match GegluNode
+        .prepare::<C>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let state = prep.checkpoint(&x);
+            prep.finish(state, geglu_flex(x.primitive))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(geglu_flex(x.primitive)),
     }
 }
 
@@ -255,5 +389,58 @@ mod tests {
             y.assert_approx_eq::<f32>(&y_ref, Tolerance::absolute(1e-5));
             g.assert_approx_eq::<f32>(&g_ref, Tolerance::absolute(1e-5));
         }
+    }
+
+    /// `h * gelu(gate)` from burn's own operations: the reference.
+    fn geglu_reference<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let mut parts = x.chunk(2, 2);
+        let gate = parts.pop().expect("two halves");
+        let hidden = parts.pop().expect("two halves");
+        hidden * burn::tensor::activation::gelu(gate)
+    }
+
+    /// `[2, 37, 2 * 45]`, as a non-contiguous view (`inner` 45 is not a
+    /// multiple of any vector width), wide values included.
+    fn geglu_input<B: Backend>(device: &B::Device) -> Tensor<B, 3> {
+        let x = Tensor::<B, 3>::random([2, 90, 37], Distribution::Normal(0.0, 3.0), device)
+            .swap_dims(1, 2);
+        let wide = Tensor::<B, 3>::from_floats([[[-30.0, -9.0, -1.0, 0.0, 2.5, 30.0]]], device);
+        x.slice_assign([0..1, 0..1, 40..46], wide.clone())
+            .slice_assign([1..2, 3..4, 0..6], wide)
+    }
+
+    fn geglu_gradients<B: burn::tensor::backend::AutodiffBackend>() {
+        let device = Default::default();
+        let x = geglu_input::<B>(&device).require_grad();
+        let weights = Tensor::<B, 3>::random([2, 37, 45], Distribution::Normal(0.0, 1.0), &device);
+        let run = |f: fn(Tensor<B, 3>) -> Tensor<B, 3>| {
+            let y = f(x.clone());
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (
+                y.inner().into_data(),
+                x.grad(&grads).expect("gradient").into_data(),
+            )
+        };
+        let (y, g) = run(geglu);
+        let (y_ref, g_ref) = run(geglu_reference);
+        assert_eq!(y.shape, y_ref.shape);
+        y.assert_approx_eq::<f32>(&y_ref, Tolerance::absolute(1e-4));
+        g.assert_approx_eq::<f32>(&g_ref, Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn geglu_forward_matches_burn() {
+        let device = Default::default();
+        let x = geglu_input::<Flex>(&device);
+        let y = geglu(x.clone());
+        assert_eq!(y.dims(), [2, 37, 45]);
+        y.into_data()
+            .assert_approx_eq::<f32>(&geglu_reference(x).into_data(), Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn geglu_gradients_match_burn_with_and_without_checkpointing() {
+        geglu_gradients::<Autodiff<Flex>>();
+        geglu_gradients::<Autodiff<Flex, BalancedCheckpointing>>();
     }
 }

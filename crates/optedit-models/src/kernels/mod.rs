@@ -20,7 +20,13 @@
 //!   about ten tensor operations and keeps their results.
 //! - [`silu`] and [`gelu`]: one vectorised, multi-threaded pass forward and
 //!   one backward, where burn 0.21 on `Flex` runs a scalar libm `exp` or
-//!   `erf` per element on one thread (and SiLU as three operations).
+//!   `erf` per element on one thread (and SiLU as three operations);
+//!   `geglu` (crate-internal) fuses the GEGLU feed-forward's halves,
+//!   `h * gelu(gate)`, into one pass that reads the projection in place.
+//! - `transpose` (crate-internal): the token layout change around the
+//!   transformers and spatial attention as a tiled, multi-threaded copy,
+//!   where burn's `Flex` copies a batched swap element by element on one
+//!   thread.
 //! - [`conv2d`]: convolution as tiled im2col and `gemm` products written
 //!   straight into the output, with a backward pass that computes only the
 //!   gradients asked for, where burn's default backward runs a transposed
@@ -42,6 +48,7 @@ mod conv;
 mod conv_op;
 mod exp;
 mod group_norm;
+mod layout;
 mod linear;
 mod mha;
 mod norm_op;
@@ -61,9 +68,11 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Bytes, DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
+pub(crate) use activation::geglu;
 pub use activation::{gelu, silu};
 pub use bf16::{bf16_unit, Bf16Unit};
 pub use conv_op::conv2d;
+pub(crate) use layout::transpose;
 pub use linear::linear;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
