@@ -126,6 +126,8 @@ fn arg(n: usize, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
 type Tally = HashMap<Stage, (usize, f64, usize, f64)>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the `optedit` binary does: freed activations are reused from the heap.
+    optedit_models::allocator::tune_allocator();
     let which = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     let defaults = EditConfig::default();
     let config = EditConfig {

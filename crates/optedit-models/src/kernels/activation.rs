@@ -27,7 +27,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::exp::{dispatch, exp1};
-use super::{contiguous, flex, on, path, slice, Path};
+use super::{contiguous, flex, on, path, slice, zeros, Path};
 
 /// Elements per parallel job.
 const CHUNK: usize = 1 << 14;
@@ -124,7 +124,7 @@ enum Kind {
 
 impl Kind {
     fn forward(self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = zeros(x.len());
         let f = match self {
             Kind::Silu => silu_slice,
             Kind::Gelu => gelu_slice,
@@ -136,7 +136,7 @@ impl Kind {
     }
 
     fn backward(self, x: &[f32], g: &[f32]) -> Vec<f32> {
-        let mut out = vec![0.0f32; x.len()];
+        let mut out = zeros(x.len());
         let f = match self {
             Kind::Silu => silu_grad_slice,
             Kind::Gelu => gelu_grad_slice,
@@ -223,7 +223,7 @@ fn geglu_flex(x: FlexTensor) -> FlexTensor {
     let inner = shape.last().copied().unwrap_or(0) / 2;
     *shape.last_mut().expect("a rank of at least one") = inner;
     let xs = slice(&x);
-    let mut y = vec![0.0f32; xs.len() / 2];
+    let mut y = zeros(xs.len() / 2);
     if inner > 0 {
         let rows = rows_per_job(2 * inner);
         y.par_chunks_mut(rows * inner)
@@ -256,7 +256,7 @@ impl Backward<Flex, 1> for GegluNode {
         let shape = x.layout().shape().to_vec();
         let inner = shape.last().copied().unwrap_or(0) / 2;
         let (xs, g) = (slice(&x), slice(&grad));
-        let mut out = vec![0.0f32; xs.len()];
+        let mut out = zeros(xs.len());
         if inner > 0 {
             let rows = rows_per_job(2 * inner);
             out.par_chunks_mut(rows * 2 * inner)

@@ -17,6 +17,7 @@
 
 use super::exp;
 use super::product::{nested, prepare, product, product_with, Right, Shared};
+use super::zeros;
 use rayon::prelude::*;
 
 /// Query rows per tile: enough rows to amortise the packing of `k` and `v`
@@ -85,7 +86,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
         ..
     } = spec;
     let inner = spec.inner() as isize;
-    let mut out = vec![0.0f32; batch * n * spec.inner()];
+    let mut out = zeros(batch * n * spec.inner());
     let mut lse = vec![0.0f32; batch * heads * n];
     let rows = spec.tile_rows();
     let tiles = n.div_ceil(rows);
@@ -208,9 +209,9 @@ pub(crate) fn backward(
     } = spec;
     let width = spec.inner();
     let inner = width as isize;
-    let mut dq = vec![0.0f32; batch * n * width];
-    let mut dk = vec![0.0f32; batch * m * width];
-    let mut dv = vec![0.0f32; batch * m * width];
+    let mut dq = zeros(batch * n * width);
+    let mut dk = zeros(batch * m * width);
+    let mut dv = zeros(batch * m * width);
     let rows = spec.tile_rows();
     let jobs = batch * heads;
     let parallelism = nested(jobs);

@@ -22,6 +22,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::product::{nested, prepare, prepare_left, product, product_prepared, Shared};
+use super::zeros;
 
 /// Most elements of one job's column matrix (16 MiB): tiles of output rows
 /// are sized to it, so that the weight is packed for products of at least
@@ -226,7 +227,7 @@ fn columns(
 /// kh, kw]` and optional bias `[co]`.
 pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
     let (k, ohw) = (s.k(), s.ohw());
-    let mut out = vec![0.0f32; s.n * s.co * ohw];
+    let mut out = zeros(s.n * s.co * ohw);
     if let Some(bias) = bias {
         out.par_chunks_mut(ohw.max(1))
             .enumerate()
@@ -407,7 +408,7 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
 /// convolution).
 fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     let (k, ohw, sample) = (s.k(), s.ohw(), s.ci * s.hw());
-    let mut dx = vec![0.0f32; s.n * sample];
+    let mut dx = zeros(s.n * sample);
     let parallelism = nested(s.n);
     let nested_jobs = matches!(parallelism, Parallelism::Rayon(_));
     let tiles = s.tiles();

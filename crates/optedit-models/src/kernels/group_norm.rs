@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::exp::{dispatch, exp1};
+use super::zeros;
 
 /// Shape and options of one group norm.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,7 +152,7 @@ dispatch!(input_grad, input_grad_body, (x: &[f32], dy: &[f32], dx: &mut [f32], m
 pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], spec: Spec) -> (Vec<f32>, Stats) {
     let block = spec.block();
     let per = spec.c / spec.groups;
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros(x.len());
     let mut stats = vec![(0.0f32, 0.0f32); spec.n * spec.groups];
     y.par_chunks_mut(block)
         .zip(x.par_chunks(block))
@@ -186,7 +187,7 @@ pub(crate) fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let block = spec.block();
     let per = spec.c / spec.groups;
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = zeros(x.len());
     // Per (sample, channel) partial sums of dgamma and dbeta.
     let mut partial = vec![(0.0f32, 0.0f32); spec.n * spec.c];
     dx.par_chunks_mut(block)

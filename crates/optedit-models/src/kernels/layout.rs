@@ -2,6 +2,9 @@
 //! change around diffusers' `Transformer2DModel` and spatial attention,
 //! `[b, c, h*w] <-> [b, h*w, c]`), materialised by a tiled, multi-threaded
 //! copy, with an autodiff node whose backward is the same copy.
+//! [`upsample2x`]: nearest-neighbour up-sampling by two (diffusers
+//! `Upsample2D`'s `F.interpolate(scale_factor=2.0, mode="nearest")`), one
+//! multi-threaded pass, its backward the sum of each 2 x 2 block.
 //!
 //! burn 0.21's `Flex` keeps a swap as a view, and the next operation that
 //! needs contiguous data copies it: for a batch of one its tiled 2-D copy,
@@ -23,7 +26,7 @@ use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, flex, on, path, slice, Path};
+use super::{contiguous, flex, on, path, slice, zeros, Path};
 
 /// Output rows per parallel job: one cache line of the source's columns.
 const ROWS: usize = 16;
@@ -55,7 +58,7 @@ fn transpose_flex(x: FlexTensor) -> FlexTensor {
         _ => unreachable!("a rank-3 tensor"),
     };
     let src = slice(&x);
-    let mut out = vec![0.0f32; src.len()];
+    let mut out = zeros(src.len());
     if r > 0 && c > 0 {
         out.par_chunks_mut(ROWS * r)
             .enumerate()
@@ -100,6 +103,114 @@ fn tracked<C: CheckpointStrategy>(
         .prepare::<C>([x.node.clone()])
         .compute_bound()
         .stateless(transpose_flex(x.primitive))
+}
+
+/// Nearest-neighbour up-sampling by two: `[b, c, h, w] -> [b, c, 2h, 2w]`,
+/// each element copied into a 2 x 2 block. On backends without the kernel,
+/// burn's `expand` of a reshaped view.
+pub(crate) fn upsample2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match path::<B>(x.dtype()) {
+        Path::Flex => on::<B, Flex, 4, 1>([x], |[x]| upsample_flex(x)),
+        Path::Tracked => on::<B, Autodiff<Flex, NoCheckpointing>, 4, 1>([x], |[x]| {
+            tracked_upsample::<NoCheckpointing>(x)
+        }),
+        Path::TrackedBalanced => on::<B, Autodiff<Flex, BalancedCheckpointing>, 4, 1>([x], |[x]| {
+            tracked_upsample::<BalancedCheckpointing>(x)
+        }),
+        Path::Other => {
+            let [b, c, h, w] = x.dims();
+            x.reshape([b, c, h, 1, w, 1])
+                .expand([b, c, h, 2, w, 2])
+                .reshape([b, c, 2 * h, 2 * w])
+        }
+    }
+}
+
+/// `[b, c, h, w]` of a rank-4 Flex tensor.
+fn dims4(x: &FlexTensor) -> [usize; 4] {
+    match x.layout().shape().to_vec()[..] {
+        [b, c, h, w] => [b, c, h, w],
+        _ => unreachable!("a rank-4 tensor"),
+    }
+}
+
+/// Input rows per parallel job.
+fn rows_per_job(w: usize) -> usize {
+    ((1 << 13) / w.max(1)).max(1)
+}
+
+/// The up-sampling on a Flex tensor.
+fn upsample_flex(x: FlexTensor) -> FlexTensor {
+    let x = contiguous(x);
+    let [b, c, h, w] = dims4(&x);
+    let src = slice(&x);
+    let mut out = zeros(src.len() * 4);
+    if w > 0 {
+        let rows = rows_per_job(w);
+        // Input row i becomes output rows 2i and 2i + 1 (4w elements).
+        out.par_chunks_mut(rows * 4 * w)
+            .zip(src.par_chunks(rows * w))
+            .for_each(|(out, src)| {
+                for (pair, row) in out.chunks_mut(4 * w).zip(src.chunks(w)) {
+                    let (top, bottom) = pair.split_at_mut(2 * w);
+                    for (o, &v) in top.chunks_mut(2).zip(row) {
+                        o.fill(v);
+                    }
+                    bottom.copy_from_slice(top);
+                }
+            });
+    }
+    flex(out, &[b, c, 2 * h, 2 * w])
+}
+
+/// The backward pass of [`upsample2x`]: each input gradient is the sum of
+/// its 2 x 2 block of output gradients.
+fn upsample_grad(grad: FlexTensor) -> FlexTensor {
+    let grad = contiguous(grad);
+    let [b, c, h2, w2] = dims4(&grad);
+    let (h, w) = (h2 / 2, w2 / 2);
+    let g = slice(&grad);
+    let mut out = zeros(b * c * h * w);
+    if w > 0 {
+        let rows = rows_per_job(w);
+        out.par_chunks_mut(rows * w)
+            .zip(g.par_chunks(rows * 4 * w))
+            .for_each(|(out, g)| {
+                for (row, pair) in out.chunks_mut(w).zip(g.chunks(4 * w)) {
+                    let (top, bottom) = pair.split_at(2 * w);
+                    let blocks = top.chunks(2).zip(bottom.chunks(2));
+                    for (o, (t, u)) in row.iter_mut().zip(blocks) {
+                        *o = (t[0] + t[1]) + (u[0] + u[1]);
+                    }
+                }
+            });
+    }
+    flex(out, &[b, c, h, w])
+}
+
+/// The autodiff node of [`upsample2x`].
+#[derive(Debug)]
+struct UpsampleNode;
+
+impl Backward<Flex, 1> for UpsampleNode {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, upsample_grad(grad));
+        }
+    }
+}
+
+fn tracked_upsample<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    UpsampleNode
+        .prepare::<C>([x.node.clone()])
+        .compute_bound()
+        .stateless(upsample_flex(x.primitive))
 }
 
 #[cfg(test)]
@@ -147,5 +258,46 @@ mod tests {
     fn gradients_match_burn_with_and_without_checkpointing() {
         gradients::<Autodiff<Flex>>();
         gradients::<Autodiff<Flex, BalancedCheckpointing>>();
+    }
+
+    /// burn's `expand` of a reshaped view: the reference.
+    fn upsample_reference<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, 2, w, 2])
+            .reshape([b, c, 2 * h, 2 * w])
+    }
+
+    /// `[2, 3, 5, 7]` as a non-contiguous view.
+    fn image<B: Backend>(device: &B::Device) -> Tensor<B, 4> {
+        Tensor::<B, 4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), device).swap_dims(2, 3)
+    }
+
+    #[test]
+    fn upsampling_copies_each_element_into_its_block() {
+        let device = Default::default();
+        let x = image::<Flex>(&device);
+        let y = upsample2x(x.clone());
+        assert_eq!(y.dims(), [2, 3, 10, 14]);
+        assert_eq!(y.into_data(), upsample_reference(x).into_data());
+    }
+
+    fn upsampling_gradients<B: AutodiffBackend>() {
+        let device = Default::default();
+        let x = image::<B>(&device).require_grad();
+        let weights =
+            Tensor::<B, 4>::random([2, 3, 10, 14], Distribution::Normal(0.0, 1.0), &device);
+        let run = |f: fn(Tensor<B, 4>) -> Tensor<B, 4>| {
+            let grads = (f(x.clone()) * weights.clone()).sum().backward();
+            x.grad(&grads).expect("gradient").into_data()
+        };
+        run(upsample2x)
+            .assert_approx_eq::<f32>(&run(upsample_reference), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn upsampling_gradients_match_burn_with_and_without_checkpointing() {
+        upsampling_gradients::<Autodiff<Flex>>();
+        upsampling_gradients::<Autodiff<Flex, BalancedCheckpointing>>();
     }
 }

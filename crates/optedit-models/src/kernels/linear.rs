@@ -10,7 +10,7 @@ use gemm::Parallelism;
 use super::precision::{compute_dtype, ComputeDtype};
 use super::product::product;
 use super::weight_op::{apply, WeightOp};
-use super::{flex, slice};
+use super::{flex, rows_of, slice, zeros};
 
 /// `linear.forward(x)`: `x . weight + bias` over the last axis of `x`.
 ///
@@ -72,8 +72,8 @@ impl WeightOp for LinearOp {
     ) -> FlexTensor {
         let (rows, d_in, d_out) = self.dims();
         let mut out = match bias {
-            Some(b) => slice(b).repeat(rows),
-            None => vec![0.0; rows * d_out],
+            Some(b) => rows_of(slice(b), rows),
+            None => zeros(rows * d_out),
         };
         // SAFETY: `out` is rows x d_out, `x` rows x d_in and `weight`
         // d_in x d_out, all contiguous.
@@ -104,7 +104,7 @@ impl WeightOp for LinearOp {
         let (x, weight, grad) = (slice(x), slice(weight), slice(grad));
         // dx = grad . weight^T (rows x d_in).
         let dx = want[0].then(|| {
-            let mut dx = vec![0.0f32; rows * d_in];
+            let mut dx = zeros(rows * d_in);
             // SAFETY: grad is rows x d_out; weight^T is d_out x d_in read
             // from the d_in x d_out weight with swapped strides.
             unsafe {

@@ -26,7 +26,7 @@
 //! - `transpose` (crate-internal): the token layout change around the
 //!   transformers and spatial attention as a tiled, multi-threaded copy,
 //!   where burn's `Flex` copies a batched swap element by element on one
-//!   thread.
+//!   thread; `upsample2x` likewise for the decoders' nearest up-sampling.
 //! - [`conv2d`]: convolution as tiled im2col and `gemm` products written
 //!   straight into the output, with a backward pass that computes only the
 //!   gradients asked for, where burn's default backward runs a transposed
@@ -72,7 +72,7 @@ pub(crate) use activation::geglu;
 pub use activation::{gelu, silu};
 pub use bf16::{bf16_unit, Bf16Unit};
 pub use conv_op::conv2d;
-pub(crate) use layout::transpose;
+pub(crate) use layout::{transpose, upsample2x};
 pub use linear::linear;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
@@ -169,6 +169,45 @@ fn register<const N: usize>(
             grads.register::<Flex>(id, value);
         }
     }
+}
+
+/// Buffers from this many elements on are filled by all threads.
+const PARALLEL_FILL: usize = 1 << 16;
+
+/// `len` zeros. A large buffer that glibc hands back from its heap (see
+/// `allocator`) is zeroed by `calloc` on the calling thread while the
+/// others wait; here every thread zeroes its share.
+fn zeros(len: usize) -> Vec<f32> {
+    if len < PARALLEL_FILL {
+        return vec![0.0; len];
+    }
+    rows_of(&[0.0], len)
+}
+
+/// `row` repeated `rows` times (a bias broadcast over the rows of a
+/// product's output), written by all threads.
+fn rows_of(row: &[f32], rows: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    use std::mem::MaybeUninit;
+    let len = row.len() * rows;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if row.is_empty() {
+        return out;
+    }
+    let per_job = (PARALLEL_FILL / row.len()).max(1) * row.len();
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(per_job)
+        .for_each(|chunk| {
+            for slot in chunk.chunks_mut(row.len()) {
+                for (o, &v) in slot.iter_mut().zip(row) {
+                    *o = MaybeUninit::new(v);
+                }
+            }
+        });
+    // SAFETY: the first `len` slots were all written above (each chunk's
+    // slots are whole multiples of the row, and the loop writes each).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// A contiguous `f32` tensor of the given shape.

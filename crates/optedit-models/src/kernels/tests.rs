@@ -129,3 +129,23 @@ fn random_shapes_match_burn_attention() {
         compare::<NoCheckpointing>(shape, 1e-4);
     }
 }
+
+#[test]
+fn parallel_fills_write_every_element() {
+    // Rows that do not divide a job's share, a buffer above the parallel
+    // threshold, an empty row and a small one.
+    for (row, rows) in [
+        (vec![1.5f32, -2.0, 3.25], 70_001),
+        (vec![], 5),
+        (vec![7.0], 3),
+    ] {
+        let out = super::rows_of(&row, rows);
+        assert_eq!(out.len(), row.len() * rows);
+        assert!(out.chunks(row.len().max(1)).all(|c| c == row.as_slice()));
+    }
+    for len in [0, 10, super::PARALLEL_FILL + 3] {
+        let z = super::zeros(len);
+        assert_eq!(z.len(), len);
+        assert!(z.iter().all(|&v| v == 0.0));
+    }
+}
