@@ -38,15 +38,28 @@ const TILE: usize = 64;
 /// On backends without the kernel, burn's `swap_dims` (a view where the
 /// backend has them).
 pub(crate) fn transpose<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    // The swap is its own adjoint: the gradient is transposed back.
+    apply(x, transpose_flex, transpose_flex, |x| x.swap_dims(1, 2))
+}
+
+/// `forward` of `x` on Flex, with an autodiff node whose input gradient is
+/// `adjoint` of the output gradient (a linear map, so no state is kept);
+/// `fallback` on other backends.
+fn apply<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    forward: fn(FlexTensor) -> FlexTensor,
+    adjoint: fn(FlexTensor) -> FlexTensor,
+    fallback: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
     match path::<B>(x.dtype()) {
-        Path::Flex => on::<B, Flex, 3, 1>([x], |[x]| transpose_flex(x)),
-        Path::Tracked => {
-            on::<B, Autodiff<Flex, NoCheckpointing>, 3, 1>([x], |[x]| tracked::<NoCheckpointing>(x))
-        }
-        Path::TrackedBalanced => on::<B, Autodiff<Flex, BalancedCheckpointing>, 3, 1>([x], |[x]| {
-            tracked::<BalancedCheckpointing>(x)
+        Path::Flex => on::<B, Flex, D, 1>([x], |[x]| forward(x)),
+        Path::Tracked => on::<B, Autodiff<Flex, NoCheckpointing>, D, 1>([x], |[x]| {
+            tracked::<NoCheckpointing>(x, forward, adjoint)
         }),
-        Path::Other => x.swap_dims(1, 2),
+        Path::TrackedBalanced => on::<B, Autodiff<Flex, BalancedCheckpointing>, D, 1>([x], |[x]| {
+            tracked::<BalancedCheckpointing>(x, forward, adjoint)
+        }),
+        Path::Other => fallback(x),
     }
 }
 
@@ -80,50 +93,44 @@ fn transpose_flex(x: FlexTensor) -> FlexTensor {
     flex(out, &[b, c, r])
 }
 
-/// The autodiff node of [`transpose`]: the gradient is transposed back.
+/// The autodiff node of a linear layout map: the input gradient is the
+/// adjoint map of the output gradient.
 #[derive(Debug)]
-struct TransposeNode;
+struct LinearMapNode(fn(FlexTensor) -> FlexTensor);
 
-impl Backward<Flex, 1> for TransposeNode {
+impl Backward<Flex, 1> for LinearMapNode {
     type State = ();
 
     fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [parent] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
         if let Some(node) = parent {
-            grads.register::<Flex>(node.id, transpose_flex(grad));
+            grads.register::<Flex>(node.id, (self.0)(grad));
         }
     }
 }
 
 fn tracked<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
+    forward: fn(FlexTensor) -> FlexTensor,
+    adjoint: fn(FlexTensor) -> FlexTensor,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    TransposeNode
+    LinearMapNode(adjoint)
         .prepare::<C>([x.node.clone()])
         .compute_bound()
-        .stateless(transpose_flex(x.primitive))
+        .stateless(forward(x.primitive))
 }
 
 /// Nearest-neighbour up-sampling by two: `[b, c, h, w] -> [b, c, 2h, 2w]`,
 /// each element copied into a 2 x 2 block. On backends without the kernel,
 /// burn's `expand` of a reshaped view.
 pub(crate) fn upsample2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    match path::<B>(x.dtype()) {
-        Path::Flex => on::<B, Flex, 4, 1>([x], |[x]| upsample_flex(x)),
-        Path::Tracked => on::<B, Autodiff<Flex, NoCheckpointing>, 4, 1>([x], |[x]| {
-            tracked_upsample::<NoCheckpointing>(x)
-        }),
-        Path::TrackedBalanced => on::<B, Autodiff<Flex, BalancedCheckpointing>, 4, 1>([x], |[x]| {
-            tracked_upsample::<BalancedCheckpointing>(x)
-        }),
-        Path::Other => {
-            let [b, c, h, w] = x.dims();
-            x.reshape([b, c, h, 1, w, 1])
-                .expand([b, c, h, 2, w, 2])
-                .reshape([b, c, 2 * h, 2 * w])
-        }
-    }
+    apply(x, upsample_flex, upsample_grad, |x| {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, 2, w, 2])
+            .reshape([b, c, 2 * h, 2 * w])
+    })
 }
 
 /// `[b, c, h, w]` of a rank-4 Flex tensor.
@@ -186,31 +193,6 @@ fn upsample_grad(grad: FlexTensor) -> FlexTensor {
             });
     }
     flex(out, &[b, c, h, w])
-}
-
-/// The autodiff node of [`upsample2x`].
-#[derive(Debug)]
-struct UpsampleNode;
-
-impl Backward<Flex, 1> for UpsampleNode {
-    type State = ();
-
-    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = parent {
-            grads.register::<Flex>(node.id, upsample_grad(grad));
-        }
-    }
-}
-
-fn tracked_upsample<C: CheckpointStrategy>(
-    x: FloatTensor<Autodiff<Flex, C>>,
-) -> FloatTensor<Autodiff<Flex, C>> {
-    UpsampleNode
-        .prepare::<C>([x.node.clone()])
-        .compute_bound()
-        .stateless(upsample_flex(x.primitive))
 }
 
 #[cfg(test)]
