@@ -197,10 +197,14 @@ fn rows_of(row: &[f32], rows: usize) -> Vec<f32> {
     let per_job = (PARALLEL_FILL / row.len()).max(1) * row.len();
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(per_job)
-        .for_each(|chunk| {
-            for slot in chunk.chunks_mut(row.len()) {
-                for (o, &v) in slot.iter_mut().zip(row) {
-                    *o = MaybeUninit::new(v);
+        .for_each(|chunk| match row {
+            // One value (the zeros): a plain fill, which becomes a memset.
+            [v] => chunk.fill(MaybeUninit::new(*v)),
+            _ => {
+                for slot in chunk.chunks_mut(row.len()) {
+                    for (o, &v) in slot.iter_mut().zip(row) {
+                        *o = MaybeUninit::new(v);
+                    }
                 }
             }
         });

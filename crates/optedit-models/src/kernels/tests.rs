@@ -133,11 +133,13 @@ fn random_shapes_match_burn_attention() {
 #[test]
 fn parallel_fills_write_every_element() {
     // Rows that do not divide a job's share, a buffer above the parallel
-    // threshold, an empty row and a small one.
+    // threshold, an empty row, a small one and a large single value (the
+    // fill path).
     for (row, rows) in [
         (vec![1.5f32, -2.0, 3.25], 70_001),
         (vec![], 5),
         (vec![7.0], 3),
+        (vec![-0.5], 70_001),
     ] {
         let out = super::rows_of(&row, rows);
         assert_eq!(out.len(), row.len() * rows);
