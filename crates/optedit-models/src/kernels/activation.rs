@@ -27,7 +27,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::exp::{dispatch, exp1};
-use super::{contiguous, flex, on, path, slice, zeros, Path};
+use super::{contiguous, flex, on, path, rows_per_job, slice, zeros, Path};
 
 /// Elements per parallel job.
 const CHUNK: usize = 1 << 14;
@@ -184,10 +184,14 @@ fn apply<B: Backend, const D: usize>(x: Tensor<B, D>, kind: Kind) -> Tensor<B, D
 }
 
 /// GEGLU's gate: `h * gelu(gate)` where `h` and `gate` are the first and
-/// second halves of `x`'s last dimension, which must be even (diffusers
-/// `GEGLU.forward` after its projection). The output's last dimension is
-/// half of `x`'s. On backends without the kernel: burn's `chunk`, the
-/// [`gelu`] above and a multiplication.
+/// second halves of `x`'s last dimension (diffusers `GEGLU.forward` after
+/// its projection). The output's last dimension is half of `x`'s. On
+/// backends without the kernel: burn's `chunk`, the [`gelu`] above and a
+/// multiplication.
+///
+/// # Panics
+/// If `x`'s last dimension is odd (the models build the projection with
+/// an even width, so this is a bug, not bad input).
 pub(crate) fn geglu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let width = x.dims()[D - 1];
     assert!(
@@ -211,11 +215,6 @@ pub(crate) fn geglu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D>
     }
 }
 
-/// Rows of `width` elements per parallel job, about [`CHUNK`] elements.
-fn rows_per_job(width: usize) -> usize {
-    (CHUNK / width.max(1)).max(1)
-}
-
 /// The forward pass on a Flex tensor.
 fn geglu_flex(x: FlexTensor) -> FlexTensor {
     let x = contiguous(x);
@@ -225,7 +224,7 @@ fn geglu_flex(x: FlexTensor) -> FlexTensor {
     let xs = slice(&x);
     let mut y = zeros(xs.len() / 2);
     if inner > 0 {
-        let rows = rows_per_job(2 * inner);
+        let rows = rows_per_job(2 * inner, CHUNK);
         y.par_chunks_mut(rows * inner)
             .zip(xs.par_chunks(rows * 2 * inner))
             .for_each(|(y, x)| {
@@ -258,7 +257,7 @@ impl Backward<Flex, 1> for GegluNode {
         let (xs, g) = (slice(&x), slice(&grad));
         let mut out = zeros(xs.len());
         if inner > 0 {
-            let rows = rows_per_job(2 * inner);
+            let rows = rows_per_job(2 * inner, CHUNK);
             out.par_chunks_mut(rows * 2 * inner)
                 .zip(
                     xs.par_chunks(rows * 2 * inner)

@@ -26,7 +26,7 @@ use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, flex, on, path, slice, zeros, Path};
+use super::{contiguous, flex, on, path, rows_per_job, slice, zeros, Path};
 
 /// Output rows per parallel job: one cache line of the source's columns.
 const ROWS: usize = 16;
@@ -141,10 +141,8 @@ fn dims4(x: &FlexTensor) -> [usize; 4] {
     }
 }
 
-/// Input rows per parallel job.
-fn rows_per_job(w: usize) -> usize {
-    ((1 << 13) / w.max(1)).max(1)
-}
+/// Input elements per parallel job.
+const JOB: usize = 1 << 13;
 
 /// The up-sampling on a Flex tensor.
 fn upsample_flex(x: FlexTensor) -> FlexTensor {
@@ -153,7 +151,7 @@ fn upsample_flex(x: FlexTensor) -> FlexTensor {
     let src = slice(&x);
     let mut out = zeros(src.len() * 4);
     if w > 0 {
-        let rows = rows_per_job(w);
+        let rows = rows_per_job(w, JOB);
         // Input row i becomes output rows 2i and 2i + 1 (4w elements).
         out.par_chunks_mut(rows * 4 * w)
             .zip(src.par_chunks(rows * w))
@@ -179,7 +177,7 @@ fn upsample_grad(grad: FlexTensor) -> FlexTensor {
     let g = slice(&grad);
     let mut out = zeros(b * c * h * w);
     if w > 0 {
-        let rows = rows_per_job(w);
+        let rows = rows_per_job(w, JOB);
         out.par_chunks_mut(rows * w)
             .zip(g.par_chunks(rows * 4 * w))
             .for_each(|(out, g)| {

@@ -171,6 +171,12 @@ fn register<const N: usize>(
     }
 }
 
+/// Whole rows of `width` elements per parallel job of about `elements`
+/// elements (at least one row).
+fn rows_per_job(width: usize, elements: usize) -> usize {
+    (elements / width.max(1)).max(1)
+}
+
 /// Buffers from this many elements on are filled by all threads.
 const PARALLEL_FILL: usize = 1 << 16;
 
@@ -194,7 +200,7 @@ fn rows_of(row: &[f32], rows: usize) -> Vec<f32> {
     if row.is_empty() {
         return out;
     }
-    let per_job = (PARALLEL_FILL / row.len()).max(1) * row.len();
+    let per_job = rows_per_job(row.len(), PARALLEL_FILL) * row.len();
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(per_job)
         .for_each(|chunk| match row {
