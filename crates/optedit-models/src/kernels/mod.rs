@@ -31,8 +31,9 @@
 //!   straight into the output, with a backward pass that computes only the
 //!   gradients asked for, where burn's default backward runs a transposed
 //!   convolution and a convolution over transposed copies.
-//! - [`linear`]: burn's `Linear` in f32, and on the bf16 products below in
-//!   bf16.
+//! - [`linear`]: burn's `Linear` as one product (f32 or bf16, below) with
+//!   its own backward pass, where burn 0.21's `Flex` matmul allocates and
+//!   copies each output and makes the transposed weight contiguous.
 //!
 //! The matrix products of the convolution, the attention and the linear
 //! layers run in the process-wide [`ComputeDtype`] ([`set_compute_dtype`]):
