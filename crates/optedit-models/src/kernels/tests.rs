@@ -155,22 +155,28 @@ fn parallel_fills_write_every_element() {
 /// The f32 `linear` kernel against burn's `Linear::forward` (which it
 /// replaces on `Flex`): values, and the gradients of input, weight and bias
 /// of a weighted sum, under both checkpointing strategies; shapes with a
-/// bias and without, a single row, and a batch above the parallel fill.
+/// bias and without, a single row, a batch above the parallel fill, and an
+/// input that is a swapped (non-contiguous) view.
 fn linear_matches_burn<C: CheckpointStrategy>() {
     use burn::module::AutodiffModule;
     use burn::nn::LinearConfig;
     type Ad<C> = Autodiff<Flex, C>;
     let device = Default::default();
-    for (dims, d_out, bias) in [
-        ([2, 37, 48], 80, true),
-        ([1, 1, 5], 3, false),
-        ([3, 300, 64], 96, true),
+    for (dims, d_out, bias, swapped) in [
+        ([2, 37, 48], 80, true, false),
+        ([1, 1, 5], 3, false, false),
+        ([3, 300, 64], 96, true, false),
+        ([2, 19, 24], 40, true, true),
     ] {
         let layer = LinearConfig::new(dims[2], d_out)
             .with_bias(bias)
             .init::<Ad<C>>(&device);
         let d = Distribution::Normal(0.0, 1.0);
-        let x = Tensor::<Ad<C>, 3>::random(dims, d, &device);
+        let x = if swapped {
+            Tensor::<Ad<C>, 3>::random([dims[0], dims[2], dims[1]], d, &device).swap_dims(1, 2)
+        } else {
+            Tensor::<Ad<C>, 3>::random(dims, d, &device)
+        };
         let c = Tensor::<Ad<C>, 3>::random([dims[0], dims[1], d_out], d, &device);
         let run = |ours: bool| {
             let x = x.clone().require_grad();
