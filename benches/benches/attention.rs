@@ -3,7 +3,8 @@
 //! `Autodiff`) against burn's `attention` on the same `[batch, tokens,
 //! heads * dim]` projections (split into heads and merged back, as the
 //! models did before the kernel). Shapes: the demo model's first attention
-//! level, SD 1.5's first level at 32 x 32 and 64 x 64 latents, and SD 1.5's
+//! level, SD 1.5's first level at 32 x 32 and 64 x 64 latents (the latter also
+//! with one sample and its backward pass, as in an edit's gradient step), and SD 1.5's
 //! cross-attention to 77 tokens. `benches/torch/attention.py` measures
 //! PyTorch's `scaled_dot_product_attention` at the same shapes.
 
@@ -20,11 +21,12 @@ type Dev = burn::backend::Cuda;
 type A = Autodiff<Dev>;
 
 /// `(name, batch, n, m, heads, dim, with backward)`.
-const SHAPES: [(&str, usize, usize, usize, usize, usize, bool); 4] = [
+const SHAPES: [(&str, usize, usize, usize, usize, usize, bool); 5] = [
     ("demo_self_b2_256x256_4x16", 2, 256, 256, 4, 16, true),
     ("sd15_self_b1_1024x1024_8x40", 1, 1024, 1024, 8, 40, true),
     ("sd15_cross_b2_4096x77_8x40", 2, 4096, 77, 8, 40, true),
     ("sd15_self_b2_4096x4096_8x40", 2, 4096, 4096, 8, 40, false),
+    ("sd15_self_b1_4096x4096_8x40", 1, 4096, 4096, 8, 40, true),
 ];
 
 fn attentions(c: &mut Criterion) {

@@ -23,6 +23,7 @@ SHAPES = [
     ("sd15_self_b1_1024x1024_8x40", 1, 1024, 1024, 8, 40, True),
     ("sd15_cross_b2_4096x77_8x40", 2, 4096, 77, 8, 40, True),
     ("sd15_self_b2_4096x4096_8x40", 2, 4096, 4096, 8, 40, False),
+    ("sd15_self_b1_4096x4096_8x40", 1, 4096, 4096, 8, 40, True),
 ]
 
 for name, batch, n, m, heads, dim, backward in SHAPES:

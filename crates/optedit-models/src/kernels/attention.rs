@@ -13,7 +13,9 @@
 //! that of burn's `attention_fallback` (maximum subtracted, fully masked
 //! rows give zeros), except that the forward pass divides the output rows
 //! by the sums instead of the rows of probabilities (as flash attention
-//! does).
+//! does). In f32 on a CPU with AVX-512, [`forward`] and [`backward`] hand
+//! the same work to `attention_avx512.rs`, whose products are register
+//! blocks of its own (`gemm` re-packs the keys for every tile there).
 
 use super::exp;
 use super::product::{nested, prepare, product, product_with, Right, Shared};
@@ -58,7 +60,7 @@ impl Spec {
     }
 
     /// Number of keys query row `row` may see.
-    fn visible(&self, row: usize) -> usize {
+    pub(super) fn visible(&self, row: usize) -> usize {
         if self.causal {
             (row as isize + 1 + self.m as isize - self.n as isize).clamp(0, self.m as isize)
                 as usize
@@ -75,8 +77,19 @@ impl Spec {
 }
 
 /// Output `[batch, n, inner]` and row log-sum-exp `[batch, heads, n]` of
-/// `softmax(scale * q k^T) v` per head.
+/// `softmax(scale * q k^T) v` per head: in f32 on a CPU with AVX-512 the
+/// register blocks of `attention_avx512.rs`, otherwise (and in bf16)
+/// [`gemm_forward`].
 pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::precision::active_unit().is_none() && super::attention_avx512::available() {
+        return super::attention_avx512::forward(q, k, v, spec);
+    }
+    gemm_forward(q, k, v, spec)
+}
+
+/// [`forward`] through the kernels' products (`gemm` in f32, or bf16).
+pub(crate) fn gemm_forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>, Vec<f32>) {
     let Spec {
         batch,
         heads,
@@ -175,7 +188,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
 /// fully masked row), by which the caller scales the product with the
 /// values: softmax's normalisation then costs `dim` multiplications per
 /// row instead of `m`.
-fn exp_row(row: &mut [f32], visible: usize) -> (f32, f32) {
+pub(super) fn exp_row(row: &mut [f32], visible: usize) -> (f32, f32) {
     let (seen, masked) = row.split_at_mut(visible);
     masked.fill(0.0);
     let max = exp::max(seen);
@@ -187,9 +200,29 @@ fn exp_row(row: &mut [f32], visible: usize) -> (f32, f32) {
     (max + sum.ln(), 1.0 / sum)
 }
 
-/// Gradients `(dq, dk, dv)` of [`forward`] for the output gradient `grad`.
+/// Gradients `(dq, dk, dv)` of [`forward`] for the output gradient `grad`:
+/// in f32 on a CPU with AVX-512 the register blocks of
+/// `attention_avx512.rs`, otherwise (and in bf16) [`gemm_backward`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    grad: &[f32],
+    spec: Spec,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::precision::active_unit().is_none() && super::attention_avx512::available() {
+        return super::attention_avx512::backward(q, k, v, out, lse, grad, spec);
+    }
+    gemm_backward(q, k, v, out, lse, grad, spec)
+}
+
+/// [`backward`] through the kernels' products (`gemm` in f32, or bf16).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_backward(
     q: &[f32],
     k: &[f32],
     v: &[f32],

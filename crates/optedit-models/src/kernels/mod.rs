@@ -9,7 +9,8 @@
 //! instead of every intermediate of the decomposed operation.
 //!
 //! - [`multi_head_attention`]: tiled attention with a recomputing backward
-//!   pass (flash attention's idea, Dao et al., arXiv 2205.14135). burn 0.21
+//!   pass (flash attention's idea, Dao et al., arXiv 2205.14135), its f32
+//!   products in register blocks of its own on AVX-512 CPUs. burn 0.21
 //!   decomposes attention into matmul, scale, max, subtract, exp, sum and
 //!   divide under `Autodiff`, keeping each `[batch, heads, n, m]` result for
 //!   the backward pass, and runs `Flex`'s fused attention serially over
@@ -44,6 +45,8 @@
 
 mod activation;
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_avx512;
 mod bf16;
 mod conv;
 mod conv_op;
