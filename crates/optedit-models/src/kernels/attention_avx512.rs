@@ -94,15 +94,74 @@ impl Values {
     }
 }
 
+/// The register block all products here share: `acc[i][t] = sum over
+/// steps p of a[i * a_row + p * a_step] * b[p * b_step + t * b_column ..
+/// + 16]`, for the `MR` rows of `a` and `N` vectors of `b`: one number of
+/// `a` broadcast from memory per row and step, `N` vector loads of `b` per
+/// step.
+///
+/// # Safety
+/// AVX-512 F; every view inside its buffer.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn block<const N: usize>(
+    a: *const f32,
+    (a_row, a_step): (usize, usize),
+    b: *const f32,
+    (b_step, b_column): (usize, usize),
+    steps: usize,
+) -> [[__m512; N]; MR] {
+    let mut acc = [[_mm512_setzero_ps(); N]; MR];
+    for p in 0..steps {
+        let mut bv = [_mm512_setzero_ps(); N];
+        for (t, bv) in bv.iter_mut().enumerate() {
+            // SAFETY: vector t of step p of b.
+            *bv = unsafe { _mm512_loadu_ps(b.add(p * b_step + t * b_column)) };
+        }
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: row i, step p of a.
+            let av = _mm512_set1_ps(unsafe { *a.add(i * a_row + p * a_step) });
+            for (x, &bv) in acc.iter_mut().zip(&bv) {
+                *x = _mm512_fmadd_ps(av, bv, *x);
+            }
+        }
+    }
+    acc
+}
+
+/// Writes (or, when `add`, adds) block `acc` to `dst` (row stride
+/// `stride`, vectors 16 apart).
+///
+/// # Safety
+/// AVX-512 F; the rows and vectors inside `dst`'s buffer.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn put<const N: usize>(acc: &[[__m512; N]; MR], dst: *mut f32, stride: usize, add: bool) {
+    for (i, acc) in acc.iter().enumerate() {
+        for (t, &x) in acc.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                let at = dst.add(i * stride + t * LANES);
+                let x = if add {
+                    _mm512_add_ps(_mm512_loadu_ps(at), x)
+                } else {
+                    x
+                };
+                _mm512_storeu_ps(at, x);
+            }
+        }
+    }
+}
+
 /// `s[i][16 c + l] = q[i] . key(16 (c0 + c) + l)` for the `MR` rows of `q`
-/// (row stride `dim`) and `NS` strips from strip `c0`, into `s` (row stride
+/// (row stride `dim`) and `N` strips from strip `c0`, into `s` (row stride
 /// `ss`).
 ///
 /// # Safety
 /// AVX-512 F; all views inside their buffers.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn score_block<const NS: usize>(
+unsafe fn score_block<const N: usize>(
     q: *const f32,
     keys: &Keys,
     c0: usize,
@@ -110,68 +169,34 @@ unsafe fn score_block<const NS: usize>(
     ss: usize,
 ) {
     let dim = keys.dim;
-    let kp = keys.data.as_ptr().wrapping_add(c0 * dim * LANES);
-    let mut acc = [[_mm512_setzero_ps(); NS]; MR];
-    for d in 0..dim {
-        let mut kv = [_mm512_setzero_ps(); NS];
-        for (t, kv) in kv.iter_mut().enumerate() {
-            // SAFETY: strip c0 + t exists.
-            *kv = unsafe { _mm512_loadu_ps(kp.add((t * dim + d) * LANES)) };
-        }
-        for (i, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: row i of the block.
-            let qv = _mm512_set1_ps(unsafe { *q.add(i * dim + d) });
-            for (a, &kv) in acc.iter_mut().zip(&kv) {
-                *a = _mm512_fmadd_ps(qv, kv, *a);
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        for (t, &a) in acc.iter().enumerate() {
-            // SAFETY: inside the score tile.
-            unsafe { _mm512_storeu_ps(s.add(i * ss + (c0 + t) * LANES), a) };
-        }
+    let kp = keys.data[c0 * dim * LANES..].as_ptr();
+    // SAFETY: strips c0..c0 + N exist; forwarded from the caller.
+    unsafe {
+        let acc = block::<N>(q, (dim, 1), kp, (LANES, dim * LANES), dim);
+        put(&acc, s.add(c0 * LANES), ss, false);
     }
 }
 
-/// `o[i][16 c + l] += sum_j p[i][j] v[j][16 (c0 + c) + l]` for the `MR`
-/// rows of `p` (row stride `ps`, `m` columns) and `NV` register columns of
+/// `o[i][16 c + l] = sum_j p[i][j] v[j][16 (c0 + c) + l]` for the `MR`
+/// rows of `p` (row stride `ps`, `m` columns) and `N` register columns of
 /// the values from column `c0`, into `o` (row stride `os`).
 ///
 /// # Safety
 /// AVX-512 F; all views inside their buffers.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn value_block<const NV: usize>(
-    p: *const f32,
-    ps: usize,
-    m: usize,
+unsafe fn value_block<const N: usize>(
+    (p, ps, m): (*const f32, usize, usize),
     values: &Values,
     c0: usize,
     o: *mut f32,
     os: usize,
 ) {
     let vp = values.data.as_ptr().wrapping_add(c0 * LANES);
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for j in 0..m {
-        let mut vv = [_mm512_setzero_ps(); NV];
-        for (t, vv) in vv.iter_mut().enumerate() {
-            // SAFETY: row j, columns c0 + t of the values.
-            *vv = unsafe { _mm512_loadu_ps(vp.add(j * values.width + t * LANES)) };
-        }
-        for (i, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: row i of the block, column j < m.
-            let pv = _mm512_set1_ps(unsafe { *p.add(i * ps + j) });
-            for (a, &vv) in acc.iter_mut().zip(&vv) {
-                *a = _mm512_fmadd_ps(pv, vv, *a);
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        for (t, &a) in acc.iter().enumerate() {
-            // SAFETY: inside the output tile.
-            unsafe { _mm512_storeu_ps(o.add(i * os + (c0 + t) * LANES), a) };
-        }
+    // SAFETY: columns c0..c0 + N exist; forwarded from the caller.
+    unsafe {
+        let acc = block::<N>(p, (ps, 1), vp, (values.width, LANES), m);
+        put(&acc, o.add(c0 * LANES), os, false);
     }
 }
 
@@ -225,9 +250,9 @@ unsafe fn values_product(
             // SAFETY: forwarded from the caller; columns c0..c0 + nv exist.
             unsafe {
                 match nv {
-                    3 => value_block::<3>(pb, ps, m, values, c0, ob, os),
-                    2 => value_block::<2>(pb, ps, m, values, c0, ob, os),
-                    _ => value_block::<1>(pb, ps, m, values, c0, ob, os),
+                    3 => value_block::<3>((pb, ps, m), values, c0, ob, os),
+                    2 => value_block::<2>((pb, ps, m), values, c0, ob, os),
+                    _ => value_block::<1>((pb, ps, m), values, c0, ob, os),
                 }
             }
         }
@@ -331,7 +356,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
 }
 
 /// `acc[j][16 c + l] += sum_i a[i][j] w[i][16 (c0 + c) + l]` for the `MR`
-/// columns `j0..j0 + MR` of `a` (`rows` rows, row stride `as_`) and `NV`
+/// columns `j0..j0 + MR` of `a` (`rows` rows, row stride `as_`) and `N`
 /// register columns of `w` (row stride `ws`) from column `c0`; `acc` has
 /// row stride `ws`. The backward pass's `dV += P^T dO` and `dK += dS^T q`.
 ///
@@ -339,40 +364,17 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
 /// AVX-512 F; all views inside their buffers.
 #[target_feature(enable = "avx512f")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn transposed_block<const NV: usize>(
-    a: *const f32,
-    as_: usize,
-    rows: usize,
+unsafe fn transposed_block<const N: usize>(
+    (a, as_, rows): (*const f32, usize, usize),
     j0: usize,
-    w: *const f32,
-    ws: usize,
+    (w, ws): (*const f32, usize),
     c0: usize,
     acc_out: *mut f32,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for i in 0..rows {
-        let mut wv = [_mm512_setzero_ps(); NV];
-        for (t, wv) in wv.iter_mut().enumerate() {
-            // SAFETY: row i, columns c0 + t of w.
-            *wv = unsafe { _mm512_loadu_ps(w.add(i * ws + (c0 + t) * LANES)) };
-        }
-        for (jj, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: row i, column j0 + jj of a.
-            let av = _mm512_set1_ps(unsafe { *a.add(i * as_ + j0 + jj) });
-            for (x, &wv) in acc.iter_mut().zip(&wv) {
-                *x = _mm512_fmadd_ps(av, wv, *x);
-            }
-        }
-    }
-    for (jj, acc) in acc.iter().enumerate() {
-        for (t, &x) in acc.iter().enumerate() {
-            // SAFETY: row j0 + jj of the accumulator.
-            unsafe {
-                let at = acc_out.add((j0 + jj) * ws + (c0 + t) * LANES);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), x));
-            }
-        }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let acc = block::<N>(a.add(j0), (1, as_), w.add(c0 * LANES), (ws, LANES), rows);
+        put(&acc, acc_out.add(j0 * ws + c0 * LANES), ws, true);
     }
 }
 
@@ -399,10 +401,11 @@ unsafe fn transposed_product(
             let (ap, wp, op) = (a.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
             // SAFETY: forwarded from the caller.
             unsafe {
+                let a = (ap, as_, rows);
                 match nv {
-                    3 => transposed_block::<3>(ap, as_, rows, j0, wp, ws, c0, op),
-                    2 => transposed_block::<2>(ap, as_, rows, j0, wp, ws, c0, op),
-                    _ => transposed_block::<1>(ap, as_, rows, j0, wp, ws, c0, op),
+                    3 => transposed_block::<3>(a, j0, (wp, ws), c0, op),
+                    2 => transposed_block::<2>(a, j0, (wp, ws), c0, op),
+                    _ => transposed_block::<1>(a, j0, (wp, ws), c0, op),
                 }
             }
         }
