@@ -260,6 +260,16 @@ unsafe fn values_product(
     }
 }
 
+/// A call's score row stride (keys rounded up to 16), padded head width
+/// and query rows per tile (as many as keep one tile of scores near
+/// [`TILE_SCORES`] numbers, a multiple of [`MR`]).
+fn sizes(spec: &Spec) -> (usize, usize, usize) {
+    let ss = spec.m.div_ceil(LANES) * LANES;
+    let width = spec.dim.div_ceil(LANES) * LANES;
+    let rows = (TILE_SCORES / ss.max(1) / MR * MR).clamp(MR, TILE_ROWS);
+    (ss, width, rows)
+}
+
 /// Output `[batch, n, inner]` and row log-sum-exp `[batch, heads, n]`, as
 /// `attention::forward`.
 ///
@@ -279,9 +289,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
     let inner = heads * dim;
     let mut out = zeros(batch * n * inner);
     let mut lse = vec![0.0f32; batch * heads * n];
-    let ss = m.div_ceil(LANES) * LANES;
-    // As many rows as keep one tile of scores near TILE_SCORES numbers.
-    let rows = (TILE_SCORES / ss.max(1) / MR * MR).clamp(MR, TILE_ROWS);
+    let (ss, width, rows) = sizes(&spec);
     let tiles = n.div_ceil(rows);
     let (out_ptr, lse_ptr) = (Shared(out.as_mut_ptr()), Shared(lse.as_mut_ptr()));
     let packed: Vec<(Keys, Values)> = (0..batch * heads)
@@ -297,7 +305,6 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             }
         })
         .collect();
-    let width = dim.div_ceil(LANES) * LANES;
     (0..batch * heads * tiles).into_par_iter().for_each_init(
         || {
             (
@@ -315,17 +322,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             let r = rows.min(n - r0);
             let padded = r.div_ceil(MR) * MR;
             let head = b * n * inner + h * dim;
-            for i in 0..padded {
-                let dst = &mut qt[i * dim..(i + 1) * dim];
-                if i < r {
-                    let at = head + (r0 + i) * inner;
-                    for (x, &y) in dst.iter_mut().zip(&q[at..at + dim]) {
-                        *x = y * scale;
-                    }
-                } else {
-                    dst.fill(0.0);
-                }
-            }
+            copy_tile(q, (head, inner, dim), (r0, r, padded), scale, qt, dim);
             // SAFETY: the CPU has AVX-512 F (asserted); the buffers hold
             // `padded` rows.
             unsafe { scores(qt, padded, keys, s) };
@@ -469,9 +466,7 @@ pub(crate) fn backward(
     let mut dq = zeros(batch * n * inner);
     let mut dk = zeros(batch * m * inner);
     let mut dv = zeros(batch * m * inner);
-    let ss = m.div_ceil(LANES) * LANES;
-    let width = dim.div_ceil(LANES) * LANES;
-    let rows = (TILE_SCORES / ss.max(1) / MR * MR).clamp(MR, TILE_ROWS);
+    let (ss, width, rows) = sizes(&spec);
     let (dq_ptr, dk_ptr, dv_ptr) = (
         Shared(dq.as_mut_ptr()),
         Shared(dk.as_mut_ptr()),
