@@ -200,6 +200,16 @@ pub(super) fn exp_row(row: &mut [f32], visible: usize) -> (f32, f32) {
     (max + sum.ln(), 1.0 / sum)
 }
 
+/// The probabilities of a row of scores from its stored log-sum-exp `lse`,
+/// in place: `exp(x - lse)` for the first `visible` entries, zeros after
+/// them (and everywhere for a fully masked row, `lse` = `-inf`).
+pub(super) fn probabilities_row(row: &mut [f32], lse: f32, visible: usize) {
+    let visible = if lse == f32::NEG_INFINITY { 0 } else { visible };
+    let (seen, masked) = row.split_at_mut(visible);
+    exp::exp_sum(seen, lse);
+    masked.fill(0.0);
+}
+
 /// Gradients `(dq, dk, dv)` of [`forward`] for the output gradient `grad`:
 /// in f32 on a CPU with AVX-512 the register blocks of
 /// `attention_avx512.rs`, otherwise (and in bf16) [`gemm_backward`].
@@ -292,14 +302,7 @@ pub(crate) fn gemm_backward(
                 for i in 0..r {
                     let row = &mut p[i * m..(i + 1) * m];
                     let l = lse[(b * heads + h) * n + r0 + i];
-                    let visible = if l == f32::NEG_INFINITY {
-                        0
-                    } else {
-                        spec.visible(r0 + i)
-                    };
-                    let (seen, masked) = row.split_at_mut(visible);
-                    exp::exp_sum(seen, l);
-                    masked.fill(0.0);
+                    probabilities_row(row, l, spec.visible(r0 + i));
                 }
                 unsafe {
                     // dV += P^T dO

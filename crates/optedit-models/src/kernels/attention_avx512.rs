@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::attention::{exp_row, Spec, TILE_SCORES};
+use super::attention::{exp_row, probabilities_row, Spec, TILE_SCORES};
 use super::product::Shared;
 use super::zeros;
 
@@ -154,7 +154,7 @@ unsafe fn put<const N: usize>(acc: &[[__m512; N]; MR], dst: *mut f32, stride: us
 }
 
 /// `s[i][16 c + l] = q[i] . key(16 (c0 + c) + l)` for the `MR` rows of `q`
-/// (row stride `dim`) and `N` strips from strip `c0`, into `s` (row stride
+/// (row stride `qs`) and `N` strips from strip `c0`, into `s` (row stride
 /// `ss`).
 ///
 /// # Safety
@@ -162,7 +162,7 @@ unsafe fn put<const N: usize>(acc: &[[__m512; N]; MR], dst: *mut f32, stride: us
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn score_block<const N: usize>(
-    q: *const f32,
+    (q, qs): (*const f32, usize),
     keys: &Keys,
     c0: usize,
     s: *mut f32,
@@ -172,7 +172,7 @@ unsafe fn score_block<const N: usize>(
     let kp = keys.data[c0 * dim * LANES..].as_ptr();
     // SAFETY: strips c0..c0 + N exist; forwarded from the caller.
     unsafe {
-        let acc = block::<N>(q, (dim, 1), kp, (LANES, dim * LANES), dim);
+        let acc = block::<N>(q, (qs, 1), kp, (LANES, dim * LANES), dim);
         put(&acc, s.add(c0 * LANES), ss, false);
     }
 }
@@ -200,19 +200,20 @@ unsafe fn value_block<const N: usize>(
     }
 }
 
-/// Scores of a tile of `rows` (a multiple of [`MR`]) queries against every
-/// key: `s` has row stride `keys.strips * 16`.
+/// Scores of a tile of `rows` (a multiple of [`MR`]) queries (row stride
+/// `qs`, at least `keys.dim`) against every key: `s` has row stride
+/// `keys.strips * 16`.
 ///
 /// # Safety
-/// AVX-512 F; `q` holds `rows x dim` numbers and `s` `rows` rows.
+/// AVX-512 F; `q` holds `rows` rows and `s` `rows` rows.
 #[target_feature(enable = "avx512f")]
-unsafe fn scores(q: &[f32], rows: usize, keys: &Keys, s: &mut [f32]) {
+unsafe fn scores(q: &[f32], qs: usize, rows: usize, keys: &Keys, s: &mut [f32]) {
     let ss = keys.strips * LANES;
     let mut c0 = 0;
     while c0 < keys.strips {
         let ns = (keys.strips - c0).min(NB);
         for r0 in (0..rows).step_by(MR) {
-            let (qb, sb) = (q[r0 * keys.dim..].as_ptr(), s[r0 * ss..].as_mut_ptr());
+            let (qb, sb) = ((q[r0 * qs..].as_ptr(), qs), s[r0 * ss..].as_mut_ptr());
             // SAFETY: forwarded from the caller; strips c0..c0 + ns exist.
             unsafe {
                 match ns {
@@ -325,7 +326,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], spec: Spec) -> (Vec<f32>,
             copy_tile(q, (head, inner, dim), (r0, r, padded), scale, qt, dim);
             // SAFETY: the CPU has AVX-512 F (asserted); the buffers hold
             // `padded` rows.
-            unsafe { scores(qt, padded, keys, s) };
+            unsafe { scores(qt, dim, padded, keys, s) };
             for i in 0..padded {
                 let row = &mut s[i * ss..i * ss + m];
                 if i < r {
@@ -483,11 +484,9 @@ pub(crate) fn backward(
                 Values::pack(k[kh..].as_ptr(), inner, m, dim),
             )
         };
-        // Tiles: q scaled (dim and width columns), dO (dim and width), P,
-        // dS, dQ; the head's dK and dV sums (ss rows of width).
-        let mut qs = vec![0.0f32; rows * dim];
+        // Tiles (rows of width numbers): q scaled, dO, dQ; (rows of ss):
+        // P, dS; the head's dK and dV sums (ss rows of width).
         let mut qw = vec![0.0f32; rows * width];
-        let mut gd = vec![0.0f32; rows * dim];
         let mut gw = vec![0.0f32; rows * width];
         let mut p = vec![0.0f32; rows * ss];
         let mut ds = vec![0.0f32; rows * ss];
@@ -499,14 +498,12 @@ pub(crate) fn backward(
             let padded = r.div_ceil(MR) * MR;
             let view = (qh, inner, dim);
             let tile = (r0, r, padded);
-            copy_tile(q, view, tile, scale, &mut qs, dim);
             copy_tile(q, view, tile, scale, &mut qw, width);
-            copy_tile(grad, view, tile, 1.0, &mut gd, dim);
             copy_tile(grad, view, tile, 1.0, &mut gw, width);
             // SAFETY: AVX-512 F (asserted); the tiles hold `padded` rows.
             unsafe {
-                scores(&qs, padded, &k_strips, &mut p);
-                scores(&gd, padded, &v_strips, &mut ds);
+                scores(&qw, width, padded, &k_strips, &mut p);
+                scores(&gw, width, padded, &v_strips, &mut ds);
             }
             for i in 0..padded {
                 let (pr, dr) = (&mut p[i * ss..(i + 1) * ss], &mut ds[i * ss..(i + 1) * ss]);
@@ -515,14 +512,7 @@ pub(crate) fn backward(
                 } else {
                     f32::NEG_INFINITY
                 };
-                let visible = if l == f32::NEG_INFINITY {
-                    0
-                } else {
-                    spec.visible(r0 + i)
-                };
-                let (seen, masked) = pr.split_at_mut(visible);
-                super::exp::exp_sum(seen, l);
-                masked.fill(0.0);
+                probabilities_row(pr, l, spec.visible(r0 + i));
                 // dS = P * (dP - rowsum(dO * O)); the scale goes with q
                 // (dK) and is applied to dQ below.
                 let delta: f32 = if i < r {
