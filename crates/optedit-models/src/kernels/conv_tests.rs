@@ -11,6 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
 
 use super::conv2d;
+use super::tests::assert_close;
 
 /// `(batch, in, h, w, out, [kh, kw], [sh, sw], (top, left, bottom, right), bias)`.
 type Case = (
@@ -69,7 +70,7 @@ fn forward_matches_burn_conv2d() {
         let ours = conv2d(&conv, x.clone()).into_data();
         let burns = conv.forward(x).into_data();
         assert_eq!(ours.shape, burns.shape, "{case:?}");
-        ours.assert_approx_eq::<f32>(&burns, Tolerance::absolute(1e-5));
+        assert_close(&ours, &burns, 1e-5);
     }
 }
 
@@ -105,9 +106,9 @@ fn compare<C: CheckpointStrategy>(case: Case) {
     let weights = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let (out, grads) = run(&conv, &x, &weights, conv2d);
     let (ref_out, ref_grads) = run(&conv, &x, &weights, |c, x| c.forward(x));
-    out.assert_approx_eq::<f32>(&ref_out, Tolerance::absolute(1e-5));
+    assert_close(&out, &ref_out, 1e-5);
     for (ours, theirs) in grads.iter().zip(&ref_grads) {
-        ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-4));
+        assert_close(ours, theirs, 1e-4);
     }
 }
 
