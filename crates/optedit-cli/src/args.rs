@@ -299,6 +299,13 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "SPACE", value_parser = loss_space,
           default_value_t = EditConfig::default().loss_space)]
     pub loss_space: LossSpace,
+    /// Weight of the preservation loss inside the edit mask, in [0, 1]: 0
+    /// preserves only outside the mask; 1 preserves the whole image, so
+    /// that inside the mask lambda weighs the source against the guidance
+    /// image.
+    #[arg(long, value_name = "W",
+          default_value_t = EditConfig::default().preservation_inside)]
+    pub preservation_inside: f64,
     /// Classifier-free guidance scale under the edit condition.
     #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
     pub guidance: f64,
@@ -330,6 +337,7 @@ impl ConfigArgs {
             lr: self.lr,
             optimizer: self.optimizer,
             loss_space: self.loss_space,
+            preservation_inside: self.preservation_inside,
             guidance_scale: self.guidance,
             inversion_guidance_scale: self.inversion_guidance,
             seed: self.seed,
@@ -476,8 +484,8 @@ one edit, run with the models loaded once (the `optedit` crate's `optedit::batch
 Fields: image and prompt (required), source_prompt, negative_prompt, mask (auto, none or a \
 mask image), controls (each: net, the index of a --controlnet, and one of pose, scribble, \
 edges (auto or a file), layout; scale, canny_low, canny_high), method, options (lambda, \
-steps, strength, t_u, k, k_late, k_late_outside_mask, lr, optimizer, loss_space, guidance, \
-inversion_guidance, seed, paste_back, max_size, mask_dilate, mask_blur: the flags of this \
+steps, strength, t_u, k, k_late, k_late_outside_mask, lr, optimizer, loss_space, \
+preservation_inside, guidance, inversion_guidance, seed, paste_back, max_size, mask_dilate, mask_blur: the flags of this \
 command, which they override for the line), output. Input paths are relative to the job \
 file's folder; output (default <line>.png, lines counted from 0) is relative to --out and \
 its extension picks the format.

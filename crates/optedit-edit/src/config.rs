@@ -65,6 +65,12 @@ pub struct EditConfig {
     /// Where the method's losses compare latents (default
     /// [`LossSpace::Next`], the paper's next noisy latent).
     pub loss_space: LossSpace,
+    /// Weight of the main stage's preservation loss inside the edit mask,
+    /// in `[0, 1]` ([`PreservationLoss::inside`](crate::PreservationLoss)):
+    /// 0 (the default) preserves only outside the mask; 1 preserves the
+    /// whole image, so that inside the mask lambda weighs the source
+    /// against the guidance image.
+    pub preservation_inside: f64,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,
     /// A loss above this value (or NaN) stops the edit with
@@ -91,6 +97,7 @@ impl Default for EditConfig {
             optimizer: OptimizerKind::NormalizedGd,
             lr_schedule: LrSchedule::Constant,
             loss_space: LossSpace::Next,
+            preservation_inside: 0.0,
             seed: 0,
             max_loss: 1e4,
             paste_back: false,
@@ -104,6 +111,12 @@ impl EditConfig {
         let fail = |field, msg: String| Err(EditError::config(field, msg));
         if !(0.0..=1.0).contains(&self.lambda) {
             return fail("lambda", format!("= {} must be in [0, 1]", self.lambda));
+        }
+        if !(0.0..=1.0).contains(&self.preservation_inside) {
+            return fail(
+                "preservation_inside",
+                format!("= {} must be in [0, 1]", self.preservation_inside),
+            );
         }
         if self.num_steps == 0 {
             return fail("num_steps", "must be at least 1".into());

@@ -378,7 +378,8 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
 
     /// The whole method with the default objective
     /// `lambda * L_pres + (1 - lambda) * L_guid` (measured in the config's
-    /// [`EditConfig::loss_space`]).
+    /// [`EditConfig::loss_space`], the preservation loss weighted
+    /// [`EditConfig::preservation_inside`] inside the mask).
     pub fn edit(
         &self,
         image: Tensor<B, 4>,
@@ -387,7 +388,11 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         mask: &mut dyn MaskSource<B::InnerBackend>,
         progress: &mut dyn Progress,
     ) -> Result<EditOutput<B>> {
-        let objective = Objective::method_in(self.config.lambda, self.config.loss_space);
+        let objective = Objective::method_with(
+            self.config.lambda,
+            self.config.loss_space,
+            self.config.preservation_inside,
+        );
         self.edit_with_objective(image, source, condition, mask, &objective, progress)
     }
 

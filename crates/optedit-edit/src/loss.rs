@@ -84,13 +84,24 @@ pub trait EditLoss<B: Backend> {
     fn loss(&self, inputs: &LossInputs<'_, B>) -> Option<Tensor<B, 1>>;
 }
 
-/// `mean((1 - M) * (DDIM(z_t) - z*_{t-1})^2)` over all latent elements:
-/// keep everything outside the edit on the inversion trajectory. In
-/// [`LossSpace::Clean`], `mean((1 - M) * (x0(z_t) - z0)^2)`.
+/// `mean(W * (DDIM(z_t) - z*_{t-1})^2)` over all latent elements, with
+/// `W = (1 - M) + inside * M`: keep everything outside the edit on the
+/// inversion trajectory, and (with `inside` > 0) hold the edit region
+/// towards it too. In [`LossSpace::Clean`], `mean(W * (x0(z_t) - z0)^2)`.
+///
+/// `inside` 0 (the default) is the reconstructed loss of `docs/method.md`,
+/// which never touches the edit region; `inside` 1 is a preservation loss
+/// over the whole image (the paper's "global consistency" read literally),
+/// under which the edit region's target becomes the blend `lambda z* +
+/// (1 - lambda) zg` and lambda trades the edit against the source inside
+/// the mask too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PreservationLoss {
     /// Where the latents are compared.
     pub space: LossSpace,
+    /// The loss's weight inside the edit mask, in `[0, 1]` (outside it the
+    /// weight is 1).
+    pub inside: f64,
 }
 
 impl<B: Backend> EditLoss<B> for PreservationLoss {
@@ -99,7 +110,8 @@ impl<B: Backend> EditLoss<B> for PreservationLoss {
     }
 
     fn loss(&self, i: &LossInputs<'_, B>) -> Option<Tensor<B, 1>> {
-        let keep = i.mask.clone().neg().add_scalar(1.0);
+        // (1 - M) + inside * M = 1 - (1 - inside) * M.
+        let keep = i.mask.clone().mul_scalar(self.inside - 1.0).add_scalar(1.0);
         Some(match self.space {
             LossSpace::Next => masked_mse(i.next, i.preservation_target, keep),
             LossSpace::Clean => masked_mse(i.pred_original, i.preservation_clean, keep),
@@ -216,11 +228,22 @@ impl<'l, B: Backend> Objective<'l, B> {
 
     /// [`Objective::method`] with its losses measured in `space`.
     pub fn method_in(lambda: f64, space: LossSpace) -> Self {
-        let preservation = PreservationLoss { space };
+        Self::method_with(lambda, space, 0.0)
+    }
+
+    /// [`Objective::method_in`] with the main stage's preservation loss
+    /// weighted `inside` inside the edit mask ([`PreservationLoss::inside`]).
+    /// The guidance stage keeps the loss outside the mask only: its edit
+    /// region is the guidance image, which must stay free to change.
+    pub fn method_with(lambda: f64, space: LossSpace, inside: f64) -> Self {
         Self::new()
-            .with(lambda, preservation)
+            .with(lambda, PreservationLoss { space, inside })
             .with(1.0 - lambda, GuidanceLoss { space })
-            .with_in(Stages::GUIDANCE, 1.0, preservation)
+            .with_in(
+                Stages::GUIDANCE,
+                1.0,
+                PreservationLoss { space, inside: 0.0 },
+            )
     }
 
     /// Adds a term to the main stage.
@@ -333,10 +356,20 @@ mod tests {
             preservation_clean: &pres_clean,
             guidance_clean: Some(&guid_clean),
         };
-        let p = |space| value(PreservationLoss { space }.loss(&inputs));
+        let p = |space| value(PreservationLoss { space, inside: 0.0 }.loss(&inputs));
         let g = |space| value(GuidanceLoss { space }.loss(&inputs));
         // Means over all four elements.
         assert!((p(LossSpace::Next) - 4.0 / 4.0).abs() < 1e-6);
+        // Inside the mask the preservation loss takes its own weight:
+        // squared differences 64 and 49 inside, 0 and 4 outside.
+        for (inside, want) in [(0.5, 0.5 * 113.0 + 4.0), (1.0, 117.0)] {
+            let l = PreservationLoss {
+                space: LossSpace::Next,
+                inside,
+            }
+            .loss(&inputs);
+            assert!((value(l) - want / 4.0).abs() < 1e-5, "inside {inside}");
+        }
         assert!((p(LossSpace::Clean) - 9.0 / 4.0).abs() < 1e-6);
         assert!((g(LossSpace::Next) - 1.0 / 4.0).abs() < 1e-6);
         assert!((g(LossSpace::Clean) - 2.0 / 4.0).abs() < 1e-6);
@@ -355,5 +388,16 @@ mod tests {
             .evaluate(&inputs)
             .0;
         assert!((value(total) - (0.25 * 9.0 + 0.75 * 2.0) / 4.0).abs() < 1e-6);
+        // With the edit region preserved too, the main stage's preservation
+        // term weighs it; the guidance stage's never does.
+        let method = Objective::method_with(0.25, LossSpace::Next, 1.0);
+        let total = method.evaluate(&inputs).0;
+        assert!((value(total) - (0.25 * 117.0 + 0.75 * 1.0) / 4.0).abs() < 1e-5);
+        let guidance_stage = LossInputs {
+            stage: Stage::Guidance,
+            ..inputs.clone()
+        };
+        let total = method.evaluate(&guidance_stage).0;
+        assert!((value(total) - 4.0 / 4.0).abs() < 1e-6);
     }
 }

@@ -201,6 +201,10 @@ pub struct SummarySettings {
     /// written before it was recorded).
     #[serde(default = "max_loss")]
     pub max_loss: f64,
+    /// Weight of the preservation loss inside the mask (0 in summaries
+    /// written before it was recorded).
+    #[serde(default)]
+    pub preservation_inside: f64,
 }
 
 fn constant() -> String {
@@ -261,6 +265,12 @@ impl SummarySettings {
             notes.push(format!("late outside mask {}", self.k_late_outside_mask));
         }
         notes.extend(differ(optimise, "lr", self.lr, d.lr));
+        notes.extend(differ(
+            optimise,
+            "preserved inside",
+            self.preservation_inside,
+            d.preservation_inside,
+        ));
         notes.extend(differ(true, "steps", self.steps as f64, d.num_steps as f64));
         notes.extend(differ(true, "strength", self.strength, d.strength));
         notes.extend(differ(true, "guidance", self.guidance, d.guidance_scale));
@@ -298,6 +308,7 @@ impl SummarySettings {
             inversion_guidance: c.inversion_guidance_scale,
             lr_schedule: format!("{:?}", c.lr_schedule),
             max_loss: c.max_loss,
+            preservation_inside: c.preservation_inside,
         }
     }
 }
@@ -601,7 +612,7 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}{}, lr {}, optimizer {}, loss space {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}{}, lr {}, optimizer {}, loss space {}, preservation inside {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
@@ -616,6 +627,7 @@ impl Summary {
             s.lr,
             s.optimizer,
             s.loss_space,
+            s.preservation_inside,
             s.guidance,
             s.inversion_guidance,
             s.seed,
@@ -740,15 +752,18 @@ mod tests {
         options.config.k_late_outside_mask = false;
         options.config.loss_space = optedit_edit::LossSpace::Clean;
         options.config.strength = 0.6;
+        options.config.preservation_inside = 1.0;
         let levers = summarise(&records, &refs, SummarySettings::of(&options));
         assert!(
             levers.markdown_row().starts_with(
-                "| optimise (adam-kept, clean space, k late 2, late outside mask false, strength 0.6) | 0.6 |"
+                "| optimise (adam-kept, clean space, k late 2, late outside mask false, preserved inside 1, strength 0.6) | 0.6 |"
             ),
             "{}",
             levers.markdown_row()
         );
-        assert!(levers.markdown().contains("loss space clean,"));
+        assert!(levers
+            .markdown()
+            .contains("loss space clean, preservation inside 1,"));
         assert!(s.settings.edit_notes().is_empty());
         // A baseline's row names its own differing settings, not the
         // optimiser's; a calibration row none.
@@ -787,6 +802,7 @@ mod tests {
         old.as_object_mut().unwrap().remove("inversion_guidance");
         old.as_object_mut().unwrap().remove("lr_schedule");
         old.as_object_mut().unwrap().remove("max_loss");
+        old.as_object_mut().unwrap().remove("preservation_inside");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
         assert_eq!(old, before);
     }

@@ -339,6 +339,41 @@ fn the_config_loss_space_reaches_the_edit() {
     assert_ne!(values(&clean.latent), values(&next.latent));
 }
 
+/// The config's `preservation_inside` reaches the editor's objective: with
+/// the whole image preserved, the edit region ends nearer the encoded input
+/// than with the background alone preserved.
+#[test]
+fn preservation_inside_the_mask_holds_the_edit_region() {
+    let p = pipeline();
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
+    let run = |inside| {
+        let cfg = EditConfig {
+            lambda: 1.0,
+            preservation_inside: inside,
+            ..config()
+        };
+        Editor::new(&p, cfg)
+            .unwrap()
+            .edit(
+                image(),
+                &src,
+                &cond,
+                &mut half_mask(image_hw()),
+                &mut Silent,
+            )
+            .unwrap()
+    };
+    let (outside, whole) = (run(0.0), run(1.0));
+    let z0 = outside.inversion.as_ref().unwrap().last();
+    let edit = outside.mask.clone().unwrap();
+    let (d_outside, d_whole) = (
+        masked_diff(&outside.latent, z0, &edit),
+        masked_diff(&whole.latent, z0, &edit),
+    );
+    assert!(d_whole < 0.9 * d_outside, "{d_whole} vs {d_outside}");
+}
+
 /// Records, for each step, how much of the gradient lies inside the mask.
 struct InsideMask {
     mask: Tensor<B, 4>,

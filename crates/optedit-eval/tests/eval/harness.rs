@@ -160,6 +160,7 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
         "inversion_guidance",
         "lr_schedule",
         "max_loss",
+        "preservation_inside",
     ] {
         old["settings"].as_object_mut().unwrap().remove(key);
     }

@@ -286,6 +286,9 @@ pub struct JobOptions {
         serialize_with = "word::ser"
     )]
     pub loss_space: Option<LossSpace>,
+    /// [`crate::EditConfig::preservation_inside`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preservation_inside: Option<f64>,
     /// [`crate::EditConfig::guidance_scale`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f64>,
@@ -335,6 +338,7 @@ impl JobOptions {
             lr => c.lr,
             optimizer => c.optimizer,
             loss_space => c.loss_space,
+            preservation_inside => c.preservation_inside,
             guidance => c.guidance_scale,
             inversion_guidance => c.inversion_guidance_scale,
             seed => c.seed,
