@@ -261,6 +261,10 @@ pub struct MaskChoiceArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Weight of the preservation loss (1 - lambda weighs the guidance loss), in [0, 1].
+    /// At the defaults the preservation loss covers the background only, so
+    /// lambda mainly switches it on; with --preservation-inside 1
+    /// --k-late-outside-mask false it trades the edit (0) against the
+    /// input (1).
     #[arg(long, default_value_t = EditConfig::default().lambda)]
     pub lambda: f64,
     /// Number of DDIM steps of the full schedule.

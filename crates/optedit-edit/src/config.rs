@@ -20,7 +20,12 @@ use crate::progress::Stage;
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditConfig {
     /// Weight of the preservation loss; `1 - lambda` weighs the guidance loss.
-    /// In `[0, 1]`; paper default 0.6.
+    /// In `[0, 1]`; paper default 0.6. At the defaults the preservation loss
+    /// covers the background only, so lambda mainly switches it on (any
+    /// value from 0.2 holds the background); with
+    /// [`preservation_inside`](Self::preservation_inside) 1 and
+    /// [`k_late_outside_mask`](Self::k_late_outside_mask) false it trades
+    /// the edit (0) against the input (1), as measured in `docs/method.md`.
     pub lambda: f64,
     /// Number of DDIM steps `N` of the full schedule (default 50).
     pub num_steps: usize,
