@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use burn::tensor::Tensor;
 use optedit_edit::{
-    EditCondition, EditConfig, EditLoss, Editor, LatentOptimizer, LossInputs, LossSpace, Objective,
-    OptimizerKind, Silent, Stage, Stages,
+    EditCondition, EditConfig, EditLoss, EditOutput, Editor, LatentOptimizer, LossInputs,
+    LossSpace, Objective, OptimizerKind, SdPipeline, Silent, Stage, Stages,
 };
 use optedit_fixtures::{values, TestAutodiffBackend as AD, TestBackend as B};
 
@@ -30,6 +30,22 @@ impl EditLoss<AD> for StageRecorder<'_> {
 }
 
 use crate::common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
+
+/// The fixture's text edit (source prompt to target prompt) of the test
+/// image with the half mask, under `cfg`.
+fn text_edit(p: &SdPipeline<AD>, cfg: EditConfig) -> EditOutput<AD> {
+    let (src, tgt) = prompts(p);
+    Editor::new(p, cfg)
+        .unwrap()
+        .edit(
+            image(),
+            &src,
+            &EditCondition::text(tgt),
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
+        .unwrap()
+}
 
 #[test]
 fn a_custom_loss_reaches_the_stages_it_is_added_to() {
@@ -269,7 +285,7 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
     // Preservation alone (lambda 1) over every step keeps the background
     // closer to the input's latent than over the first t_u only.
     let run = |k_late: usize| {
-        Editor::new(
+        text_edit(
             &p,
             EditConfig {
                 lambda: 1.0,
@@ -277,15 +293,6 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
                 ..config()
             },
         )
-        .unwrap()
-        .edit(
-            image(),
-            &src,
-            &cond,
-            &mut half_mask(image_hw()),
-            &mut Silent,
-        )
-        .unwrap()
     };
     let (early, all) = (run(0), run(2));
     let keep = early.mask.clone().unwrap().neg().add_scalar(1.0);
@@ -306,8 +313,6 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
 #[test]
 fn the_config_loss_space_reaches_the_edit() {
     let p = pipeline();
-    let (src, tgt) = prompts(&p);
-    let cond = EditCondition::text(tgt);
     let run = |space, lr| {
         let cfg = EditConfig {
             lambda: 1.0,
@@ -315,16 +320,7 @@ fn the_config_loss_space_reaches_the_edit() {
             lr,
             ..config()
         };
-        Editor::new(&p, cfg)
-            .unwrap()
-            .edit(
-                image(),
-                &src,
-                &cond,
-                &mut half_mask(image_hw()),
-                &mut Silent,
-            )
-            .unwrap()
+        text_edit(&p, cfg)
     };
     let free = run(LossSpace::Clean, 0.0);
     let clean = run(LossSpace::Clean, 0.05);
@@ -345,24 +341,13 @@ fn the_config_loss_space_reaches_the_edit() {
 #[test]
 fn preservation_inside_the_mask_holds_the_edit_region() {
     let p = pipeline();
-    let (src, tgt) = prompts(&p);
-    let cond = EditCondition::text(tgt);
     let run = |inside| {
         let cfg = EditConfig {
             lambda: 1.0,
             preservation_inside: inside,
             ..config()
         };
-        Editor::new(&p, cfg)
-            .unwrap()
-            .edit(
-                image(),
-                &src,
-                &cond,
-                &mut half_mask(image_hw()),
-                &mut Silent,
-            )
-            .unwrap()
+        text_edit(&p, cfg)
     };
     let (outside, whole) = (run(0.0), run(1.0));
     let z0 = outside.inversion.as_ref().unwrap().last();
