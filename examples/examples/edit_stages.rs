@@ -17,7 +17,9 @@
 //! `benches/configs/`, or a diffusers folder of either family.
 //! `STEPS`, `T_U` and `K` default to `EditConfig::default()`'s;
 //! `OPTEDIT_SIZE` sets another image side; `OPTEDIT_DTYPE=f32|bf16|auto`
-//! the kernels' compute dtype (default f32). The mask is the centre quarter
+//! the kernels' compute dtype (default f32);
+//! `OPTEDIT_GUIDANCE_GRADIENT=both|conditional` what the gradient steps
+//! differentiate (`EditConfig::guidance_gradient`, default both). The mask is the centre quarter
 //! of the image.
 
 use std::collections::HashMap;
@@ -31,8 +33,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use optedit_cond::{ClipTokenizer, PromptEncoder, SdxlPromptEncoder};
 use optedit_edit::{
-    EditCondition, EditConfig, Editor, PipelineFamily, ProgressEvent, PromptEncoders, SdPipeline,
-    Stage, UserMask,
+    EditCondition, EditConfig, Editor, GuidanceGradient, PipelineFamily, ProgressEvent,
+    PromptEncoders, SdPipeline, Stage, UserMask,
 };
 use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
 use optedit_models::{
@@ -134,13 +136,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         num_steps: arg(2, defaults.num_steps)?,
         t_u: arg(3, defaults.t_u)?,
         k: arg(4, defaults.k)?,
+        guidance_gradient: match std::env::var("OPTEDIT_GUIDANCE_GRADIENT") {
+            Ok(word) => GuidanceGradient::from_word(&word).ok_or(format!(
+                "OPTEDIT_GUIDANCE_GRADIENT={word}: expected both or conditional"
+            ))?,
+            Err(_) => defaults.guidance_gradient,
+        },
         ..defaults
     };
     let dtype: optedit_models::kernels::ComputeDtype = std::env::var("OPTEDIT_DTYPE")
         .unwrap_or_else(|_| "f32".into())
         .parse()?;
     optedit_models::kernels::set_compute_dtype(dtype)?;
-    println!("compute dtype {dtype}");
+    println!(
+        "compute dtype {dtype}, gradient through {}",
+        config.guidance_gradient
+    );
     let device = Default::default();
     let t0 = Instant::now();
     let pipeline = match which.as_str() {

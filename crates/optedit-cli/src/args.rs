@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use optedit_edit::{EditConfig, LossSpace, Method, OptimizerKind};
+use optedit_edit::{EditConfig, GuidanceGradient, LossSpace, Method, OptimizerKind};
 use optedit_models::kernels::ComputeDtype;
 
 /// Size policy shown in the help of every command that takes `--image`.
@@ -140,6 +140,14 @@ fn optimizer_kind(word: &str) -> Result<OptimizerKind, String> {
 fn loss_space(word: &str) -> Result<LossSpace, String> {
     LossSpace::from_word(word).ok_or_else(|| {
         let words: Vec<&str> = LossSpace::ALL.iter().map(|k| k.word()).collect();
+        format!("expected one of {}", words.join(", "))
+    })
+}
+
+/// Parses `--guidance-gradient`: a word of [`GuidanceGradient::ALL`].
+fn guidance_gradient(word: &str) -> Result<GuidanceGradient, String> {
+    GuidanceGradient::from_word(word).ok_or_else(|| {
+        let words: Vec<&str> = GuidanceGradient::ALL.iter().map(|k| k.word()).collect();
         format!("expected one of {}", words.join(", "))
     })
 }
@@ -310,6 +318,13 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "W",
           default_value_t = EditConfig::default().preservation_inside)]
     pub preservation_inside: f64,
+    /// What the gradient steps differentiate under classifier-free
+    /// guidance: both (both branches, the exact gradient) or conditional
+    /// (the conditional branch only: a gradient step costs about a third
+    /// less).
+    #[arg(long, value_name = "BRANCHES", value_parser = guidance_gradient,
+          default_value_t = EditConfig::default().guidance_gradient)]
+    pub guidance_gradient: GuidanceGradient,
     /// Classifier-free guidance scale under the edit condition.
     #[arg(long, value_name = "W", default_value_t = EditConfig::default().guidance_scale)]
     pub guidance: f64,
@@ -342,6 +357,7 @@ impl ConfigArgs {
             optimizer: self.optimizer,
             loss_space: self.loss_space,
             preservation_inside: self.preservation_inside,
+            guidance_gradient: self.guidance_gradient,
             guidance_scale: self.guidance,
             inversion_guidance_scale: self.inversion_guidance,
             seed: self.seed,
@@ -489,7 +505,7 @@ Fields: image and prompt (required), source_prompt, negative_prompt, mask (auto,
 mask image), controls (each: net, the index of a --controlnet, and one of pose, scribble, \
 edges (auto or a file), layout; scale, canny_low, canny_high), method, options (lambda, \
 steps, strength, t_u, k, k_late, k_late_outside_mask, lr, optimizer, loss_space, \
-preservation_inside, guidance, inversion_guidance, seed, paste_back, max_size, mask_dilate, mask_blur: the flags of this \
+preservation_inside, guidance_gradient, guidance, inversion_guidance, seed, paste_back, max_size, mask_dilate, mask_blur: the flags of this \
 command, which they override for the line), output. Input paths are relative to the job \
 file's folder; output (default <line>.png, lines counted from 0) is relative to --out and \
 its extension picks the format.

@@ -1,5 +1,6 @@
 //! [`EditConfig`]: every knob of the edit, with documented defaults.
 
+use crate::denoiser::GuidanceGradient;
 use crate::error::{EditError, Result};
 use crate::loss::LossSpace;
 use crate::optimizer::{LrSchedule, OptimizerKind};
@@ -76,6 +77,11 @@ pub struct EditConfig {
     /// whole image, so that inside the mask lambda weighs the source
     /// against the guidance image.
     pub preservation_inside: f64,
+    /// What the gradient steps' gradient flows through under
+    /// classifier-free guidance (default [`GuidanceGradient::Both`], the
+    /// exact gradient); [`GuidanceGradient::Conditional`] halves the
+    /// backward pass's batch (measured in `docs/method.md`).
+    pub guidance_gradient: GuidanceGradient,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,
     /// A loss above this value (or NaN) stops the edit with
@@ -103,6 +109,7 @@ impl Default for EditConfig {
             lr_schedule: LrSchedule::Constant,
             loss_space: LossSpace::Next,
             preservation_inside: 0.0,
+            guidance_gradient: GuidanceGradient::Both,
             seed: 0,
             max_loss: 1e4,
             paste_back: false,

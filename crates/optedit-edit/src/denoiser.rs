@@ -3,6 +3,12 @@
 //! computes it (`[uncond; cond]` batch, ControlNets on both halves), with
 //! SDXL's added conditions (pooled text embeddings and size conditions)
 //! batched the same way.
+//!
+//! For gradient steps, [`GuidanceGradient::Conditional`] lets the gradient
+//! flow through the conditional branch only: the two branches then run as
+//! two calls, the unconditional one on a detached latent, and the guided
+//! prediction keeps its value (`c + (w - 1) (c - u)` with the second `c`
+//! and `u` constant) while its Jacobian becomes the conditional branch's.
 
 use burn::tensor::{backend::Backend, Tensor};
 use optedit_cond::{sdxl_add_time_ids, PooledEmbeddings, PromptEmbeddings, SizeConditions};
@@ -11,6 +17,61 @@ use optedit_models::{AddedConditions, ControlResiduals, UNet2DConditionModel};
 use crate::condition::{repeat_batch, ControlCondition};
 use crate::error::{EditError, Result};
 use crate::pipeline::SdPipeline;
+
+/// What the gradient of a guided prediction flows through (the gradient
+/// steps' [`EditConfig::guidance_gradient`](crate::EditConfig)).
+///
+/// The guided prediction `u + w (c - u)` has the Jacobian `(1 - w) J_u + w
+/// J_c`; its two terms nearly cancel (`J_c` and `J_u` are the same network
+/// under two prompts), leaving about `J_c` plus `w` times their difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GuidanceGradient {
+    /// Through both branches (the exact gradient; the default).
+    #[default]
+    Both,
+    /// Through the conditional branch only, with unit weight: the gradient
+    /// of `c` alone. The backward pass covers one batch instead of two (an
+    /// SD 1.5 gradient step costs about a third less), and the
+    /// unconditional branch keeps no graph.
+    Conditional,
+}
+
+impl GuidanceGradient {
+    /// Every choice.
+    pub const ALL: [GuidanceGradient; 2] = [GuidanceGradient::Both, GuidanceGradient::Conditional];
+
+    /// Its name on the command line and in result files (`both`,
+    /// `conditional`).
+    pub fn word(self) -> &'static str {
+        match self {
+            GuidanceGradient::Both => "both",
+            GuidanceGradient::Conditional => "conditional",
+        }
+    }
+
+    /// The choice named `word` ([`GuidanceGradient::word`]).
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.word() == word)
+    }
+}
+
+impl std::fmt::Display for GuidanceGradient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// Which halves of classifier-free guidance one network call computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Branches {
+    /// The conditional branch alone.
+    Conditional,
+    /// The unconditional branch alone.
+    Unconditional,
+    /// `[uncond; cond]` in one batch.
+    Both,
+}
 
 /// Predicts the model output of a latent under one condition.
 #[derive(Debug, Clone)]
@@ -23,6 +84,7 @@ pub struct Denoiser<'a, B: Backend> {
     pooled: Option<PooledEmbeddings<B>>,
     vae_scale: usize,
     size_conditions: Option<SizeConditions>,
+    gradient: GuidanceGradient,
 }
 
 impl<'a, B: Backend> Denoiser<'a, B> {
@@ -44,6 +106,7 @@ impl<'a, B: Backend> Denoiser<'a, B> {
             pooled: None,
             vae_scale: 1,
             size_conditions: None,
+            gradient: GuidanceGradient::Both,
         }
     }
 
@@ -78,34 +141,32 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         self
     }
 
+    /// Lets the gradient of a guided prediction flow through `gradient`
+    /// (default [`GuidanceGradient::Both`]). The predicted values are the
+    /// same either way, up to float rounding.
+    pub fn with_gradient(mut self, gradient: GuidanceGradient) -> Self {
+        self.gradient = gradient;
+        self
+    }
+
     /// The UNet.
     pub fn unet(&self) -> &'a UNet2DConditionModel<B> {
         self.unet
     }
 
     /// SDXL's added conditions for a batch `x` of `n` latents made of
-    /// `b`-sized halves; `None` without pooled embeddings.
+    /// `b`-sized `branches`; `None` without pooled embeddings.
     fn added(
         &self,
         x: &Tensor<B, 4>,
         b: usize,
-        guided: bool,
+        branches: Branches,
     ) -> Result<Option<AddedConditions<B>>> {
         let Some(pooled) = &self.pooled else {
             return Ok(None);
         };
         let [n, _, h, w] = x.dims();
-        let text_embeds = if guided {
-            Tensor::cat(
-                vec![
-                    repeat_batch(&pooled.uncond, b),
-                    repeat_batch(&pooled.cond, b),
-                ],
-                0,
-            )
-        } else {
-            repeat_batch(&pooled.cond, b)
-        };
+        let text_embeds = branches.batch(&pooled.uncond, &pooled.cond, b);
         let sizes = self
             .size_conditions
             .unwrap_or_else(|| SizeConditions::uncropped(h * self.vae_scale, w * self.vae_scale));
@@ -125,20 +186,51 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         step: usize,
         total: usize,
     ) -> Result<Tensor<B, 4>> {
+        if self.guidance_scale == 1.0 {
+            return self.run(latent, Branches::Conditional, timestep, step, total);
+        }
+        let w = self.guidance_scale;
+        match self.gradient {
+            GuidanceGradient::Both => {
+                let out = self.run(latent, Branches::Both, timestep, step, total)?;
+                let mut halves = out.chunk(2, 0);
+                let c = halves.pop().expect("two halves");
+                let u = halves.pop().expect("two halves");
+                Ok(u.clone() + (c - u).mul_scalar(w))
+            }
+            GuidanceGradient::Conditional => {
+                let u = self.run(
+                    latent.clone().detach(),
+                    Branches::Unconditional,
+                    timestep,
+                    step,
+                    total,
+                )?;
+                let c = self.run(latent, Branches::Conditional, timestep, step, total)?;
+                // u + w (c - u) = c + (w - 1) (c - u), the second term constant.
+                Ok(c.clone() + (c.detach() - u).mul_scalar(w - 1.0))
+            }
+        }
+    }
+
+    /// The UNet's output (with the ControlNets' residuals) for `branches`
+    /// of `latent`.
+    fn run(
+        &self,
+        latent: Tensor<B, 4>,
+        branches: Branches,
+        timestep: usize,
+        step: usize,
+        total: usize,
+    ) -> Result<Tensor<B, 4>> {
         let b = latent.dims()[0];
         let guided = self.guidance_scale != 1.0;
-        let (x, ctx) = if guided {
-            (
-                Tensor::cat(vec![latent.clone(), latent], 0),
-                Tensor::cat(
-                    vec![repeat_batch(&self.uncond, b), repeat_batch(&self.cond, b)],
-                    0,
-                ),
-            )
-        } else {
-            (latent, repeat_batch(&self.cond, b))
+        let ctx = branches.batch(&self.uncond, &self.cond, b);
+        let x = match branches {
+            Branches::Both => Tensor::cat(vec![latent.clone(), latent], 0),
+            _ => latent,
         };
-        let added = self.added(&x, b, guided)?;
+        let added = self.added(&x, b, branches)?;
         let n = x.dims()[0];
         let device = x.device();
         let t = Tensor::<B, 1>::from_data([timestep as f32].as_slice(), &device);
@@ -148,13 +240,20 @@ impl<'a, B: Backend> Denoiser<'a, B> {
                 continue;
             }
             let [ib, ..] = c.image.dims();
-            let image = match ib {
-                1 => c.image.clone().repeat_dim(0, n),
-                m if m == n => c.image.clone(),
-                m => {
+            // A guided prediction takes 1 image or one per sample of
+            // `[uncond; cond]`; a branch run alone takes its half.
+            let expected = if guided { 2 * b } else { b };
+            let image = match (ib, branches) {
+                (1, _) => c.image.clone().repeat_dim(0, n),
+                (m, Branches::Both) if m == n => c.image.clone(),
+                (m, Branches::Conditional) if m == expected => {
+                    c.image.clone().narrow(0, expected - b, b)
+                }
+                (m, Branches::Unconditional) if m == expected => c.image.clone().narrow(0, 0, b),
+                (m, _) => {
                     return Err(EditError::input(
                         format!("controls[{i}].image"),
-                        format!("batch {m}, expected 1 or {n}"),
+                        format!("batch {m}, expected 1 or {expected}"),
                     ))
                 }
             };
@@ -174,16 +273,25 @@ impl<'a, B: Backend> Denoiser<'a, B> {
                 None => r,
             });
         }
-        let out =
-            self.unet
-                .forward_with_conditions(x, t, ctx, added.as_ref(), residuals.as_ref())?;
-        if guided {
-            let mut halves = out.chunk(2, 0);
-            let c = halves.pop().expect("two halves");
-            let u = halves.pop().expect("two halves");
-            Ok(u.clone() + (c - u).mul_scalar(self.guidance_scale))
-        } else {
-            Ok(out)
+        Ok(self
+            .unet
+            .forward_with_conditions(x, t, ctx, added.as_ref(), residuals.as_ref())?)
+    }
+}
+
+impl Branches {
+    /// The per-branch tensors `uncond` and `cond` (batch 1) repeated to
+    /// `b` samples per branch, in batch order.
+    fn batch<const D: usize, B: Backend>(
+        self,
+        uncond: &Tensor<B, D>,
+        cond: &Tensor<B, D>,
+        b: usize,
+    ) -> Tensor<B, D> {
+        match self {
+            Branches::Conditional => repeat_batch(cond, b),
+            Branches::Unconditional => repeat_batch(uncond, b),
+            Branches::Both => Tensor::cat(vec![repeat_batch(uncond, b), repeat_batch(cond, b)], 0),
         }
     }
 }

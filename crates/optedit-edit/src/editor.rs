@@ -242,7 +242,9 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
         )
     }
 
-    /// The denoiser of the edit condition (guidance scale `w`).
+    /// The denoiser of the edit condition (guidance scale `w`) that the
+    /// gradient steps differentiate, through
+    /// [`EditConfig::guidance_gradient`].
     pub fn edit_denoiser<'s>(&'s self, condition: &EditCondition<'s, B>) -> Denoiser<'s, B> {
         self.denoiser(
             self.pipeline,
@@ -250,6 +252,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             self.config.guidance_scale,
             condition.controls.clone(),
         )
+        .with_gradient(self.config.guidance_gradient)
     }
 
     /// Stage 1: `z0` of an image `[1, 3, H, W]` in `[-1, 1]`.

@@ -52,7 +52,7 @@ pub mod stages;
 
 pub use condition::{ControlCondition, EditCondition};
 pub use config::EditConfig;
-pub use denoiser::Denoiser;
+pub use denoiser::{Denoiser, GuidanceGradient};
 pub use diffedit::{estimate_mask, DiffEditMaskConfig, MaskDraws, MaskEstimate};
 pub use editor::{paste_back, EditOutput, Editor, OptimizerFactory};
 pub use error::{EditError, Result};

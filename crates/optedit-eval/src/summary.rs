@@ -205,6 +205,15 @@ pub struct SummarySettings {
     /// written before it was recorded).
     #[serde(default)]
     pub preservation_inside: f64,
+    /// What the gradient steps differentiate under guidance
+    /// ([`optedit_edit::GuidanceGradient::word`]; `both` in summaries
+    /// written before it was recorded).
+    #[serde(default = "both")]
+    pub guidance_gradient: String,
+}
+
+fn both() -> String {
+    optedit_edit::GuidanceGradient::Both.word().into()
 }
 
 fn constant() -> String {
@@ -249,6 +258,9 @@ impl SummarySettings {
         }
         if optimise && self.loss_space != d.loss_space.word() {
             notes.push(format!("{} space", self.loss_space));
+        }
+        if optimise && self.guidance_gradient != d.guidance_gradient.word() {
+            notes.push(format!("{} gradient", self.guidance_gradient));
         }
         let differ = |applies: bool, name: &str, value: f64, default: f64| {
             (applies && value != default).then(|| format!("{name} {value}"))
@@ -309,6 +321,7 @@ impl SummarySettings {
             lr_schedule: format!("{:?}", c.lr_schedule),
             max_loss: c.max_loss,
             preservation_inside: c.preservation_inside,
+            guidance_gradient: c.guidance_gradient.word().into(),
         }
     }
 }
@@ -612,7 +625,7 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         format!(
-            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}{}, lr {}, optimizer {}, loss space {}, preservation inside {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
+            "<!-- optedit eval: {} cases; steps {}, strength {}, t_u {}, k {}, k late {}{}, lr {}, optimizer {}, loss space {}, preservation inside {}, gradient through {}, guidance {}, inversion guidance {}, seed {}, control scale {}{}; CSFID with {} references per class -->\n{}\n{}\n",
             self.cases,
             s.steps,
             s.strength,
@@ -628,6 +641,7 @@ impl Summary {
             s.optimizer,
             s.loss_space,
             s.preservation_inside,
+            s.guidance_gradient,
             s.guidance,
             s.inversion_guidance,
             s.seed,
@@ -753,17 +767,18 @@ mod tests {
         options.config.loss_space = optedit_edit::LossSpace::Clean;
         options.config.strength = 0.6;
         options.config.preservation_inside = 1.0;
+        options.config.guidance_gradient = optedit_edit::GuidanceGradient::Conditional;
         let levers = summarise(&records, &refs, SummarySettings::of(&options));
         assert!(
             levers.markdown_row().starts_with(
-                "| optimise (adam-kept, clean space, k late 2, late outside mask false, preserved inside 1, strength 0.6) | 0.6 |"
+                "| optimise (adam-kept, clean space, conditional gradient, k late 2, late outside mask false, preserved inside 1, strength 0.6) | 0.6 |"
             ),
             "{}",
             levers.markdown_row()
         );
         assert!(levers
             .markdown()
-            .contains("loss space clean, preservation inside 1,"));
+            .contains("loss space clean, preservation inside 1, gradient through conditional,"));
         assert!(s.settings.edit_notes().is_empty());
         // A baseline's row names its own differing settings, not the
         // optimiser's; a calibration row none.
@@ -803,6 +818,7 @@ mod tests {
         old.as_object_mut().unwrap().remove("lr_schedule");
         old.as_object_mut().unwrap().remove("max_loss");
         old.as_object_mut().unwrap().remove("preservation_inside");
+        old.as_object_mut().unwrap().remove("guidance_gradient");
         let old: SummarySettings = serde_json::from_value(old).unwrap();
         assert_eq!(old, before);
     }

@@ -31,12 +31,22 @@ fn job_lines_parse_naming_the_field_at_fault() {
     let job = Job::parse(
         r#"{"image": "a.png", "prompt": "a dog", "method": "diffedit", "mask": "none",
             "controls": [{"net": 1, "edges": "auto", "scale": 0.5}],
-            "options": {"steps": 7, "optimizer": "adam"}, "output": "x/y.webp"}"#,
+            "options": {"steps": 7, "optimizer": "adam", "guidance_gradient": "conditional"},
+            "output": "x/y.webp"}"#,
     )
     .unwrap();
     assert_eq!(job.method, Some(Method::DiffEdit));
     assert_eq!(job.controls[0].net, 1);
     assert_eq!(job.options.steps, Some(7));
+    assert_eq!(
+        job.options.guidance_gradient,
+        Some(optedit::edit::GuidanceGradient::Conditional)
+    );
+    let applied = job.options.apply(&optedit::Options::default());
+    assert_eq!(
+        applied.config.guidance_gradient,
+        optedit::edit::GuidanceGradient::Conditional
+    );
     // The line a job writes reads back as the same job.
     assert_eq!(Job::parse(&job.to_line()).unwrap(), job);
     let mut plain = Job::new("b.png", "a cat");
@@ -54,6 +64,10 @@ fn job_lines_parse_naming_the_field_at_fault() {
     assert_eq!(
         field_of(r#"{"image": "a", "prompt": "p", "options": {"steps": -3}}"#),
         "options.steps"
+    );
+    assert_eq!(
+        field_of(r#"{"image": "a", "prompt": "p", "options": {"guidance_gradient": "half"}}"#),
+        "options.guidance_gradient"
     );
     assert_eq!(
         field_of(r#"{"image": "a", "prompt": "p", "controls": [{"net": "x"}]}"#),

@@ -365,6 +365,15 @@ fn bad_method_and_max_size_are_usage_errors() {
         2,
         &["--dtype", "fp16", "f32, bf16 or auto"],
     );
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &sd(),
+        &out,
+        &["--guidance-gradient", "half"],
+        2,
+        &["--guidance-gradient", "half", "both, conditional"],
+    );
     // `optimize` is the same method; `--dtype auto` runs anywhere.
     assert_success(&s.edit(&out, &["--method", "optimize", "--dtype", "auto"]));
 }

@@ -122,3 +122,19 @@ pub fn three_methods(
     }
     (optimised, diffedit, sdedit)
 }
+
+/// The fixture's text edit (source prompt to target prompt) of the test
+/// image with the half mask, under `cfg`.
+pub fn text_edit(p: &SdPipeline<AD>, cfg: EditConfig) -> EditOutput<AD> {
+    let (src, tgt) = prompts(p);
+    Editor::new(p, cfg)
+        .unwrap()
+        .edit(
+            image(),
+            &src,
+            &EditCondition::text(tgt),
+            &mut half_mask(image_hw()),
+            &mut Silent,
+        )
+        .unwrap()
+}

@@ -6,6 +6,7 @@ mod common;
 
 mod behaviour;
 mod diffedit_mask;
+mod gradient;
 mod sd21;
 mod sdxl;
 mod stages_traits;

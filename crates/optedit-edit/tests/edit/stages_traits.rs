@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use burn::tensor::Tensor;
 use optedit_edit::{
-    EditCondition, EditConfig, EditLoss, EditOutput, Editor, LatentOptimizer, LossInputs,
-    LossSpace, Objective, OptimizerKind, SdPipeline, Silent, Stage, Stages,
+    EditCondition, EditConfig, EditLoss, Editor, LatentOptimizer, LossInputs, LossSpace, Objective,
+    OptimizerKind, Silent, Stage, Stages,
 };
 use optedit_fixtures::{values, TestAutodiffBackend as AD, TestBackend as B};
 
@@ -29,23 +29,9 @@ impl EditLoss<AD> for StageRecorder<'_> {
     }
 }
 
-use crate::common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
-
-/// The fixture's text edit (source prompt to target prompt) of the test
-/// image with the half mask, under `cfg`.
-fn text_edit(p: &SdPipeline<AD>, cfg: EditConfig) -> EditOutput<AD> {
-    let (src, tgt) = prompts(p);
-    Editor::new(p, cfg)
-        .unwrap()
-        .edit(
-            image(),
-            &src,
-            &EditCondition::text(tgt),
-            &mut half_mask(image_hw()),
-            &mut Silent,
-        )
-        .unwrap()
-}
+use crate::common::{
+    config, half_mask, image, image_hw, masked_diff, pipeline, prompts, text_edit,
+};
 
 #[test]
 fn a_custom_loss_reaches_the_stages_it_is_added_to() {

@@ -161,6 +161,7 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
         "lr_schedule",
         "max_loss",
         "preservation_inside",
+        "guidance_gradient",
     ] {
         old["settings"].as_object_mut().unwrap().remove(key);
     }

@@ -11,7 +11,7 @@ use super::{BatchError, LineError};
 use crate::conditions::Condition;
 use crate::images::{self, Format};
 use crate::{MaskChoice, Method, OptimizerKind, Options};
-use optedit_edit::LossSpace;
+use optedit_edit::{GuidanceGradient, LossSpace};
 
 /// One line of a job file: an input image, the instruction, the method and
 /// options, and where the result goes. Only `image` and `prompt` are
@@ -289,6 +289,15 @@ pub struct JobOptions {
     /// [`crate::EditConfig::preservation_inside`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preservation_inside: Option<f64>,
+    /// [`crate::EditConfig::guidance_gradient`], by its word
+    /// ([`GuidanceGradient::word`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "word::de",
+        serialize_with = "word::ser"
+    )]
+    pub guidance_gradient: Option<GuidanceGradient>,
     /// [`crate::EditConfig::guidance_scale`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f64>,
@@ -339,6 +348,7 @@ impl JobOptions {
             optimizer => c.optimizer,
             loss_space => c.loss_space,
             preservation_inside => c.preservation_inside,
+            guidance_gradient => c.guidance_gradient,
             guidance => c.guidance_scale,
             inversion_guidance => c.inversion_guidance_scale,
             seed => c.seed,
@@ -354,7 +364,7 @@ impl JobOptions {
 }
 
 /// Serde of the enums named by a word (`Method`, `OptimizerKind`,
-/// `LossSpace`), through their own `word` and `from_word`.
+/// `LossSpace`, `GuidanceGradient`), through their own `word` and `from_word`.
 mod word {
     use super::*;
 
@@ -389,6 +399,7 @@ mod word {
     word!(Method, "method");
     word!(OptimizerKind, "optimizer");
     word!(LossSpace, "loss space");
+    word!(GuidanceGradient, "guidance gradient");
 
     pub fn de<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<Option<T>, D::Error> {
         let Some(w) = Option::<String>::deserialize(d)? else {

@@ -1,0 +1,153 @@
+//! `GuidanceGradient`: what a gradient step differentiates under
+//! classifier-free guidance. On the tiny fixture model, with and without a
+//! ControlNet: the conditional-only gradient keeps the guided prediction's
+//! value, is exactly the conditional branch's gradient, and differs from
+//! the exact gradient `(1 - w) g_u + w g_c`, which `Both` gives.
+
+use burn::tensor::{Distribution, Tensor};
+use optedit_cond::PromptEmbeddings;
+use optedit_edit::{ControlCondition, Denoiser, EditConfig, GuidanceGradient, SdPipeline};
+use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD};
+use optedit_models::ControlNetModel;
+
+use crate::common::{image, image_hw, pipeline, prompts, text_edit};
+
+/// The prediction's values and the gradient of `sum(eps * r)` with
+/// respect to the latent `z`.
+fn value_and_gradient(d: &Denoiser<'_, AD>, z: &Tensor<AD, 4>) -> (Vec<f64>, Vec<f64>) {
+    let z = z.clone().detach().require_grad();
+    let eps = d.predict(z.clone(), 501, 0, 1).unwrap();
+    // A fixed weighting, so that the gradient is not the Jacobian's column sum.
+    let r = z.clone().detach().mul_scalar(0.7).sin().add_scalar(0.2);
+    let grads = (eps.clone() * r).sum().backward();
+    (values(&eps), values(&z.grad(&grads).unwrap()))
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn max_abs(a: &[f64]) -> f64 {
+    a.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// The four gradients of one condition: guided through both branches,
+/// guided through the conditional branch, and each branch alone.
+fn check(
+    p: &SdPipeline<AD>,
+    prompt: &PromptEmbeddings<AD>,
+    controls: Vec<ControlCondition<'_, AD>>,
+) {
+    let w = 5.0;
+    let z = p.encode_image(image()).unwrap();
+    let guided = || Denoiser::for_prompt(p, prompt, w, controls.clone());
+    let (both_v, both_g) = value_and_gradient(&guided(), &z);
+    let (cond_v, cond_g) =
+        value_and_gradient(&guided().with_gradient(GuidanceGradient::Conditional), &z);
+    // Guidance 1 runs the conditional branch alone; the unconditional
+    // branch alone is the same with the negative embedding as the prompt.
+    let (_, c_g) = value_and_gradient(&Denoiser::for_prompt(p, prompt, 1.0, controls.clone()), &z);
+    let negative = PromptEmbeddings::new(prompt.uncond.clone(), prompt.uncond.clone());
+    let (_, u_g) = value_and_gradient(
+        &Denoiser::for_prompt(p, &negative, 1.0, controls.clone()),
+        &z,
+    );
+
+    let scale = max_abs(&both_v);
+    assert!(
+        max_diff(&both_v, &cond_v) <= 1e-4 * scale,
+        "the conditional gradient changed the prediction by {}",
+        max_diff(&both_v, &cond_v)
+    );
+    let g = max_abs(&c_g);
+    assert!(g > 0.0);
+    assert!(
+        max_diff(&cond_g, &c_g) <= 1e-4 * g,
+        "conditional gradient {} away from the conditional branch's",
+        max_diff(&cond_g, &c_g)
+    );
+    let exact: Vec<f64> = u_g
+        .iter()
+        .zip(&c_g)
+        .map(|(u, c)| (1.0 - w as f64) * u + w as f64 * c)
+        .collect();
+    let e = max_abs(&exact);
+    assert!(
+        max_diff(&both_g, &exact) <= 1e-4 * e,
+        "guided gradient {} away from (1 - w) g_u + w g_c",
+        max_diff(&both_g, &exact)
+    );
+    assert!(
+        max_diff(&both_g, &cond_g) > 1e-2 * e,
+        "the two gradients agree: the option did nothing"
+    );
+}
+
+#[test]
+fn the_conditional_gradient_is_the_conditional_branchs_and_keeps_the_prediction() {
+    let p = pipeline();
+    let (_, tgt) = prompts(&p);
+    check(&p, &tgt, Vec::new());
+    // With a ControlNet, given one image for both branches, and one image
+    // per branch (each branch run alone takes its own half).
+    let device = Default::default();
+    let cn = ControlNetModel::<AD>::load(&fixtures_dir().join("tiny-controlnet"), &device).unwrap();
+    let (h, w) = image_hw();
+    <AD as burn::tensor::backend::Backend>::seed(&device, 3);
+    let hint = Tensor::<AD, 4>::random([1, 3, h, w], Distribution::Uniform(0.0, 1.0), &device);
+    check(&p, &tgt, vec![ControlCondition::new(&cn, hint.clone())]);
+    let pair = Tensor::cat(vec![hint.clone(), hint.clone().flip([3])], 0);
+    let z = p.encode_image(image()).unwrap();
+    let guided = || {
+        Denoiser::for_prompt(
+            &p,
+            &tgt,
+            5.0,
+            vec![ControlCondition::new(&cn, pair.clone())],
+        )
+    };
+    let (both_v, _) = value_and_gradient(&guided(), &z);
+    let (cond_v, _) =
+        value_and_gradient(&guided().with_gradient(GuidanceGradient::Conditional), &z);
+    assert!(max_diff(&both_v, &cond_v) <= 1e-4 * max_abs(&both_v));
+    let (one_v, _) = value_and_gradient(
+        &Denoiser::for_prompt(&p, &tgt, 5.0, vec![ControlCondition::new(&cn, hint)]),
+        &z,
+    );
+    assert!(
+        max_diff(&both_v, &one_v) > 1e-4 * max_abs(&both_v),
+        "the second image was not used"
+    );
+}
+
+#[test]
+fn the_config_guidance_gradient_reaches_the_edit() {
+    let p = pipeline();
+    let run = |gradient| {
+        values(
+            &text_edit(
+                &p,
+                EditConfig {
+                    guidance_gradient: gradient,
+                    ..crate::common::config()
+                },
+            )
+            .image,
+        )
+    };
+    let both = run(GuidanceGradient::Both);
+    assert_eq!(
+        both,
+        run(GuidanceGradient::Both),
+        "the edit is not deterministic"
+    );
+    let conditional = run(GuidanceGradient::Conditional);
+    assert_ne!(
+        both, conditional,
+        "the setting did not reach the gradient steps"
+    );
+}
