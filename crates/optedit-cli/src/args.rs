@@ -320,8 +320,7 @@ pub struct ConfigArgs {
     pub preservation_inside: f64,
     /// What the gradient steps differentiate under classifier-free
     /// guidance: both (both branches, the exact gradient) or conditional
-    /// (the conditional branch only: a gradient step costs about a third
-    /// less).
+    /// (the conditional branch only: a smaller backward pass).
     #[arg(long, value_name = "BRANCHES", value_parser = guidance_gradient,
           default_value_t = EditConfig::default().guidance_gradient)]
     pub guidance_gradient: GuidanceGradient,

@@ -79,8 +79,9 @@ pub struct EditConfig {
     pub preservation_inside: f64,
     /// What the gradient steps' gradient flows through under
     /// classifier-free guidance (default [`GuidanceGradient::Both`], the
-    /// exact gradient); [`GuidanceGradient::Conditional`] halves the
-    /// backward pass's batch (measured in `docs/method.md`).
+    /// exact gradient); [`GuidanceGradient::Conditional`] differentiates
+    /// the conditional branch only, a smaller backward pass (measured in
+    /// `docs/method.md` and `docs/benchmarks.md`).
     pub guidance_gradient: GuidanceGradient,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,

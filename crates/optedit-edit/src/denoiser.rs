@@ -22,8 +22,8 @@ use crate::pipeline::SdPipeline;
 /// steps' [`EditConfig::guidance_gradient`](crate::EditConfig)).
 ///
 /// The guided prediction `u + w (c - u)` has the Jacobian `(1 - w) J_u + w
-/// J_c`; its two terms nearly cancel (`J_c` and `J_u` are the same network
-/// under two prompts), leaving about `J_c` plus `w` times their difference.
+/// J_c = J_c + (w - 1) (J_c - J_u)`: where the two branches' Jacobians are
+/// close (the same network under two prompts), about `J_c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum GuidanceGradient {
@@ -31,36 +31,18 @@ pub enum GuidanceGradient {
     #[default]
     Both,
     /// Through the conditional branch only, with unit weight: the gradient
-    /// of `c` alone. The backward pass covers one batch instead of two (an
-    /// SD 1.5 gradient step costs about a third less), and the
-    /// unconditional branch keeps no graph.
+    /// of `c` alone. The backward pass covers one batch instead of two and
+    /// the unconditional branch keeps no graph, but the two branches'
+    /// forward passes run as two calls instead of one batch: on a 2-core
+    /// CPU an SD 1.5 gradient step measured 0-16% faster, within that
+    /// machine's noise (`docs/benchmarks.md`).
     Conditional,
 }
 
-impl GuidanceGradient {
-    /// Every choice.
-    pub const ALL: [GuidanceGradient; 2] = [GuidanceGradient::Both, GuidanceGradient::Conditional];
-
-    /// Its name on the command line and in result files (`both`,
-    /// `conditional`).
-    pub fn word(self) -> &'static str {
-        match self {
-            GuidanceGradient::Both => "both",
-            GuidanceGradient::Conditional => "conditional",
-        }
-    }
-
-    /// The choice named `word` ([`GuidanceGradient::word`]).
-    pub fn from_word(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.word() == word)
-    }
-}
-
-impl std::fmt::Display for GuidanceGradient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
-    }
-}
+crate::words::words!(GuidanceGradient, "choice", {
+    Both => "both",
+    Conditional => "conditional",
+});
 
 /// Which halves of classifier-free guidance one network call computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

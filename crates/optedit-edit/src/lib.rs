@@ -49,6 +49,7 @@ pub mod optimizer;
 pub mod pipeline;
 pub mod progress;
 pub mod stages;
+mod words;
 
 pub use condition::{ControlCondition, EditCondition};
 pub use config::EditConfig;

@@ -51,29 +51,10 @@ pub enum LossSpace {
     Clean,
 }
 
-impl LossSpace {
-    /// Every space.
-    pub const ALL: [LossSpace; 2] = [LossSpace::Next, LossSpace::Clean];
-
-    /// Its name on the command line and in result files (`next`, `clean`).
-    pub fn word(self) -> &'static str {
-        match self {
-            LossSpace::Next => "next",
-            LossSpace::Clean => "clean",
-        }
-    }
-
-    /// The space named `word` ([`LossSpace::word`]).
-    pub fn from_word(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.word() == word)
-    }
-}
-
-impl std::fmt::Display for LossSpace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
-    }
-}
+crate::words::words!(LossSpace, "space", {
+    Next => "next",
+    Clean => "clean",
+});
 
 /// A differentiable loss on the latent.
 pub trait EditLoss<B: Backend> {

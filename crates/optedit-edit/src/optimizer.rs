@@ -40,15 +40,14 @@ pub enum OptimizerKind {
     NormalizedGd,
 }
 
-impl OptimizerKind {
-    /// Every built-in kind.
-    pub const ALL: [OptimizerKind; 4] = [
-        OptimizerKind::Sgd,
-        OptimizerKind::Adam,
-        OptimizerKind::AdamKept,
-        OptimizerKind::NormalizedGd,
-    ];
+crate::words::words!(OptimizerKind, "built-in kind", {
+    Sgd => "sgd",
+    Adam => "adam",
+    AdamKept => "adam-kept",
+    NormalizedGd => "normalized-gd",
+});
 
+impl OptimizerKind {
     /// A fresh optimiser of this kind.
     pub fn build<B: Backend>(self) -> Box<dyn LatentOptimizer<B>> {
         match self {
@@ -60,28 +59,6 @@ impl OptimizerKind {
             }),
             OptimizerKind::NormalizedGd => Box::new(NormalizedGd::default()),
         }
-    }
-
-    /// Its name on the command line and in result files (`sgd`, `adam`,
-    /// `adam-kept`, `normalized-gd`).
-    pub fn word(self) -> &'static str {
-        match self {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::Adam => "adam",
-            OptimizerKind::AdamKept => "adam-kept",
-            OptimizerKind::NormalizedGd => "normalized-gd",
-        }
-    }
-
-    /// The kind named `word` ([`OptimizerKind::word`]).
-    pub fn from_word(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.word() == word)
-    }
-}
-
-impl std::fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
     }
 }
 
@@ -329,12 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_through_their_words() {
-        for k in OptimizerKind::ALL {
-            assert_eq!(OptimizerKind::from_word(k.word()), Some(k));
-            assert_eq!(k.to_string(), k.word());
-        }
-        assert_eq!(OptimizerKind::from_word("lbfgs"), None);
+    fn sgd_steps_by_lr_times_the_gradient() {
         assert!(close(
             &steps(OptimizerKind::Sgd, &[&[2.0, -1.0]], true)[0],
             &[-0.2, 0.1]
