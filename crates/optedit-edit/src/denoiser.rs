@@ -34,8 +34,9 @@ pub enum GuidanceGradient {
     /// of `c` alone. The backward pass covers one batch instead of two and
     /// the unconditional branch keeps no graph, but the two branches'
     /// forward passes run as two calls instead of one batch: on a 2-core
-    /// CPU an SD 1.5 gradient step measured 0-16% faster, within that
-    /// machine's noise (`docs/benchmarks.md`).
+    /// CPU an SD 1.5 gradient step measured no faster within that
+    /// machine's noise (17.6-18.2 s against 16.1-20.9 s,
+    /// `docs/benchmarks.md`).
     Conditional,
 }
 
