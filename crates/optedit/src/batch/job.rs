@@ -43,12 +43,7 @@ pub struct Job {
     pub controls: Vec<JobControl>,
     /// The editor, by its word (`optimise`, `diffedit`, `sdedit`; see
     /// [`Method::word`]); default the runner's.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "word::de",
-        serialize_with = "word::ser"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "word")]
     pub method: Option<Method>,
     /// Settings that override the runner's for this line.
     #[serde(default, skip_serializing_if = "JobOptions::is_empty")]
@@ -270,33 +265,18 @@ pub struct JobOptions {
     pub lr: Option<f64>,
     /// [`crate::EditConfig::optimizer`], by its word
     /// ([`OptimizerKind::word`]).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "word::de",
-        serialize_with = "word::ser"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "word")]
     pub optimizer: Option<OptimizerKind>,
     /// [`crate::EditConfig::loss_space`], by its word
     /// ([`LossSpace::word`]).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "word::de",
-        serialize_with = "word::ser"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "word")]
     pub loss_space: Option<LossSpace>,
     /// [`crate::EditConfig::preservation_inside`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preservation_inside: Option<f64>,
     /// [`crate::EditConfig::guidance_gradient`], by its word
     /// ([`GuidanceGradient::word`]).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "word::de",
-        serialize_with = "word::ser"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "word")]
     pub guidance_gradient: Option<GuidanceGradient>,
     /// [`crate::EditConfig::guidance_scale`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,7 +381,7 @@ mod word {
     word!(LossSpace, "loss space");
     word!(GuidanceGradient, "guidance gradient");
 
-    pub fn de<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<Option<T>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<Option<T>, D::Error> {
         let Some(w) = Option::<String>::deserialize(d)? else {
             return Ok(None);
         };
@@ -415,7 +395,7 @@ mod word {
         })
     }
 
-    pub fn ser<S: Serializer, T: Word>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, T: Word>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(v.word()),
             None => s.serialize_none(),
