@@ -138,7 +138,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         k: arg(4, defaults.k)?,
         guidance_gradient: match std::env::var("OPTEDIT_GUIDANCE_GRADIENT") {
             Ok(word) => GuidanceGradient::from_word(&word).ok_or(format!(
-                "OPTEDIT_GUIDANCE_GRADIENT={word}: expected both or conditional"
+                "OPTEDIT_GUIDANCE_GRADIENT={word}: expected one of {}",
+                GuidanceGradient::words()
             ))?,
             Err(_) => defaults.guidance_gradient,
         },

@@ -96,16 +96,10 @@ fn eval_method(word: &str) -> Result<optedit_eval::Method, String> {
         .ok_or_else(|| format!("expected one of {}", eval_method_words(|_| true)))
 }
 
-/// The words of [`Method::ALL`], comma-separated.
-fn method_words() -> String {
-    let words: Vec<&str> = Method::ALL.iter().map(|m| m.word()).collect();
-    words.join(", ")
-}
-
 /// Parses `optedit edit --method`: a word of [`Method::ALL`] (or
 /// `optimize`).
 fn edit_method(word: &str) -> Result<Method, String> {
-    Method::from_word(word).ok_or_else(|| format!("expected one of {}", method_words()))
+    Method::from_word(word).ok_or_else(|| format!("expected one of {}", Method::words()))
 }
 
 /// The help of `optedit edit --method`.
@@ -114,7 +108,7 @@ fn edit_method_help() -> String {
         "Editing method: {} (optimise: the optimisation-based method, arXiv 2311.16882; \
 diffedit: DiffEdit, arXiv 2210.11427, masked blending with the inversion; sdedit: SDEdit, \
 arXiv 2108.01073, noise to --strength and denoise, no mask)",
-        method_words()
+        Method::words()
     )
 }
 
@@ -130,26 +124,19 @@ whose answer is known; no model runs, the edit settings are ignored)",
 
 /// Parses `--optimizer`: a word of [`OptimizerKind::ALL`].
 fn optimizer_kind(word: &str) -> Result<OptimizerKind, String> {
-    OptimizerKind::from_word(word).ok_or_else(|| {
-        let words: Vec<&str> = OptimizerKind::ALL.iter().map(|k| k.word()).collect();
-        format!("expected one of {}", words.join(", "))
-    })
+    OptimizerKind::from_word(word)
+        .ok_or_else(|| format!("expected one of {}", OptimizerKind::words()))
 }
 
 /// Parses `--loss-space`: a word of [`LossSpace::ALL`].
 fn loss_space(word: &str) -> Result<LossSpace, String> {
-    LossSpace::from_word(word).ok_or_else(|| {
-        let words: Vec<&str> = LossSpace::ALL.iter().map(|k| k.word()).collect();
-        format!("expected one of {}", words.join(", "))
-    })
+    LossSpace::from_word(word).ok_or_else(|| format!("expected one of {}", LossSpace::words()))
 }
 
 /// Parses `--guidance-gradient`: a word of [`GuidanceGradient::ALL`].
 fn guidance_gradient(word: &str) -> Result<GuidanceGradient, String> {
-    GuidanceGradient::from_word(word).ok_or_else(|| {
-        let words: Vec<&str> = GuidanceGradient::ALL.iter().map(|k| k.word()).collect();
-        format!("expected one of {}", words.join(", "))
-    })
+    GuidanceGradient::from_word(word)
+        .ok_or_else(|| format!("expected one of {}", GuidanceGradient::words()))
 }
 
 /// The Stable Diffusion model and the device.

@@ -29,6 +29,14 @@ macro_rules! words {
             }
 
             #[doc = concat!(
+                "Every word, comma-separated (`", $w0, "`" $(, ", `", $w, "`")*,
+                "), for messages that list the choices."
+            )]
+            pub fn words() -> String {
+                [$w0 $(, $w)*].join(", ")
+            }
+
+            #[doc = concat!(
                 "The ", $what, " named `word` ([`", stringify!($t), "::word`]",
                 $($(", or `", $alias, "`",)*)? ")."
             )]
@@ -92,6 +100,8 @@ mod tests {
             (4, 2, 2)
         );
         assert_eq!(OptimizerKind::NormalizedGd.word(), "normalized-gd");
+        assert_eq!(GuidanceGradient::words(), "both, conditional");
+        assert_eq!(Method::words(), "optimise, diffedit, sdedit");
         assert_eq!(
             GuidanceGradient::from_word("conditional"),
             Some(GuidanceGradient::Conditional)
