@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use optedit_edit::{EditConfig, GuidanceGradient, LossSpace, Method, OptimizerKind};
+use optedit_edit::{EditConfig, GuidanceGradient, LossSpace, Method, OptimizerKind, Worded};
 use optedit_models::kernels::ComputeDtype;
 
 /// Size policy shown in the help of every command that takes `--image`.
@@ -96,12 +96,6 @@ fn eval_method(word: &str) -> Result<optedit_eval::Method, String> {
         .ok_or_else(|| format!("expected one of {}", eval_method_words(|_| true)))
 }
 
-/// Parses `optedit edit --method`: a word of [`Method::ALL`] (or
-/// `optimize`).
-fn edit_method(word: &str) -> Result<Method, String> {
-    Method::from_word(word).ok_or_else(|| format!("expected one of {}", Method::words()))
-}
-
 /// The help of `optedit edit --method`.
 fn edit_method_help() -> String {
     format!(
@@ -120,23 +114,6 @@ whose answer is known; no model runs, the edit settings are ignored)",
         eval_method_words(|m| !m.is_calibration()),
         eval_method_words(optedit_eval::Method::is_calibration)
     )
-}
-
-/// Parses `--optimizer`: a word of [`OptimizerKind::ALL`].
-fn optimizer_kind(word: &str) -> Result<OptimizerKind, String> {
-    OptimizerKind::from_word(word)
-        .ok_or_else(|| format!("expected one of {}", OptimizerKind::words()))
-}
-
-/// Parses `--loss-space`: a word of [`LossSpace::ALL`].
-fn loss_space(word: &str) -> Result<LossSpace, String> {
-    LossSpace::from_word(word).ok_or_else(|| format!("expected one of {}", LossSpace::words()))
-}
-
-/// Parses `--guidance-gradient`: a word of [`GuidanceGradient::ALL`].
-fn guidance_gradient(word: &str) -> Result<GuidanceGradient, String> {
-    GuidanceGradient::from_word(word)
-        .ok_or_else(|| format!("expected one of {}", GuidanceGradient::words()))
 }
 
 /// The Stable Diffusion model and the device.
@@ -289,13 +266,13 @@ pub struct ConfigArgs {
     /// Latent optimiser: adam (state reset at each timestep), adam-kept
     /// (state kept across timesteps), normalized-gd (gradient descent
     /// divided by the gradient's root mean square over the latent) or sgd.
-    #[arg(long, value_name = "NAME", value_parser = optimizer_kind,
+    #[arg(long, value_name = "NAME", value_parser = OptimizerKind::parse_word,
           default_value_t = EditConfig::default().optimizer)]
     pub optimizer: OptimizerKind,
     /// Where the losses compare latents: next (the next noisy latent against
     /// the target trajectory one step later, the paper's) or clean (the
     /// predicted clean latent against the target's clean latent).
-    #[arg(long, value_name = "SPACE", value_parser = loss_space,
+    #[arg(long, value_name = "SPACE", value_parser = LossSpace::parse_word,
           default_value_t = EditConfig::default().loss_space)]
     pub loss_space: LossSpace,
     /// Weight of the preservation loss inside the edit mask, in [0, 1]: 0
@@ -308,7 +285,7 @@ pub struct ConfigArgs {
     /// What the gradient steps differentiate under classifier-free
     /// guidance: both (both branches, the exact gradient) or conditional
     /// (the conditional branch only: a smaller backward pass).
-    #[arg(long, value_name = "BRANCHES", value_parser = guidance_gradient,
+    #[arg(long, value_name = "BRANCHES", value_parser = GuidanceGradient::parse_word,
           default_value_t = EditConfig::default().guidance_gradient)]
     pub guidance_gradient: GuidanceGradient,
     /// Classifier-free guidance scale under the edit condition.
@@ -370,7 +347,7 @@ pub struct EditArgs {
     #[arg(
         long,
         value_name = "NAME",
-        value_parser = edit_method,
+        value_parser = Method::parse_word,
         default_value = Method::Optimise.word(),
         help = edit_method_help()
     )]
@@ -574,7 +551,7 @@ pub struct BatchRunArgs {
     pub limit: Option<usize>,
     /// Editing method of the lines that name none (the help of `optedit
     /// edit --method` names each).
-    #[arg(long, value_name = "NAME", value_parser = edit_method,
+    #[arg(long, value_name = "NAME", value_parser = Method::parse_word,
           default_value = Method::Optimise.word())]
     pub method: Method,
     /// Scale each input down so that its longer side is at most N pixels

@@ -40,7 +40,7 @@ pub enum GuidanceGradient {
     Conditional,
 }
 
-crate::words::words!(GuidanceGradient, "choice", {
+crate::words::words!(GuidanceGradient, "guidance gradient", {
     Both => "both",
     Conditional => "conditional",
 });

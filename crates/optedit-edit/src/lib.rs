@@ -68,3 +68,4 @@ pub use optedit_schedule::Trajectory;
 pub use optimizer::{Adam, LatentOptimizer, LrSchedule, NormalizedGd, OptimizerKind, Sgd};
 pub use pipeline::{PipelineFamily, PromptEncoders, SdPipeline};
 pub use progress::{LossValues, Progress, ProgressEvent, Silent, Stage};
+pub use words::Worded;

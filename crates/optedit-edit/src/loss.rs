@@ -51,7 +51,7 @@ pub enum LossSpace {
     Clean,
 }
 
-crate::words::words!(LossSpace, "space", {
+crate::words::words!(LossSpace, "loss space", {
     Next => "next",
     Clean => "clean",
 });

@@ -40,7 +40,7 @@ pub enum OptimizerKind {
     NormalizedGd,
 }
 
-crate::words::words!(OptimizerKind, "built-in kind", {
+crate::words::words!(OptimizerKind, "optimizer", {
     Sgd => "sgd",
     Adam => "adam",
     AdamKept => "adam-kept",

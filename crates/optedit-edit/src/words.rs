@@ -2,11 +2,39 @@
 //! result files ([`Method`](crate::Method),
 //! [`OptimizerKind`](crate::OptimizerKind), [`LossSpace`](crate::LossSpace),
 //! [`GuidanceGradient`](crate::GuidanceGradient)): one macro gives each its
-//! `ALL`, `word`, `from_word` and `Display`, so that a word is written once.
+//! `ALL`, `word`, `from_word`, `Display` and the [`Worded`] trait, so that a
+//! word is written once and code generic over the enums (serde fields,
+//! command-line parsers) needs no table of its own.
+
+/// An enum named by a word: every value, each value's word, and the value of
+/// a word. Implemented by [`Method`](crate::Method),
+/// [`OptimizerKind`](crate::OptimizerKind), [`LossSpace`](crate::LossSpace)
+/// and [`GuidanceGradient`](crate::GuidanceGradient); each also has the same
+/// functions inherent.
+pub trait Worded: Sized + Copy + 'static {
+    /// What one value is called in messages (e.g. `"loss space"`).
+    const WHAT: &'static str;
+    /// Every value, in order.
+    fn all() -> &'static [Self];
+    /// The value's word.
+    fn word(self) -> &'static str;
+    /// The value named `word` (or one of its aliases).
+    fn from_word(word: &str) -> Option<Self>;
+    /// Every word, comma-separated, for messages that list the choices.
+    fn words() -> String {
+        let words: Vec<&str> = Self::all().iter().map(|v| v.word()).collect();
+        words.join(", ")
+    }
+    /// The value named `word`, or the message `expected one of ...`.
+    fn parse_word(word: &str) -> Result<Self, String> {
+        Self::from_word(word).ok_or_else(|| format!("expected one of {}", Self::words()))
+    }
+}
 
 /// Implements `ALL` (every value, in order), `word`, `from_word` (also
-/// accepting the `aliases`) and `Display` (the word) for the enum `$t`,
-/// whose values are called `$what` in the generated docs.
+/// accepting the `aliases`), `Display` (the word) and [`Worded`] for the
+/// enum `$t`, whose values are called `$what` in the generated docs and in
+/// messages.
 macro_rules! words {
     (
         $t:ident, $what:literal,
@@ -53,6 +81,19 @@ macro_rules! words {
                 f.write_str(self.word())
             }
         }
+
+        impl $crate::words::Worded for $t {
+            const WHAT: &'static str = $what;
+            fn all() -> &'static [Self] {
+                &$t::ALL
+            }
+            fn word(self) -> &'static str {
+                $t::word(self)
+            }
+            fn from_word(word: &str) -> Option<Self> {
+                $t::from_word(word)
+            }
+        }
     };
 }
 
@@ -60,6 +101,7 @@ pub(crate) use words;
 
 #[cfg(test)]
 mod tests {
+    use super::Worded;
     use crate::{GuidanceGradient, LossSpace, Method, OptimizerKind};
 
     /// Every value's word reads back as the value and is its `Display`;
@@ -105,6 +147,37 @@ mod tests {
         assert_eq!(
             GuidanceGradient::from_word("conditional"),
             Some(GuidanceGradient::Conditional)
+        );
+    }
+
+    /// The trait agrees with the inherent functions and parses with the
+    /// message the command line shows.
+    #[test]
+    fn the_trait_is_the_inherent_table() {
+        fn check<T: Worded + PartialEq + std::fmt::Debug>(inherent: &[T], words: String) {
+            assert_eq!(T::all(), inherent);
+            assert_eq!(<T as Worded>::words(), words);
+            for &v in T::all() {
+                assert_eq!(T::parse_word(Worded::word(v)), Ok(v));
+            }
+            assert_eq!(
+                T::parse_word("no-such-word"),
+                Err(format!("expected one of {words}"))
+            );
+        }
+        check(&Method::ALL, Method::words());
+        check(&OptimizerKind::ALL, OptimizerKind::words());
+        check(&LossSpace::ALL, LossSpace::words());
+        check(&GuidanceGradient::ALL, GuidanceGradient::words());
+        assert_eq!(Method::parse_word("optimize"), Ok(Method::Optimise));
+        assert_eq!(
+            (
+                <Method as Worded>::WHAT,
+                <OptimizerKind as Worded>::WHAT,
+                <LossSpace as Worded>::WHAT,
+                <GuidanceGradient as Worded>::WHAT
+            ),
+            ("method", "optimizer", "loss space", "guidance gradient")
         );
     }
 }

@@ -97,6 +97,24 @@ fn job_lines_parse_naming_the_field_at_fault() {
         text.contains("column") && !text.contains("line 1"),
         "{text}"
     );
+    // Every worded option names what it is and lists its words.
+    for (line, want) in [
+        (
+            r#"{"image": "a", "prompt": "p", "options": {"guidance_gradient": "half"}}"#,
+            "unknown guidance gradient `half`: expected one of both, conditional",
+        ),
+        (
+            r#"{"image": "a", "prompt": "p", "options": {"loss_space": "far"}}"#,
+            "unknown loss space `far`: expected one of next, clean",
+        ),
+        (
+            r#"{"image": "a", "prompt": "p", "options": {"optimizer": "lbfgs"}}"#,
+            "unknown optimizer `lbfgs`: expected one of",
+        ),
+    ] {
+        let text = Job::parse(line).unwrap_err().to_string();
+        assert!(text.contains(want), "{text}");
+    }
 }
 
 #[test]

@@ -343,59 +343,27 @@ impl JobOptions {
     }
 }
 
-/// Serde of the enums named by a word (`Method`, `OptimizerKind`,
-/// `LossSpace`, `GuidanceGradient`), through their own `word` and `from_word`.
+/// Serde of the enums named by a word ([`Worded`]: `Method`,
+/// `OptimizerKind`, `LossSpace`, `GuidanceGradient`), through their own
+/// `word` and `from_word`.
 mod word {
     use super::*;
+    use optedit_edit::Worded;
 
-    /// An enum with a word for each value.
-    pub trait Word: Sized + Copy + 'static {
-        /// What the error calls it.
-        const WHAT: &'static str;
-        /// Every value.
-        fn all() -> &'static [Self];
-        /// Its word.
-        fn word(self) -> &'static str;
-        /// The value of a word.
-        fn from_word(word: &str) -> Option<Self>;
-    }
-
-    macro_rules! word {
-        ($t:ty, $what:literal) => {
-            impl Word for $t {
-                const WHAT: &'static str = $what;
-                fn all() -> &'static [Self] {
-                    &<$t>::ALL
-                }
-                fn word(self) -> &'static str {
-                    <$t>::word(self)
-                }
-                fn from_word(word: &str) -> Option<Self> {
-                    <$t>::from_word(word)
-                }
-            }
-        };
-    }
-    word!(Method, "method");
-    word!(OptimizerKind, "optimizer");
-    word!(LossSpace, "loss space");
-    word!(GuidanceGradient, "guidance gradient");
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<Option<T>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Worded>(d: D) -> Result<Option<T>, D::Error> {
         let Some(w) = Option::<String>::deserialize(d)? else {
             return Ok(None);
         };
         T::from_word(&w).map(Some).ok_or_else(|| {
-            let words: Vec<&str> = T::all().iter().map(|v| v.word()).collect();
             serde::de::Error::custom(format!(
                 "unknown {} `{w}`: expected one of {}",
                 T::WHAT,
-                words.join(", ")
+                T::words()
             ))
         })
     }
 
-    pub fn serialize<S: Serializer, T: Word>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, T: Worded>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(v.word()),
             None => s.serialize_none(),
