@@ -88,14 +88,6 @@ fn eval_method_words(keep: impl Fn(optedit_eval::Method) -> bool) -> String {
         .join(", ")
 }
 
-/// Parses `optedit eval run --method`: a word of
-/// [`optedit_eval::Method::ALL`] (or `optimize`). The calibration rows are
-/// only for evaluation, so `optedit edit` takes [`Method`] instead.
-fn eval_method(word: &str) -> Result<optedit_eval::Method, String> {
-    optedit_eval::Method::from_word(word)
-        .ok_or_else(|| format!("expected one of {}", eval_method_words(|_| true)))
-}
-
 /// The help of `optedit edit --method`.
 fn edit_method_help() -> String {
     format!(
@@ -649,7 +641,7 @@ pub struct EvalRunArgs {
     /// Which method runs (the help, [`eval_method_help`], names each one).
     #[arg(
         long,
-        value_parser = eval_method,
+        value_parser = optedit_eval::Method::parse_word,
         default_value = optedit_eval::Method::OPTIMISE.word(),
         help = eval_method_help()
     )]

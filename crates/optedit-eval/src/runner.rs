@@ -132,6 +132,19 @@ impl Method {
     }
 }
 
+impl optedit_edit::Worded for Method {
+    const WHAT: &'static str = "method";
+    fn all() -> &'static [Self] {
+        &Method::ALL
+    }
+    fn word(self) -> &'static str {
+        Method::word(self)
+    }
+    fn from_word(word: &str) -> Option<Self> {
+        Method::from_word(word)
+    }
+}
+
 impl From<EditMethod> for Method {
     fn from(m: EditMethod) -> Self {
         Method::Edit(m)
@@ -749,6 +762,13 @@ mod tests {
         }
         assert_eq!(Method::from_word("optimize"), Some(Method::OPTIMISE));
         assert_eq!(Method::from_word("inpaint"), None);
+        // The command line parses it through `Worded`, listing every word.
+        use optedit_edit::Worded;
+        assert_eq!(Method::parse_word("blank"), Ok(Method::Blank));
+        assert_eq!(
+            Method::parse_word("inpaint"),
+            Err("expected one of optimise, diffedit, sdedit, identity, blank, oracle".into())
+        );
         assert_eq!(Method::from(EditMethod::SdEdit), Method::SDEDIT);
         let masked: Vec<bool> = Method::ALL.iter().map(|m| m.uses_mask()).collect();
         assert_eq!(masked, [true, true, false, false, true, false]);
