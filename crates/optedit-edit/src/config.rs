@@ -19,9 +19,10 @@ use crate::progress::Stage;
 /// never sees the target (`docs/method.md`, "The optimiser and lambda"):
 /// with Adam reset at every timestep lambda was inert and the background
 /// kept 6 dB less than DiffEdit's; with these it keeps DiffEdit's. `t_u`
-/// (10), `k` (3), `lr` (0.05), the strength and the guidance scale were
-/// swept again on the current model at those defaults, one at a time, and
-/// no move edited more of the tuning cases (`docs/method.md`, "Lambda with
+/// (10 of the 50-step schedule, the share that 5 is of 25), `k` (3), `lr`
+/// (0.05), the strength and the guidance scale were swept again on the
+/// current model at those defaults, one at a time, and no move edited more
+/// of the tuning cases (`docs/method.md`, "Lambda with
 /// the late steps, the loss space and the re-tuning").
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditConfig {

@@ -9,8 +9,9 @@
 /// An enum named by a word: every value, each value's word, and the value of
 /// a word. Implemented by [`Method`](crate::Method),
 /// [`OptimizerKind`](crate::OptimizerKind), [`LossSpace`](crate::LossSpace)
-/// and [`GuidanceGradient`](crate::GuidanceGradient); each also has the same
-/// functions inherent.
+/// and [`GuidanceGradient`](crate::GuidanceGradient) (each also has the same
+/// functions inherent), and by enums of other crates that are named the
+/// same way (the evaluation's `Method`, which adds its calibration rows).
 pub trait Worded: Sized + Copy + 'static {
     /// What one value is called in messages (e.g. `"loss space"`).
     const WHAT: &'static str;

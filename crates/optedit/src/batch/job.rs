@@ -343,7 +343,7 @@ impl JobOptions {
     }
 }
 
-/// Serde of the enums named by a word ([`Worded`]: `Method`,
+/// Serde of the enums named by a word ([`optedit_edit::Worded`]: `Method`,
 /// `OptimizerKind`, `LossSpace`, `GuidanceGradient`), through their own
 /// `word` and `from_word`.
 mod word {
