@@ -34,7 +34,7 @@ use burn::tensor::backend::Backend;
 use optedit_cond::{ClipTokenizer, PromptEncoder, SdxlPromptEncoder};
 use optedit_edit::{
     EditCondition, EditConfig, Editor, GuidanceGradient, PipelineFamily, ProgressEvent,
-    PromptEncoders, SdPipeline, Stage, UserMask,
+    PromptEncoders, SdPipeline, Stage, UserMask, Worded,
 };
 use optedit_examples::{demo_model_dir, image_size, input_image, peak_kib};
 use optedit_models::{
@@ -137,10 +137,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t_u: arg(3, defaults.t_u)?,
         k: arg(4, defaults.k)?,
         guidance_gradient: match std::env::var("OPTEDIT_GUIDANCE_GRADIENT") {
-            Ok(word) => GuidanceGradient::from_word(&word).ok_or(format!(
-                "OPTEDIT_GUIDANCE_GRADIENT={word}: expected one of {}",
-                GuidanceGradient::words()
-            ))?,
+            Ok(word) => GuidanceGradient::parse_word(&word)
+                .map_err(|e| format!("OPTEDIT_GUIDANCE_GRADIENT={word}: {e}"))?,
             Err(_) => defaults.guidance_gradient,
         },
         ..defaults
