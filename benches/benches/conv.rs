@@ -3,7 +3,9 @@
 //! `optedit_models::kernels::conv2d`, at the demo model's training shape and
 //! SD 1.5's shapes (3x3 at each level, the stride-2 down-sampling, a 1x1
 //! shortcut). `benches/torch/conv.py` measures PyTorch on the same shapes.
-//! `OPTEDIT_BENCH_DTYPE=bf16` runs the kernels in bf16 (`*_bf16` groups).
+//! `OPTEDIT_BENCH_DTYPE=bf16` runs the kernels in bf16 (`*_bf16` groups);
+//! `OPTEDIT_BENCH_CONV=im2col` keeps the f32 3x3 convolutions off
+//! Winograd's path (`*_im2col` groups).
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -23,11 +25,12 @@ type A = Autodiff<Dev>;
 /// `(name, input [n, c, h, w], output channels, kernel, stride)`.
 type Case = (&'static str, [usize; 4], usize, usize, usize);
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     ("demo_16x64x32x32_3x3", [16, 64, 32, 32], 64, 3, 1),
     ("sd_2x320x64x64_3x3", [2, 320, 64, 64], 320, 3, 1),
     ("sd_2x320x64x64_3x3_stride2", [2, 320, 64, 64], 320, 3, 2),
     ("sd_2x640x32x32_3x3", [2, 640, 32, 32], 640, 3, 1),
+    ("sd_2x1280x16x16_3x3", [2, 1280, 16, 16], 1280, 3, 1),
     ("sd_2x1280x8x8_3x3", [2, 1280, 8, 8], 1280, 3, 1),
     ("sd_2x960x32x32_1x1", [2, 960, 32, 32], 640, 1, 1),
 ];

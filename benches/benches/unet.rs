@@ -16,7 +16,8 @@
 //! `Autodiff<_, BalancedCheckpointing>` (the `optedit` binary's backend).
 //! `OPTEDIT_BENCH_DTYPE=f32|bf16|auto` sets the kernels' compute dtype
 //! (`optedit_models::kernels::set_compute_dtype`; default f32); bf16 groups
-//! are named `*_bf16`.
+//! are named `*_bf16`. `OPTEDIT_BENCH_CONV=im2col` keeps every f32
+//! convolution on im2col (no Winograd; groups named `*_im2col`).
 
 use burn::backend::autodiff::checkpoint::strategy::{
     BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,

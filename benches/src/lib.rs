@@ -100,12 +100,15 @@ pub fn unet_inputs<B: Backend>(
 }
 
 /// Sets the kernels' compute dtype that `OPTEDIT_BENCH_DTYPE` names
-/// (`f32`, `bf16` or `auto`; default f32) for the process, and returns the
-/// suffix of the benchmark names (`"_bf16"`, or `""` for f32).
+/// (`f32`, `bf16` or `auto`; default f32) and the convolution path that
+/// `OPTEDIT_BENCH_CONV` names (below) for the process, and returns the
+/// suffix of the benchmark names (`"_bf16"`, `"_im2col"` for f32 with
+/// Winograd off, or `""` for f32).
 ///
 /// # Panics
 /// On an unknown name, or bf16 on a CPU without a bf16 unit.
 pub fn bench_dtype() -> &'static str {
+    let conv = bench_conv();
     use optedit_models::kernels::{set_compute_dtype, ComputeDtype};
     let word = std::env::var("OPTEDIT_BENCH_DTYPE").unwrap_or_default();
     let dtype = match word.as_str() {
@@ -115,8 +118,27 @@ pub fn bench_dtype() -> &'static str {
             .unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={w}: {e}")),
     };
     set_compute_dtype(dtype).unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={word}: {e}"));
-    match dtype {
-        ComputeDtype::Bf16 => "_bf16",
-        _ => "",
+    match (dtype, conv) {
+        (ComputeDtype::Bf16, _) => "_bf16",
+        (_, true) => "",
+        (_, false) => "_im2col",
     }
+}
+
+/// Applies `OPTEDIT_BENCH_CONV` (`auto`, the default: f32 3x3 stride-1
+/// convolutions take Winograd's F(2x2, 3x3) where it is faster; `im2col`:
+/// every convolution takes im2col, `optedit_models::kernels::set_winograd`)
+/// and returns whether Winograd may run.
+///
+/// # Panics
+/// On another value.
+fn bench_conv() -> bool {
+    let word = std::env::var("OPTEDIT_BENCH_CONV").unwrap_or_default();
+    let on = match word.as_str() {
+        "" | "auto" => true,
+        "im2col" => false,
+        other => panic!("OPTEDIT_BENCH_CONV={other}: expected auto or im2col"),
+    };
+    optedit_models::kernels::set_winograd(on);
+    on
 }

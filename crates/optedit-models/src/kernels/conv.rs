@@ -1,5 +1,7 @@
 //! 2-D convolution (groups 1, dilation 1) on `f32` slices in `NCHW` layout,
-//! forward and backward, as matrix products through the `gemm` crate.
+//! forward and backward, as matrix products through the `gemm` crate. The
+//! forward pass and input gradient of large f32 3x3 stride-1 convolutions
+//! go to `winograd.rs` instead ([`forward`], [`input_grad`]).
 //!
 //! The weight `[co, ci, kh, kw]` already is the `co x (ci kh kw)` matrix of
 //! the product, so it is never rearranged in f32; in bf16 it is packed once
@@ -22,6 +24,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::product::{nested, prepare, prepare_left, product, product_prepared, Shared};
+use super::winograd;
 use super::zeros;
 
 /// Most elements of one job's column matrix (16 MiB): tiles of output rows
@@ -225,7 +228,17 @@ fn columns(
 
 /// Output `[n, co, oh, ow]` of input `x` `[n, ci, h, w]`, weight `[co, ci,
 /// kh, kw]` and optional bias `[co]`.
+/// Through `winograd.rs` where it is faster (see [`winograd::chosen`]),
+/// otherwise [`im2col_forward`].
 pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
+    match winograd::forward_geometry(&s).filter(winograd::chosen) {
+        Some(g) => winograd::forward(x, weight, bias, &g),
+        None => im2col_forward(x, weight, bias, s),
+    }
+}
+
+/// [`forward`] by im2col tiles and matrix products.
+pub(crate) fn im2col_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
     let (k, ohw) = (s.k(), s.ohw());
     let mut out = zeros(s.n * s.co * ohw);
     if let Some(bias) = bias {
@@ -405,8 +418,17 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
 
 /// `dX`: per sample and tile, `dcol = W^T . dY_tile` added back onto the
 /// input planes (the products write `dX` directly for a pointwise
-/// convolution).
+/// convolution), or Winograd's correlation of `dY` with the flipped
+/// filter.
 fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
+    match winograd::input_geometry(&s).filter(winograd::chosen) {
+        Some(g) => winograd::input_grad(weight, grad, &g),
+        None => im2col_input_grad(weight, grad, s),
+    }
+}
+
+/// [`input_grad`] by products with the transposed weight and col2im.
+pub(crate) fn im2col_input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     let (k, ohw, sample) = (s.k(), s.ohw(), s.ci * s.hw());
     let mut dx = zeros(s.n * sample);
     let parallelism = nested(s.n);

@@ -1,5 +1,5 @@
-//! [`conv2d`]: dispatch of the convolution kernel in `conv.rs`, with the
-//! autodiff node of `weight_op.rs`.
+//! [`conv2d`]: dispatch of the convolution kernels in `conv.rs` (im2col)
+//! and `winograd.rs`, with the autodiff node of `weight_op.rs`.
 
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
@@ -17,8 +17,10 @@ use super::{flex, slice};
 /// one group, no dilation and explicit (or no) padding runs the kernel of
 /// this module: im2col tiles and matrix products (in the current
 /// [`compute_dtype`](super::compute_dtype)) written straight into the
-/// output, and one autodiff node whose backward pass computes only the
-/// gradients its inputs need. Anything else (and every other backend) calls
+/// output, or, for f32 3x3 stride-1 convolutions with at least 256 2x2
+/// output tiles, Winograd's F(2x2, 3x3) ([`set_winograd`](super::set_winograd));
+/// and one autodiff node whose backward pass computes only the gradients
+/// its inputs need. Anything else (and every other backend) calls
 /// `conv.forward(x)`.
 ///
 /// # Panics

@@ -31,7 +31,9 @@
 //! - [`conv2d`]: convolution as tiled im2col and `gemm` products written
 //!   straight into the output, with a backward pass that computes only the
 //!   gradients asked for, where burn's default backward runs a transposed
-//!   convolution and a convolution over transposed copies.
+//!   convolution and a convolution over transposed copies; f32 3x3
+//!   stride-1 convolutions at large spatial sizes (forward and input
+//!   gradient) by Winograd's F(2x2, 3x3) instead ([`set_winograd`]).
 //! - [`linear`]: burn's `Linear` as one product (f32 or bf16, below) with
 //!   its own backward pass, where burn 0.21's `Flex` matmul allocates and
 //!   copies each output and makes the transposed weight contiguous.
@@ -59,6 +61,7 @@ mod norm_op;
 mod precision;
 mod product;
 mod weight_op;
+mod winograd;
 
 use std::any::{Any, TypeId};
 
@@ -81,6 +84,7 @@ pub use linear::linear;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
 pub use precision::{compute_dtype, set_compute_dtype, with_compute_dtype, ComputeDtype};
+pub use winograd::{set_winograd, winograd};
 
 /// Which kernel path a backend takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
