@@ -178,11 +178,23 @@ struct RunSummary {
     csfid_pose: Option<f64>,
 }
 
-/// The part of `summary.json` a single run's row is checked against.
+/// The part of `summary.json` a single run's row is checked against and
+/// labelled by.
 #[derive(Deserialize)]
 struct Covered {
     /// The cases the summary covers.
     cases: usize,
+    /// The run's settings (absent from summaries too old to have them).
+    #[serde(default)]
+    settings: Option<SummarySettings>,
+}
+
+/// `row` (a markdown table row) with its first cell replaced by `cell`.
+fn relabel(row: &str, cell: &str) -> String {
+    match row.trim().strip_prefix('|').and_then(|r| r.split_once('|')) {
+        Some((_, rest)) => format!("| {cell} |{rest}"),
+        None => row.to_string(),
+    }
 }
 
 /// The fields of a `cases.jsonl` record a pooled row reads.
@@ -557,7 +569,8 @@ fn read_rgb(path: &Path) -> Result<RgbImage> {
 
 /// A row of the summary table on the cases in `only` (all with `None`):
 /// (header, row, settings comments). A single run's row is its
-/// `summary.md`, which must cover exactly the cases of `only` it holds.
+/// `summary.md`, which must cover exactly the cases of `only` it holds,
+/// with the method cell made again from `summary.json`'s settings.
 fn table_row(
     row: &RunGroup,
     only: Option<&BTreeSet<String>>,
@@ -579,7 +592,15 @@ fn table_row(
                 ),
             ));
         }
-        return Ok(lines);
+        // The label's notes name the settings that differ from the defaults
+        // of the build that wrote `summary.md`; recomputed here, so that
+        // they are relative to this build's, as pooled rows' are.
+        let (header, row, comments) = lines;
+        let row = match &summary.settings {
+            Some(settings) => relabel(&row, &settings.method_cell()),
+            None => row,
+        };
+        return Ok((header, row, comments));
     }
     let pool = Pool::read(row, only)?;
     let mut notes = Vec::new();
@@ -840,6 +861,59 @@ mod tests {
         let mut o = RunOptions::default();
         o.config.seed = seed;
         o
+    }
+
+    /// A single run's label is made from its settings against this build's
+    /// defaults, not taken from `summary.md` (written by a build whose
+    /// defaults may differ); the rest of its row is `summary.md`'s.
+    #[test]
+    fn single_rows_are_labelled_against_this_builds_defaults() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, plain) = (tmp.path().join("old"), tmp.path().join("plain"));
+        let mut fifty = RunOptions::default();
+        fifty.config.num_steps = 50;
+        real_run(
+            &old,
+            &fifty,
+            [Some(true), Some(false), Some(true), Some(true)],
+        );
+        real_run(&plain, &RunOptions::default(), [Some(false); 4]);
+        // As a build whose defaults were 50 steps wrote them: the 50-step
+        // run unlabelled, the default run marked with its steps.
+        let steps = RunOptions::default().config.num_steps;
+        for (dir, from, to) in [
+            (
+                &old,
+                "| optimise (steps 50) |".to_string(),
+                "| optimise |".to_string(),
+            ),
+            (
+                &plain,
+                "| optimise |".to_string(),
+                format!("| optimise (steps {steps}) |"),
+            ),
+        ] {
+            let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+            assert!(md.contains(&from), "{md}");
+            std::fs::write(dir.join("summary.md"), md.replace(&from, &to)).unwrap();
+        }
+        let rows = [
+            RunGroup::single(old.clone()),
+            RunGroup::single(plain.clone()),
+        ];
+        let c = compare(&rows, &[], 0).unwrap();
+        let lines: Vec<&str> = c.table.lines().collect();
+        assert!(
+            lines[2].starts_with("| optimise (steps 50) | 0.6 | "),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].starts_with("| optimise | 0.6 | "), "{}", lines[3]);
+        // Everything after the label is the stored row's.
+        let stored = std::fs::read_to_string(old.join("summary.md")).unwrap();
+        let tail = |l: &str| l.splitn(3, '|').nth(2).map(str::to_string);
+        assert!(stored.lines().any(|l| tail(l) == tail(lines[2])));
+        assert_eq!(relabel("no cells", "x"), "no cells");
     }
 
     #[test]

@@ -237,6 +237,18 @@ fn adam() -> String {
 }
 
 impl SummarySettings {
+    /// The method column of a summary row: the method, and in brackets the
+    /// settings that differ from the defaults of this build
+    /// ([`edit_notes`](Self::edit_notes)).
+    pub fn method_cell(&self) -> String {
+        let notes = self.edit_notes();
+        if notes.is_empty() {
+            self.method.clone()
+        } else {
+            format!("{} ({})", self.method, notes.join(", "))
+        }
+    }
+
     /// The edit settings that differ from [`EditConfig`]'s defaults, as
     /// short notes (`normalized-gd`, `k late 1`, `strength 0.6`, ...): what
     /// tells the rows of an ablation apart. Steps, strength and guidance
@@ -533,12 +545,7 @@ impl RowCells {
     /// The markdown row: the method, lambda and mask of `settings`, then the cells.
     pub(crate) fn markdown(&self, settings: &SummarySettings) -> String {
         let s = settings;
-        let notes = s.edit_notes();
-        let method = if notes.is_empty() {
-            s.method.clone()
-        } else {
-            format!("{} ({})", s.method, notes.join(", "))
-        };
+        let method = s.method_cell();
         let lambda = if s.method == "optimise" {
             format!("{}", s.lambda)
         } else {
