@@ -53,10 +53,12 @@ pub fn winograd() -> bool {
 }
 
 /// Fewest 2x2 output tiles (over all samples) for which [`chosen`] takes
-/// this path: the weight transform costs about as much as the products save
-/// near 200 tiles (SD 1.5's 16x16 level at batch 2 has 128 and ran 17%
-/// slower than im2col, its 32x32 level 512 and ran 1.7x faster; the `conv`
-/// bench). The unit tests take every shape through it.
+/// this path. The weight transform's cost grows with the channels as the
+/// products' saving does, times the tiles, so the break-even is a number
+/// of tiles: between 128 (SD 1.5's 16x16 level at batch 2, 17% slower than
+/// im2col forward) and 512 (its 32x32 level, 1.7x faster; the `conv`
+/// bench); 256 is the geometric middle, not a measured optimum. The unit
+/// tests take every shape through it.
 const MIN_TILES: usize = if cfg!(test) { 1 } else { 256 };
 
 /// Elements of the 4x4 transform.
