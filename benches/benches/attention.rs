@@ -32,7 +32,7 @@ const SHAPES: [(&str, usize, usize, usize, usize, usize, bool); 5] = [
 fn attentions(c: &mut Criterion) {
     let device = Default::default();
     for (name, batch, n, m, heads, dim, backward) in SHAPES {
-        let mut group = c.benchmark_group(format!("{name}{}", optedit_benches::bench_dtype()));
+        let mut group = c.benchmark_group(format!("{name}{}", optedit_benches::bench_kernels()));
         group.sample_size(10);
         let d = Distribution::Normal(0.0, 1.0);
         let q = Tensor::<A, 3>::random([batch, n, heads * dim], d, &device);

@@ -37,7 +37,7 @@ const CASES: [Case; 7] = [
 
 fn bench_case(c: &mut Criterion, (name, dims, out, kernel, stride): Case) {
     let device = Default::default();
-    let mut group = c.benchmark_group(format!("conv_{name}{}", optedit_benches::bench_dtype()));
+    let mut group = c.benchmark_group(format!("conv_{name}{}", optedit_benches::bench_kernels()));
     group.sample_size(10);
     let pad = kernel / 2;
     let conv: Conv2d<A> = Conv2dConfig::new([dims[1], out], [kernel, kernel])

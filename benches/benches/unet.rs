@@ -26,7 +26,7 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use criterion::{criterion_group, criterion_main, Criterion};
-use optedit_benches::{added_conditions, bench_dtype, full_unet, tiny_unet, unet_inputs};
+use optedit_benches::{added_conditions, bench_kernels, full_unet, tiny_unet, unet_inputs};
 
 #[cfg(not(feature = "cuda"))]
 type Dev = burn::backend::Flex;
@@ -58,7 +58,7 @@ fn tiny(c: &mut Criterion) {
     let unet = tiny_unet::<Dev>(&device);
     let (x, t, ctx) = unet_inputs(&unet, 2, 16, &device);
     c.bench_function(
-        &format!("tiny_unet_forward_b2_16x16{}", bench_dtype()),
+        &format!("tiny_unet_forward_b2_16x16{}", bench_kernels()),
         |b| {
             b.iter(|| {
                 let out = unet.forward(x.clone(), t.clone(), ctx.clone()).unwrap();
@@ -76,7 +76,7 @@ fn full(c: &mut Criterion) {
         .unwrap_or(64);
     let model = std::env::var("OPTEDIT_BENCH_MODEL").unwrap_or_else(|_| "sd15".into());
     let device = Default::default();
-    let mut group = c.benchmark_group(format!("{model}_unet{}", bench_dtype()));
+    let mut group = c.benchmark_group(format!("{model}_unet{}", bench_kernels()));
     group.sample_size(10);
     if only("forward") {
         let unet = full_unet::<Dev>(&model, &device);

@@ -107,9 +107,9 @@ pub fn unet_inputs<B: Backend>(
 ///
 /// # Panics
 /// On an unknown name, or bf16 on a CPU without a bf16 unit.
-pub fn bench_dtype() -> &'static str {
-    let conv = bench_conv();
+pub fn bench_kernels() -> &'static str {
     use optedit_models::kernels::{set_compute_dtype, ComputeDtype};
+    let conv = bench_conv();
     let word = std::env::var("OPTEDIT_BENCH_DTYPE").unwrap_or_default();
     let dtype = match word.as_str() {
         "" => ComputeDtype::F32,
