@@ -227,9 +227,8 @@ fn columns(
 }
 
 /// Output `[n, co, oh, ow]` of input `x` `[n, ci, h, w]`, weight `[co, ci,
-/// kh, kw]` and optional bias `[co]`.
-/// Through `winograd.rs` where it is faster (see [`winograd::chosen`]),
-/// otherwise [`im2col_forward`].
+/// kh, kw]` and optional bias `[co]`: through `winograd.rs` where it is
+/// faster (see [`winograd::chosen`]), otherwise [`im2col_forward`].
 pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
     match winograd::forward_geometry(&s).filter(winograd::chosen) {
         Some(g) => winograd::forward(x, weight, bias, &g),
@@ -416,10 +415,9 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     dw
 }
 
-/// `dX`: per sample and tile, `dcol = W^T . dY_tile` added back onto the
-/// input planes (the products write `dX` directly for a pointwise
-/// convolution), or Winograd's correlation of `dY` with the flipped
-/// filter.
+/// `dX`: Winograd's correlation of `dY` with the flipped, transposed
+/// filter where [`winograd::chosen`] takes it, otherwise
+/// [`im2col_input_grad`].
 fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     match winograd::input_geometry(&s).filter(winograd::chosen) {
         Some(g) => winograd::input_grad(weight, grad, &g),
@@ -427,7 +425,9 @@ fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     }
 }
 
-/// [`input_grad`] by products with the transposed weight and col2im.
+/// [`input_grad`] per sample and tile: `dcol = W^T . dY_tile` added back
+/// onto the input planes (col2im; the products write `dX` directly for a
+/// pointwise convolution).
 pub(crate) fn im2col_input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
     let (k, ohw, sample) = (s.k(), s.ohw(), s.ci * s.hw());
     let mut dx = zeros(s.n * sample);
