@@ -2,15 +2,16 @@
 //! result files ([`Method`](crate::Method),
 //! [`OptimizerKind`](crate::OptimizerKind), [`LossSpace`](crate::LossSpace),
 //! [`GuidanceGradient`](crate::GuidanceGradient)): one macro gives each its
-//! `ALL`, `word`, `from_word`, `Display` and the [`Worded`] trait (which adds
-//! `words` and `parse_word`), so that a word is written once and code generic over the enums (serde fields,
-//! command-line parsers) needs no table of its own.
+//! `ALL`, `word`, `from_word`, `Display` and the [`Worded`] trait (which
+//! adds `words` and `parse_word`), so that a word is written once and code
+//! generic over the enums (serde fields, command-line parsers) needs no
+//! table of its own.
 
 /// An enum named by a word: every value, each value's word, and the value of
 /// a word. Implemented by [`Method`](crate::Method),
 /// [`OptimizerKind`](crate::OptimizerKind), [`LossSpace`](crate::LossSpace)
-/// and [`GuidanceGradient`](crate::GuidanceGradient) (each also has the same
-/// functions inherent), and by enums of other crates that are named the
+/// and [`GuidanceGradient`](crate::GuidanceGradient) (each also has `ALL`,
+/// `word` and `from_word` inherent), and by enums of other crates that are named the
 /// same way (the evaluation's `Method`, which adds its calibration rows).
 pub trait Worded: Sized + Copy + 'static {
     /// What one value is called in messages (e.g. `"loss space"`).

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use super::conv::Spec;
 use super::product::{product, Shared};
+use super::zeros;
 
 /// Whether [`chosen`] may pick this path: [`set_winograd`].
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -157,7 +158,7 @@ pub(crate) fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32>
 fn transform_weight<const TRANSPOSED: bool>(weight: &[f32], co: usize, ci: usize) -> Vec<f32> {
     let (rows, cols) = if TRANSPOSED { (ci, co) } else { (co, ci) };
     let plane = rows * cols;
-    let mut u = vec![0.0f32; XI * plane];
+    let mut u = zeros(XI * plane);
     let out = Shared(u.as_mut_ptr());
     // Columns in blocks of `LANES`: the taps of a block are gathered into
     // `taps[k][lane]`, so that the transform runs on whole vectors and each
@@ -358,7 +359,7 @@ fn correlate(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f3
     let jobs: Vec<(usize, Range<usize>)> = (0..g.n)
         .flat_map(|b| (0..th).step_by(per).map(move |r| (b, r..(r + per).min(th))))
         .collect();
-    let mut out = vec![0.0f32; g.n * g.co * g.oh * g.ow];
+    let mut out = zeros(g.n * g.co * g.oh * g.ow);
     let dst = Shared(out.as_mut_ptr());
     let scratch = 8 * (2 * tw + 2);
     jobs.into_par_iter().for_each_init(
