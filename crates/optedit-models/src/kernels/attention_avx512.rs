@@ -95,9 +95,9 @@ impl Values {
 }
 
 /// The register block all products here share: `acc[i][t] = sum over
-/// steps p of a[i * a_row + p * a_step] * b[p * b_step + t * b_column ..
-/// + 16]`, for the `MR` rows of `a` and `N` vectors of `b`: one number of
-/// `a` broadcast from memory per row and step, `N` vector loads of `b` per
+/// steps p of a[i * a_row + p * a_step] * b[p * b_step + t * b_column..][..16]`,
+/// for the `MR` rows of `a` and `N` vectors of `b`: one number of `a`
+/// broadcast from memory per row and step, `N` vector loads of `b` per
 /// step.
 ///
 /// # Safety
