@@ -275,8 +275,10 @@ pub struct ConfigArgs {
           default_value_t = EditConfig::default().preservation_inside)]
     pub preservation_inside: f64,
     /// What the gradient steps differentiate under classifier-free
-    /// guidance: both (both branches, the exact gradient) or conditional
-    /// (the conditional branch only: a smaller backward pass).
+    /// guidance: both (both branches, the exact gradient), conditional
+    /// (the conditional branch only: a smaller backward pass) or detached
+    /// (the prediction held constant: no backward pass through the network,
+    /// an approximation for speed).
     #[arg(long, value_name = "BRANCHES", value_parser = GuidanceGradient::parse_word,
           default_value_t = EditConfig::default().guidance_gradient)]
     pub guidance_gradient: GuidanceGradient,

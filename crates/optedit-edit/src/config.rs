@@ -91,7 +91,9 @@ pub struct EditConfig {
     /// classifier-free guidance (default [`GuidanceGradient::Both`], the
     /// exact gradient); [`GuidanceGradient::Conditional`] differentiates
     /// the conditional branch only, a smaller backward pass (measured in
-    /// `docs/method.md` and `docs/benchmarks.md`).
+    /// `docs/method.md` and `docs/benchmarks.md`);
+    /// [`GuidanceGradient::Detached`] holds the prediction constant (no
+    /// backward pass through the network; an approximation for speed).
     pub guidance_gradient: GuidanceGradient,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,

@@ -8,7 +8,8 @@
 //! flow through the conditional branch only: the two branches then run as
 //! two calls, the unconditional one on a detached latent, and the guided
 //! prediction keeps its value (`c + (w - 1) (c - u)` with the second `c`
-//! and `u` constant) while its Jacobian becomes the conditional branch's.
+//! and `u` constant) while its Jacobian becomes the conditional branch's;
+//! [`GuidanceGradient::Detached`] holds the whole prediction constant.
 
 use burn::tensor::{backend::Backend, Tensor};
 use optedit_cond::{sdxl_add_time_ids, PooledEmbeddings, PromptEmbeddings, SizeConditions};
@@ -38,11 +39,22 @@ pub enum GuidanceGradient {
     /// machine's noise (17.6-18.2 s against 16.1-20.9 s,
     /// `docs/benchmarks.md`).
     Conditional,
+    /// Through neither branch: the prediction is held constant, so a
+    /// gradient step differentiates only the DDIM step's direct dependence
+    /// on the latent (`z_{t-1} = sqrt(abar_prev / abar_t) z_t + c eps`, a
+    /// gradient `sqrt(abar_prev / abar_t)` times the loss's gradient at
+    /// `z_{t-1}` in [`LossSpace::Next`](crate::LossSpace)). A gradient step
+    /// then costs one forward call of the batched branches and no backward
+    /// pass through the network. Not the method's gradient (which flows
+    /// through the UNet and ControlNets): an approximation offered for
+    /// speed, measured in `docs/method.md`.
+    Detached,
 }
 
 crate::words::words!(GuidanceGradient, "guidance gradient", {
     Both => "both",
     Conditional => "conditional",
+    Detached => "detached",
 });
 
 /// Which halves of classifier-free guidance one network call computes.
@@ -169,12 +181,16 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         step: usize,
         total: usize,
     ) -> Result<Tensor<B, 4>> {
+        let latent = match self.gradient {
+            GuidanceGradient::Detached => latent.detach(),
+            _ => latent,
+        };
         if self.guidance_scale == 1.0 {
             return self.run(latent, Branches::Conditional, timestep, step, total);
         }
         let w = self.guidance_scale;
         match self.gradient {
-            GuidanceGradient::Both => {
+            GuidanceGradient::Both | GuidanceGradient::Detached => {
                 let out = self.run(latent, Branches::Both, timestep, step, total)?;
                 let mut halves = out.chunk(2, 0);
                 let c = halves.pop().expect("two halves");

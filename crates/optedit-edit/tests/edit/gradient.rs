@@ -2,11 +2,13 @@
 //! classifier-free guidance. On the tiny fixture model, with and without a
 //! ControlNet: the conditional-only gradient keeps the guided prediction's
 //! value, is exactly the conditional branch's gradient, and differs from
-//! the exact gradient `(1 - w) g_u + w g_c`, which `Both` gives.
+//! the exact gradient `(1 - w) g_u + w g_c`, which `Both` gives; the
+//! detached gradient keeps the prediction too and differentiates only the
+//! DDIM step's direct dependence on the latent.
 
 use burn::tensor::{Distribution, Tensor};
 use optedit_cond::PromptEmbeddings;
-use optedit_edit::{ControlCondition, Denoiser, EditConfig, GuidanceGradient, SdPipeline};
+use optedit_edit::{ControlCondition, Denoiser, EditConfig, Editor, GuidanceGradient, SdPipeline};
 use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ControlNetModel;
 
@@ -124,6 +126,74 @@ fn the_conditional_gradient_is_the_conditional_branchs_and_keeps_the_prediction(
     );
 }
 
+/// `Detached`: the guided prediction's values, and through a DDIM step a
+/// gradient that is the step's own coefficient of the latent (measured on
+/// the scheduler with the prediction held fixed, so whatever the
+/// prediction type) times the loss's weights, where `Both` adds the
+/// network's Jacobian.
+#[test]
+fn the_detached_gradient_is_the_ddim_steps_direct_term() {
+    let p = pipeline();
+    let (_, tgt) = prompts(&p);
+    let z = p.encode_image(image()).unwrap();
+    let editor = Editor::new(&p, crate::common::config()).unwrap();
+    let scheduler = editor.scheduler();
+    let (j, n) = (1, scheduler.timesteps().len());
+    let t = scheduler.timesteps()[j];
+    let r = z.clone().detach().mul_scalar(0.7).sin().add_scalar(0.2);
+    // Value of the step and gradient of sum(step(z) * r) for a denoiser.
+    let step_gradient = |d: &Denoiser<'_, AD>| {
+        let z = z.clone().detach().require_grad();
+        let eps = d.predict(z.clone(), t, j, n).unwrap();
+        let next = scheduler
+            .step(eps.clone(), t, z.clone(), 0.0, None)
+            .unwrap();
+        let grads = (next.prev_sample * r.clone()).sum().backward();
+        (values(&eps), values(&z.grad(&grads).unwrap()))
+    };
+    let guided = || Denoiser::for_prompt(&p, &tgt, 5.0, Vec::new());
+    let (both_v, both_g) = step_gradient(&guided());
+    let (det_v, det_g) = step_gradient(&guided().with_gradient(GuidanceGradient::Detached));
+    assert!(
+        max_diff(&both_v, &det_v) <= 1e-4 * max_abs(&both_v),
+        "the detached gradient changed the prediction by {}",
+        max_diff(&both_v, &det_v)
+    );
+    // The step is affine in the latent for a fixed prediction: its
+    // coefficient is step(eps, z + 1) - step(eps, z).
+    let eps = Tensor::<AD, 4>::from_inner(
+        guided()
+            .predict(z.clone().detach(), t, j, n)
+            .unwrap()
+            .inner(),
+    );
+    let at = |x: Tensor<AD, 4>| {
+        values(
+            &scheduler
+                .step(eps.clone(), t, x, 0.0, None)
+                .unwrap()
+                .prev_sample,
+        )
+    };
+    let (lo, hi) = (at(z.clone()), at(z.clone().add_scalar(1.0)));
+    let expected: Vec<f64> = values(&r)
+        .iter()
+        .zip(lo.iter().zip(&hi))
+        .map(|(r, (a, b))| r * (b - a))
+        .collect();
+    let e = max_abs(&expected);
+    assert!(e > 0.0);
+    assert!(
+        max_diff(&det_g, &expected) <= 1e-4 * e,
+        "detached gradient {} away from the step's direct term",
+        max_diff(&det_g, &expected)
+    );
+    assert!(
+        max_diff(&both_g, &expected) > 1e-2 * e,
+        "the exact gradient has no network term: the check cannot tell them apart"
+    );
+}
+
 #[test]
 fn the_config_guidance_gradient_reaches_the_edit() {
     let p = pipeline();
@@ -150,4 +220,7 @@ fn the_config_guidance_gradient_reaches_the_edit() {
         both, conditional,
         "the setting did not reach the gradient steps"
     );
+    let detached = run(GuidanceGradient::Detached);
+    assert_ne!(both, detached, "detached did not reach the gradient steps");
+    assert_ne!(conditional, detached);
 }
