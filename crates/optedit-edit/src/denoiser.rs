@@ -181,8 +181,11 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         step: usize,
         total: usize,
     ) -> Result<Tensor<B, 4>> {
+        // `detach` alone keeps a leaf's `require_grad` (burn's semantics), so
+        // the network would still record its graph and run its backward
+        // pass into a gradient nobody reads: untrack the copy too.
         let latent = match self.gradient {
-            GuidanceGradient::Detached => latent.detach(),
+            GuidanceGradient::Detached => latent.detach().set_require_grad(false),
             _ => latent,
         };
         if self.guidance_scale == 1.0 {
@@ -199,7 +202,7 @@ impl<'a, B: Backend> Denoiser<'a, B> {
             }
             GuidanceGradient::Conditional => {
                 let u = self.run(
-                    latent.clone().detach(),
+                    latent.clone().detach().set_require_grad(false),
                     Branches::Unconditional,
                     timestep,
                     step,

@@ -161,3 +161,49 @@ fn an_optimise_edit_leaves_nothing_to_sweep() {
         "a sweep after an optimise edit freed {swept} bytes of graph entries"
     );
 }
+
+/// What a gradient step's prediction keeps for its backward pass, by
+/// [`GuidanceGradient`]: the exact gradient records both branches, the
+/// conditional one only the conditional branch (the unconditional branch
+/// runs on an untracked copy of the latent), the detached one nothing.
+/// `detach` alone would not do it: burn keeps a leaf's `require_grad` on
+/// the detached copy, and the network's graph (and backward pass) with it.
+#[test]
+fn a_detached_branch_records_no_graph() {
+    use optedit_edit::{Denoiser, GuidanceGradient};
+    let _serial = serial();
+    let device = Default::default();
+    let (p, image) = fixture(&device);
+    let editor = Editor::new(&p, EditConfig::default()).unwrap();
+    let prompt = editor.encode_prompt("a painting of a dog", None).unwrap();
+    let z = p.encode_image(image).unwrap().detach();
+    let held = |gradient| {
+        let d = Denoiser::for_prompt(&p, &prompt, 7.5, Vec::new()).with_gradient(gradient);
+        let run = || {
+            let z = z.clone().require_grad();
+            let before = live();
+            let eps = d.predict(z, 501, 0, 1).unwrap();
+            let held = live() - before;
+            drop(eps);
+            release_graphs::<AD>(&device);
+            held
+        };
+        run();
+        run()
+    };
+    let both = held(GuidanceGradient::Both);
+    let conditional = held(GuidanceGradient::Conditional);
+    let detached = held(GuidanceGradient::Detached);
+    eprintln!(
+        "bytes held by one prediction: both {both}, conditional {conditional}, detached {detached}"
+    );
+    assert!(both > 0);
+    assert!(
+        conditional < both * 3 / 4,
+        "the conditional gradient keeps {conditional} bytes against {both} for both branches"
+    );
+    assert!(
+        detached < both / 4,
+        "the detached gradient keeps {detached} bytes against {both} for both branches"
+    );
+}
