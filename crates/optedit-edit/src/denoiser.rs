@@ -33,11 +33,10 @@ pub enum GuidanceGradient {
     Both,
     /// Through the conditional branch only, with unit weight: the gradient
     /// of `c` alone. The backward pass covers one batch instead of two and
-    /// the unconditional branch keeps no graph, but the two branches'
+    /// the unconditional branch keeps no graph, while the two branches'
     /// forward passes run as two calls instead of one batch: on a 2-core
-    /// CPU an SD 1.5 gradient step measured no faster within that
-    /// machine's noise (17.6-18.2 s against 16.1-20.9 s,
-    /// `docs/benchmarks.md`).
+    /// CPU an SD 1.5 main-stage gradient step measured 13.4 s against
+    /// 16.4 s, peak memory 5.7 against 7.5 GiB (`docs/benchmarks.md`).
     Conditional,
     /// Through neither branch: the prediction is held constant, so a
     /// gradient step differentiates only the DDIM step's direct dependence

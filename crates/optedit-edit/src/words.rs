@@ -133,14 +133,18 @@ mod tests {
                 LossSpace::ALL.len(),
                 GuidanceGradient::ALL.len()
             ),
-            (4, 2, 2)
+            (4, 2, 3)
         );
         assert_eq!(OptimizerKind::NormalizedGd.word(), "normalized-gd");
-        assert_eq!(GuidanceGradient::words(), "both, conditional");
+        assert_eq!(GuidanceGradient::words(), "both, conditional, detached");
         assert_eq!(Method::words(), "optimise, diffedit, sdedit");
         assert_eq!(
             GuidanceGradient::from_word("conditional"),
             Some(GuidanceGradient::Conditional)
+        );
+        assert_eq!(
+            GuidanceGradient::from_word("detached"),
+            Some(GuidanceGradient::Detached)
         );
     }
 
@@ -162,7 +166,7 @@ mod tests {
         check(&Method::ALL, "optimise, diffedit, sdedit");
         check(&OptimizerKind::ALL, "sgd, adam, adam-kept, normalized-gd");
         check(&LossSpace::ALL, "next, clean");
-        check(&GuidanceGradient::ALL, "both, conditional");
+        check(&GuidanceGradient::ALL, "both, conditional, detached");
         assert_eq!(Method::parse_word("optimize"), Ok(Method::Optimise));
         assert_eq!(
             (
