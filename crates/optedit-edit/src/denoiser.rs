@@ -6,7 +6,8 @@
 //!
 //! For gradient steps, [`GuidanceGradient::Conditional`] lets the gradient
 //! flow through the conditional branch only: the two branches then run as
-//! two calls, the unconditional one on a detached latent, and the guided
+//! two calls, the unconditional one on an untracked copy of the latent
+//! (detached and no longer requiring a gradient), and the guided
 //! prediction keeps its value (`c + (w - 1) (c - u)` with the second `c`
 //! and `u` constant) while its Jacobian becomes the conditional branch's;
 //! [`GuidanceGradient::Detached`] holds the whole prediction constant.
@@ -40,9 +41,11 @@ pub enum GuidanceGradient {
     Conditional,
     /// Through neither branch: the prediction is held constant, so a
     /// gradient step differentiates only the DDIM step's direct dependence
-    /// on the latent (`z_{t-1} = sqrt(abar_prev / abar_t) z_t + c eps`, a
-    /// gradient `sqrt(abar_prev / abar_t)` times the loss's gradient at
-    /// `z_{t-1}` in [`LossSpace::Next`](crate::LossSpace)). A gradient step
+    /// on the latent (for epsilon prediction `z_{t-1} = sqrt(abar_prev /
+    /// abar_t) z_t + c eps`, a gradient `sqrt(abar_prev / abar_t)` times
+    /// the loss's gradient at `z_{t-1}` in
+    /// [`LossSpace::Next`](crate::LossSpace); v-prediction has its own
+    /// coefficient). A gradient step
     /// then costs one forward call of the batched branches and no backward
     /// pass through the network. Not the method's gradient (which flows
     /// through the UNet and ControlNets): an approximation offered for
