@@ -225,7 +225,8 @@ pub(crate) fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     if super::precision::active_unit().is_none() && super::attention_avx512::available() {
-        return super::attention_avx512::backward(q, k, v, out, lse, grad, spec);
+        use super::attention_avx512::{backward, KEY_BLOCK};
+        return backward(q, k, v, out, lse, grad, spec, KEY_BLOCK);
     }
     gemm_backward(q, k, v, out, lse, grad, spec)
 }

@@ -460,34 +460,7 @@ fn copy_tile(
 /// their gradients (64 x 512 numbers each) and the block's sums of `dK`
 /// and `dV` stay in a core's L2 cache with the block's keys and values,
 /// where whole rows of 4096 keys did not (see [`backward`]).
-const KEY_BLOCK: usize = 512;
-
-/// Gradients `(dq, dk, dv)` of [`forward`], as `attention::backward`
-/// (probabilities recomputed from the stored log-sum-exp), one job per
-/// `(batch, head)`.
-///
-/// Within a head the keys are taken in blocks of [`KEY_BLOCK`] (as flash
-/// attention's backward pass does, Dao, arXiv 2307.08691): for each block
-/// every tile of queries recomputes its probabilities over the block's
-/// keys only, adds to the block's `dK` and `dV` sums and to the head's
-/// `dQ`, so the working set is a few hundred kilobytes instead of rows
-/// over all the keys. Each key's `dK` and `dV` sum over the query tiles
-/// in the same order as without blocks; `dQ` sums over the blocks.
-///
-/// # Panics
-/// When the CPU lacks AVX-512 F ([`available`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &[f32],
-    lse: &[f32],
-    grad: &[f32],
-    spec: Spec,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    backward_in_blocks(q, k, v, out, lse, grad, spec, KEY_BLOCK)
-}
+pub(crate) const KEY_BLOCK: usize = 512;
 
 /// A backward worker's buffers: the head's scaled queries, output
 /// gradients and dQ sums (rows of the padded width), each row's
@@ -504,9 +477,25 @@ struct Scratch {
     dv_sum: Vec<f32>,
 }
 
-/// [`backward`] with blocks of `key_block` keys (rounded up to 16).
+/// Gradients `(dq, dk, dv)` of [`forward`], as `attention::backward`
+/// (probabilities recomputed from the stored log-sum-exp), one job per
+/// `(batch, head)`.
+///
+/// Within a head the keys are taken in blocks of [`KEY_BLOCK`] (as flash
+/// attention's backward pass does, Dao, arXiv 2307.08691): for each block
+/// every tile of queries recomputes its probabilities over the block's
+/// keys only, adds to the block's `dK` and `dV` sums and to the head's
+/// `dQ`, so the working set is a few hundred kilobytes instead of rows
+/// over all the keys. Each key's `dK` and `dV` sum over the query tiles
+/// in the same order as without blocks; `dQ` sums over the blocks.
+///
+/// `key_block` is the block size ([`KEY_BLOCK`] outside tests; rounded up
+/// to 16).
+///
+/// # Panics
+/// When the CPU lacks AVX-512 F ([`available`]).
 #[allow(clippy::too_many_arguments)]
-fn backward_in_blocks(
+pub(crate) fn backward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -743,7 +732,7 @@ mod tests {
             let (out, lse) = attention::gemm_forward(&q, &k, &v, spec);
             let want = attention::gemm_backward(&q, &k, &v, &out, &lse, &g, spec);
             for key_block in [KEY_BLOCK, 16, 48] {
-                let ours = backward_in_blocks(&q, &k, &v, &out, &lse, &g, spec, key_block);
+                let ours = backward(&q, &k, &v, &out, &lse, &g, spec, key_block);
                 for (name, a, b) in [
                     ("dq", &ours.0, &want.0),
                     ("dk", &ours.1, &want.1),
