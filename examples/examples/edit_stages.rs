@@ -18,7 +18,7 @@
 //! `STEPS`, `T_U` and `K` default to `EditConfig::default()`'s;
 //! `OPTEDIT_SIZE` sets another image side; `OPTEDIT_DTYPE=f32|bf16|auto`
 //! the kernels' compute dtype (default f32);
-//! `OPTEDIT_GUIDANCE_GRADIENT=both|conditional|detached` what the gradient steps
+//! `OPTEDIT_GUIDANCE_GRADIENT=both|conditional|detached|frozen` what the gradient steps
 //! differentiate (`EditConfig::guidance_gradient`, default both). The mask is the centre quarter
 //! of the image.
 

@@ -276,9 +276,11 @@ pub struct ConfigArgs {
     pub preservation_inside: f64,
     /// What the gradient steps differentiate under classifier-free
     /// guidance: both (both branches, the exact gradient), conditional
-    /// (the conditional branch only: a smaller backward pass) or detached
+    /// (the conditional branch only: a smaller backward pass), detached
     /// (the prediction held constant: no backward pass through the network,
-    /// an approximation for speed).
+    /// an approximation for speed) or frozen (detached, and one prediction
+    /// per optimised step, which the step reuses: an optimised step costs
+    /// what a plain one does).
     #[arg(long, value_name = "BRANCHES", value_parser = GuidanceGradient::parse_word,
           default_value_t = EditConfig::default().guidance_gradient)]
     pub guidance_gradient: GuidanceGradient,

@@ -100,7 +100,7 @@ impl<B: AutodiffBackend> Editor<'_, B> {
             Stage::Denoise,
             &self.forward_edit_denoiser(&forward),
             inversion.first().clone().inner(),
-            inversion.start,
+            inversion.start..inversion.num_steps(),
             None,
             Some(stages::Blend {
                 mask,
@@ -134,7 +134,7 @@ impl<B: AutodiffBackend> Editor<'_, B> {
             Stage::Denoise,
             &self.forward_edit_denoiser(&forward),
             zt,
-            start,
+            start..self.config().num_steps,
             None,
             None,
             progress,

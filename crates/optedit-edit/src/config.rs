@@ -93,8 +93,23 @@ pub struct EditConfig {
     /// the conditional branch only, a smaller backward pass (measured in
     /// `docs/method.md` and `docs/benchmarks.md`);
     /// [`GuidanceGradient::Detached`] holds the prediction constant (no
-    /// backward pass through the network; an approximation for speed).
+    /// backward pass through the network; an approximation for speed);
+    /// [`GuidanceGradient::Frozen`] also computes it once per optimised
+    /// step, so that the gradient steps call no network.
     pub guidance_gradient: GuidanceGradient,
+    /// Whether the guidance stage always runs to its clean latent (default
+    /// false). Otherwise it stops after the last step whose latent the main
+    /// stage's losses can use ([`EditConfig::guidance_steps`]): with
+    /// `k_late` 0, or late steps that move only the background
+    /// (`k_late_outside_mask`) with a held prediction
+    /// ([`GuidanceGradient::Detached`], [`GuidanceGradient::Frozen`]: the
+    /// guidance loss, masked to the edit region, then cannot move the
+    /// latent), the main stage reads it only over the first `t_u` steps,
+    /// and the rest of the stage would cost UNet calls for nothing (a
+    /// quarter of a default edit's). The edit is the same either way; set
+    /// it to get the guidance image ([`EditOutput::guidance`](crate::EditOutput)
+    /// complete).
+    pub guidance_to_end: bool,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,
     /// A loss above this value (or NaN) stops the edit with
@@ -123,6 +138,7 @@ impl Default for EditConfig {
             loss_space: LossSpace::Next,
             preservation_inside: 0.0,
             guidance_gradient: GuidanceGradient::Both,
+            guidance_to_end: false,
             seed: 0,
             max_loss: 1e4,
             paste_back: false,
@@ -187,6 +203,26 @@ impl EditConfig {
         step >= start && step < start + self.t_u
     }
 
+    /// The denoising steps the guidance stage takes: from
+    /// [`start_step`](Self::start_step) to the end of the schedule, or only
+    /// the first `t_u` of them where nothing later reads the trajectory
+    /// (see [`guidance_to_end`](Self::guidance_to_end); the guidance loss
+    /// in [`LossSpace::Clean`] reads its clean latent, so the stage then
+    /// runs to the end).
+    pub fn guidance_steps(&self) -> std::ops::Range<usize> {
+        let start = self.start_step();
+        let held = matches!(
+            self.guidance_gradient,
+            GuidanceGradient::Detached | GuidanceGradient::Frozen
+        );
+        let late_reads = self.k_late > 0 && !(self.k_late_outside_mask && held);
+        if self.guidance_to_end || late_reads || self.loss_space == LossSpace::Clean {
+            start..self.num_steps
+        } else {
+            start..(start + self.t_u).min(self.num_steps)
+        }
+    }
+
     /// Gradient steps of `stage` at denoising step `step`: `k` in the first
     /// `t_u` steps of the edit, then `k_late` in the main stage
     /// ([`Stage::Optimise`]); none before the start or in a stage that is
@@ -197,5 +233,75 @@ impl EditConfig {
             Stage::Optimise if step >= self.start_step() + self.t_u => self.k_late,
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guidance stage stops after `t_u` steps exactly where no later
+    /// step can read it.
+    #[test]
+    fn the_guidance_stage_runs_as_far_as_it_is_read() {
+        let base = EditConfig {
+            num_steps: 25,
+            strength: 0.8,
+            t_u: 5,
+            k_late: 1,
+            k_late_outside_mask: true,
+            ..EditConfig::default()
+        };
+        let steps = |c: EditConfig| c.guidance_steps();
+        let (short, full) = (5..10, 5..25);
+        for gradient in [GuidanceGradient::Detached, GuidanceGradient::Frozen] {
+            let held = EditConfig {
+                guidance_gradient: gradient,
+                ..base.clone()
+            };
+            assert_eq!(steps(held.clone()), short, "{gradient:?}");
+            for other in [
+                EditConfig {
+                    guidance_to_end: true,
+                    ..held.clone()
+                },
+                EditConfig {
+                    k_late_outside_mask: false,
+                    ..held.clone()
+                },
+                EditConfig {
+                    loss_space: LossSpace::Clean,
+                    ..held.clone()
+                },
+            ] {
+                assert_eq!(steps(other.clone()), full, "{other:?}");
+            }
+        }
+        for gradient in [GuidanceGradient::Both, GuidanceGradient::Conditional] {
+            let exact = EditConfig {
+                guidance_gradient: gradient,
+                ..base.clone()
+            };
+            // The network's Jacobian carries the masked guidance loss out
+            // of the mask, so the late steps read the trajectory...
+            assert_eq!(steps(exact.clone()), full, "{gradient:?}");
+            // ...unless there are none.
+            assert_eq!(
+                steps(EditConfig {
+                    k_late: 0,
+                    ..exact.clone()
+                }),
+                short
+            );
+        }
+        // Never past the schedule's end.
+        assert_eq!(
+            steps(EditConfig {
+                t_u: 40,
+                k_late: 0,
+                ..base
+            }),
+            full
+        );
     }
 }

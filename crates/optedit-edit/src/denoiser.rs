@@ -10,7 +10,8 @@
 //! (detached and no longer requiring a gradient), and the guided
 //! prediction keeps its value (`c + (w - 1) (c - u)` with the second `c`
 //! and `u` constant) while its Jacobian becomes the conditional branch's;
-//! [`GuidanceGradient::Detached`] holds the whole prediction constant.
+//! [`GuidanceGradient::Detached`] holds the whole prediction constant
+//! ([`GuidanceGradient::Frozen`] too; the edit stages then also reuse it).
 
 use burn::tensor::{backend::Backend, Tensor};
 use optedit_cond::{sdxl_add_time_ids, PooledEmbeddings, PromptEmbeddings, SizeConditions};
@@ -51,12 +52,24 @@ pub enum GuidanceGradient {
     /// through the UNet and ControlNets): an approximation offered for
     /// speed, measured in `docs/method.md`.
     Detached,
+    /// [`Detached`](Self::Detached), and the prediction is computed once per
+    /// optimised denoising step, at the latent before its gradient steps:
+    /// held constant through all of them and used by the DDIM step itself,
+    /// which [`Detached`](Self::Detached) recomputes at the moved latent.
+    /// An optimised step then costs one forward call of the batched
+    /// branches, as a plain denoising step does; its gradient steps call no
+    /// network (a stale prediction by the latent's own move, at most `k`
+    /// times `lr` in root mean square). An approximation for speed, measured
+    /// in `docs/method.md`. A [`Denoiser`] with this setting predicts as
+    /// with [`Detached`](Self::Detached); the holding is the edit stages'.
+    Frozen,
 }
 
 crate::words::words!(GuidanceGradient, "guidance gradient", {
     Both => "both",
     Conditional => "conditional",
     Detached => "detached",
+    Frozen => "frozen",
 });
 
 /// Which halves of classifier-free guidance one network call computes.
@@ -187,7 +200,9 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         // the network would still record its graph and run its backward
         // pass into a gradient nobody reads: untrack the copy too.
         let latent = match self.gradient {
-            GuidanceGradient::Detached => latent.detach().set_require_grad(false),
+            GuidanceGradient::Detached | GuidanceGradient::Frozen => {
+                latent.detach().set_require_grad(false)
+            }
             _ => latent,
         };
         if self.guidance_scale == 1.0 {
@@ -195,7 +210,7 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         }
         let w = self.guidance_scale;
         match self.gradient {
-            GuidanceGradient::Both | GuidanceGradient::Detached => {
+            GuidanceGradient::Both | GuidanceGradient::Detached | GuidanceGradient::Frozen => {
                 let out = self.run(latent, Branches::Both, timestep, step, total)?;
                 let mut halves = out.chunk(2, 0);
                 let c = halves.pop().expect("two halves");

@@ -37,7 +37,9 @@ pub struct EditOutput<B: AutodiffBackend> {
     /// blending reference; `None` for SDEdit).
     pub inversion: Option<Trajectory<B>>,
     /// The guidance trajectory, when one was made (the method at
-    /// lambda < 1).
+    /// lambda < 1): complete when it had to be or
+    /// [`EditConfig::guidance_to_end`] asked for it, else only as far as
+    /// the main stage read it ([`EditConfig::guidance_steps`]).
     pub guidance: Option<Trajectory<B>>,
     /// Wall time of each stage.
     pub timings: Vec<(Stage, Duration)>,
@@ -366,7 +368,7 @@ impl<'p, B: AutodiffBackend> Editor<'p, B> {
             Stage::Denoise,
             &denoiser,
             inversion.first().clone().inner(),
-            inversion.start,
+            inversion.start..inversion.num_steps(),
             None,
             None,
             progress,

@@ -28,12 +28,15 @@ pub struct LossInputs<'a, B: Backend> {
     pub mask: &'a Tensor<B, 4>,
     /// The inverted latent one step later (`z*_{t-1}`), the preservation target.
     pub preservation_target: &'a Tensor<B, 4>,
-    /// The guidance trajectory one step later (`zg_{t-1}`), if there is one.
+    /// The guidance trajectory one step later (`zg_{t-1}`), if there is one
+    /// and it reaches that step (the guidance stage may stop after the
+    /// first `t_u` steps: [`EditConfig::guidance_steps`](crate::EditConfig::guidance_steps)).
     pub guidance_target: Option<&'a Tensor<B, 4>>,
     /// The inversion's clean latent `z0` (the encoded input), the
     /// preservation target in [`LossSpace::Clean`].
     pub preservation_clean: &'a Tensor<B, 4>,
-    /// The guidance trajectory's clean latent `zg_0`, if there is one.
+    /// The guidance trajectory's clean latent `zg_0`, if there is one and
+    /// it ran to the end.
     pub guidance_clean: Option<&'a Tensor<B, 4>>,
 }
 

@@ -10,12 +10,14 @@
 //! their graph. Trajectories are handed back as untracked `B` tensors
 //! (`Tensor::from_inner`, no copy).
 
+use std::ops::Range;
+
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use optedit_schedule::{DdimInverseScheduler, DdimScheduler};
 
 use crate::config::EditConfig;
-use crate::denoiser::Denoiser;
+use crate::denoiser::{Denoiser, GuidanceGradient};
 use crate::error::{EditError, Result};
 use crate::loss::{LossInputs, Objective};
 use crate::optimizer::LatentOptimizer;
@@ -64,9 +66,10 @@ fn check_latent<B: Backend>(
     }
 }
 
-/// The shared denoising loop: from `start_latent` at step `start` to the
-/// clean latent, optionally optimising the first `t_u` steps and/or blending
-/// with a reference trajectory. `denoiser` (forward only) takes the plain
+/// The shared denoising loop: from `start_latent` over the denoising steps
+/// `steps` (to the clean latent when they run to the schedule's end),
+/// optionally optimising the first `t_u` steps and/or blending with a
+/// reference trajectory. `denoiser` (forward only) takes the plain
 /// steps on the inner backend; the optimisation's own denoiser takes the
 /// gradient steps. Returns the whole trajectory.
 #[allow(clippy::too_many_arguments)]
@@ -76,26 +79,48 @@ pub(crate) fn denoise<B: AutodiffBackend>(
     stage: Stage,
     denoiser: &Denoiser<'_, B::InnerBackend>,
     start_latent: Tensor<B::InnerBackend, 4>,
-    start: usize,
+    steps: Range<usize>,
     mut optimisation: Option<Optimisation<'_, '_, B>>,
     blend: Option<Blend<'_, B>>,
     progress: &mut dyn Progress,
 ) -> Result<Trajectory<B>> {
     let timesteps = scheduler.timesteps().to_vec();
     let n = timesteps.len();
-    let total = n - start;
+    let start = steps.start;
+    let total = steps.len();
     let mut z = start_latent;
     let mut latents = vec![Tensor::from_inner(z.clone())];
     let blend = blend.map(|b| (b.mask.clone().inner(), b.reference));
-    for (done, j) in (start..n).enumerate() {
+    for (done, j) in steps.enumerate() {
         let t = timesteps[j];
-        if let Some(opt) = optimisation
+        let optimised = optimisation
             .as_mut()
-            .filter(|_| config.gradient_steps(stage, j) > 0)
-        {
-            z = optimise_step(scheduler, config, stage, z, j, n, opt, progress)?;
+            .filter(|_| config.gradient_steps(stage, j) > 0);
+        // `Frozen`: one prediction per step, at the latent before its
+        // gradient steps, held through them and for the step itself.
+        let held = match optimised {
+            Some(_) if config.guidance_gradient == GuidanceGradient::Frozen => {
+                Some(denoiser.predict(z.clone(), t, j, n)?)
+            }
+            _ => None,
+        };
+        if let Some(opt) = optimised {
+            z = optimise_step(
+                scheduler,
+                config,
+                stage,
+                z,
+                held.clone(),
+                j,
+                n,
+                opt,
+                progress,
+            )?;
         }
-        let eps = denoiser.predict(z.clone(), t, j, n)?;
+        let eps = match held {
+            Some(eps) => eps,
+            None => denoiser.predict(z.clone(), t, j, n)?,
+        };
         let mut next = scheduler.step(eps, t, z, 0.0, None)?.prev_sample;
         if let Some((m, reference)) = &blend {
             let kept = reference.at(j + 1).clone().inner();
@@ -125,13 +150,15 @@ pub(crate) fn denoise<B: AutodiffBackend>(
 
 /// [`EditConfig::gradient_steps`] gradient steps of `stage` on the latent
 /// at denoising step `j` (held on the inner backend); the autodiff graph of
-/// each step is freed by its `backward` before the next.
+/// each step is freed by its `backward` before the next. With a `held`
+/// prediction ([`GuidanceGradient::Frozen`]) no step calls the network.
 #[allow(clippy::too_many_arguments)]
 fn optimise_step<B: AutodiffBackend>(
     scheduler: &DdimScheduler,
     config: &EditConfig,
     stage: Stage,
     mut inner: Tensor<B::InnerBackend, 4>,
+    held: Option<Tensor<B::InnerBackend, 4>>,
     j: usize,
     n: usize,
     opt: &mut Optimisation<'_, '_, B>,
@@ -145,10 +172,17 @@ fn optimise_step<B: AutodiffBackend>(
     let lr = config
         .lr_schedule
         .rate(config.lr, (j - start).min(total - 1), total);
+    let stage_steps = match stage {
+        Stage::Guidance => config.guidance_steps().len(),
+        _ => n - start,
+    };
     opt.optimizer.reset();
     for iteration in 0..config.gradient_steps(stage, j) {
         let z = Tensor::<B, 4>::from_inner(inner.clone()).require_grad();
-        let eps = opt.denoiser.predict(z.clone(), t, j, n)?;
+        let eps = match &held {
+            Some(eps) => Tensor::from_inner(eps.clone()),
+            None => opt.denoiser.predict(z.clone(), t, j, n)?,
+        };
         let out = scheduler.step(eps, t, z.clone(), 0.0, None)?;
         let inputs = LossInputs {
             stage,
@@ -159,9 +193,9 @@ fn optimise_step<B: AutodiffBackend>(
             pred_original: &out.pred_original_sample,
             mask: opt.mask,
             preservation_target: opt.preservation.at(j + 1),
-            guidance_target: opt.guidance.map(|g| g.at(j + 1)),
+            guidance_target: opt.guidance.and_then(|g| g.get(j + 1)),
             preservation_clean: opt.preservation.last(),
-            guidance_clean: opt.guidance.map(|g| g.last()),
+            guidance_clean: opt.guidance.filter(|g| g.is_complete()).map(|g| g.last()),
         };
         let (total, parts) = opt.objective.evaluate(&inputs);
         let Some(total) = total else {
@@ -197,7 +231,7 @@ fn optimise_step<B: AutodiffBackend>(
             ProgressEvent {
                 stage,
                 step: j - start + 1,
-                total: n - start,
+                total: stage_steps,
                 timestep: Some(t),
                 loss: Some(LossValues {
                     total: value,
@@ -262,7 +296,8 @@ pub fn invert<B: AutodiffBackend>(
 /// gradient steps: the same condition on both); the first `t_u` steps take
 /// `k` gradient steps with `optimizer` on `objective`'s guidance-stage
 /// terms (in [`Objective::method`], the preservation loss alone; targets:
-/// `inversion`).
+/// `inversion`). It runs over [`EditConfig::guidance_steps`]: to the clean
+/// latent, or only as far as the main stage reads it.
 #[allow(clippy::too_many_arguments)]
 pub fn guidance_trajectory<B: AutodiffBackend>(
     forward: &Denoiser<'_, B::InnerBackend>,
@@ -295,7 +330,7 @@ pub fn guidance_trajectory<B: AutodiffBackend>(
         Stage::Guidance,
         forward,
         zg,
-        start,
+        config.guidance_steps(),
         Some(opt),
         None,
         progress,
@@ -322,10 +357,19 @@ pub fn optimise<B: AutodiffBackend>(
 ) -> Result<Trajectory<B>> {
     check_inversion(inversion, scheduler, config)?;
     if let Some(g) = guidance {
-        if g.start != inversion.start || g.latents.len() != inversion.latents.len() {
+        let needed = config.guidance_steps().len() + 1;
+        if g.start != inversion.start
+            || g.latents.len() < needed
+            || g.latents.len() > inversion.latents.len()
+        {
             return Err(EditError::input(
                 "guidance",
-                "the guidance trajectory must span the same steps as the inversion",
+                format!(
+                    "the guidance trajectory (start {}, {} latents) must start where the inversion does ({}) and cover the steps the main stage reads ({needed} latents)",
+                    g.start,
+                    g.latents.len(),
+                    inversion.start
+                ),
             ));
         }
     }
@@ -344,7 +388,7 @@ pub fn optimise<B: AutodiffBackend>(
         Stage::Optimise,
         forward,
         inversion.first().clone().inner(),
-        start,
+        start..inversion.num_steps(),
         Some(opt),
         None,
         progress,

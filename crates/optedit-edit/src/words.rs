@@ -133,10 +133,13 @@ mod tests {
                 LossSpace::ALL.len(),
                 GuidanceGradient::ALL.len()
             ),
-            (4, 2, 3)
+            (4, 2, 4)
         );
         assert_eq!(OptimizerKind::NormalizedGd.word(), "normalized-gd");
-        assert_eq!(GuidanceGradient::words(), "both, conditional, detached");
+        assert_eq!(
+            GuidanceGradient::words(),
+            "both, conditional, detached, frozen"
+        );
         assert_eq!(Method::words(), "optimise, diffedit, sdedit");
         assert_eq!(
             GuidanceGradient::from_word("conditional"),
@@ -145,6 +148,10 @@ mod tests {
         assert_eq!(
             GuidanceGradient::from_word("detached"),
             Some(GuidanceGradient::Detached)
+        );
+        assert_eq!(
+            GuidanceGradient::from_word("frozen"),
+            Some(GuidanceGradient::Frozen)
         );
     }
 
@@ -166,7 +173,10 @@ mod tests {
         check(&Method::ALL, "optimise, diffedit, sdedit");
         check(&OptimizerKind::ALL, "sgd, adam, adam-kept, normalized-gd");
         check(&LossSpace::ALL, "next, clean");
-        check(&GuidanceGradient::ALL, "both, conditional, detached");
+        check(
+            &GuidanceGradient::ALL,
+            "both, conditional, detached, frozen",
+        );
         assert_eq!(Method::parse_word("optimize"), Ok(Method::Optimise));
         assert_eq!(
             (

@@ -68,6 +68,13 @@ impl<B: Backend> Trajectory<B> {
         &self.latents[step - self.start]
     }
 
+    /// The latent at the input of step `step`, `None` outside the
+    /// trajectory.
+    pub fn get(&self, step: usize) -> Option<&Tensor<B, 4>> {
+        step.checked_sub(self.start)
+            .and_then(|i| self.latents.get(i))
+    }
+
     /// The first latent (the input of step `start`).
     pub fn first(&self) -> &Tensor<B, 4> {
         &self.latents[0]

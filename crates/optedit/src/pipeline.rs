@@ -174,7 +174,12 @@ impl<B: AutodiffBackend> Pipeline<B> {
         let original = image.to_rgb8();
         let input = fit.apply(&original);
 
-        let editor = Editor::new(&self.sd, options.config.clone())?;
+        let config = EditConfig {
+            // The guidance image is the guidance stage's clean latent.
+            guidance_to_end: options.config.guidance_to_end || options.guidance_image,
+            ..options.config.clone()
+        };
+        let editor = Editor::new(&self.sd, config)?;
         let source = editor.encode_prompt(&instruction.source_prompt, None)?;
         let target =
             editor.encode_prompt(&instruction.prompt, instruction.negative_prompt.as_deref())?;

@@ -4,15 +4,22 @@
 //! value, is exactly the conditional branch's gradient, and differs from
 //! the exact gradient `(1 - w) g_u + w g_c`, which `Both` gives; the
 //! detached gradient keeps the prediction too and differentiates only the
-//! DDIM step's direct dependence on the latent.
+//! DDIM step's direct dependence on the latent; the frozen prediction is
+//! computed once per optimised step and the step itself reuses it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use burn::tensor::{Distribution, Tensor};
 use optedit_cond::PromptEmbeddings;
-use optedit_edit::{ControlCondition, Denoiser, EditConfig, Editor, GuidanceGradient, SdPipeline};
-use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD};
+use optedit_edit::{
+    ControlCondition, Denoiser, EditCondition, EditConfig, EditLoss, Editor, GuidanceGradient,
+    LatentOptimizer, LossInputs, Objective, OptimizerKind, SdPipeline, Silent, Stages,
+};
+use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD, TestBackend as B};
 use optedit_models::ControlNetModel;
 
-use crate::common::{image, image_hw, pipeline, prompts, text_edit};
+use crate::common::{half_mask, image, image_hw, pipeline, prompts, text_edit};
 
 /// The prediction's values and the gradient of `sum(eps * r)` with
 /// respect to the latent `z`.
@@ -223,4 +230,179 @@ fn the_config_guidance_gradient_reaches_the_edit() {
     let detached = run(GuidanceGradient::Detached);
     assert_ne!(both, detached, "detached did not reach the gradient steps");
     assert_ne!(conditional, detached);
+    let frozen = run(GuidanceGradient::Frozen);
+    assert_ne!(detached, frozen, "frozen did not reach the edit");
+}
+
+/// `(z_t, DDIM(z_t))` of every gradient step of one stage, in order.
+type Seen = Rc<RefCell<Vec<(Vec<f64>, Vec<f64>)>>>;
+
+/// Records what the guidance stage's gradient steps see; adds nothing to
+/// the loss.
+struct StepRecorder(Seen);
+
+impl EditLoss<AD> for StepRecorder {
+    fn name(&self) -> &str {
+        "step recorder"
+    }
+
+    fn loss(&self, i: &LossInputs<'_, AD>) -> Option<Tensor<AD, 1>> {
+        self.0.borrow_mut().push((values(i.z_t), values(i.next)));
+        Some(i.next.clone().sum().mul_scalar(0.0))
+    }
+}
+
+/// Normalised gradient descent that records the latent of every update.
+struct MoveRecorder {
+    moved: Rc<RefCell<Vec<Vec<f64>>>>,
+    inner: Box<dyn LatentOptimizer<B>>,
+}
+
+impl LatentOptimizer<B> for MoveRecorder {
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    fn step(&mut self, latent: Tensor<B, 4>, grad: Tensor<B, 4>, lr: f64) -> Tensor<B, 4> {
+        let out = self.inner.step(latent, grad, lr);
+        self.moved.borrow_mut().push(values(&out));
+        out
+    }
+}
+
+/// `Frozen`: within an optimised step, `DDIM(z) - a z` (the prediction's
+/// share of the step, `a` the step's coefficient of the latent) stays the
+/// same over the gradient steps and the step itself, so the trajectory's
+/// next latent is the last gradient step's plus `a` times the last move.
+/// `Detached` recomputes the prediction at the moved latent and fails
+/// that.
+#[test]
+fn the_frozen_prediction_is_held_through_the_gradient_steps_and_the_step() {
+    let p = pipeline();
+    let (src, tgt) = prompts(&p);
+    let cond = EditCondition::text(tgt);
+    // The largest distance from `DDIM(z) - a z` being held, relative to the
+    // latents' size, over every optimised step of the guidance stage.
+    let run = |gradient| {
+        let cfg = EditConfig {
+            guidance_gradient: gradient,
+            lr: 0.5,
+            ..crate::common::config()
+        };
+        let seen: Seen = Rc::default();
+        let moved = Rc::new(RefCell::new(Vec::new()));
+        let m = moved.clone();
+        let editor = Editor::new(&p, cfg.clone())
+            .unwrap()
+            .with_optimizer(move || {
+                Box::new(MoveRecorder {
+                    moved: m.clone(),
+                    inner: OptimizerKind::NormalizedGd.build(),
+                })
+            });
+        let objective = Objective::method(cfg.lambda).with_in(
+            Stages::GUIDANCE,
+            1.0,
+            StepRecorder(seen.clone()),
+        );
+        let out = editor
+            .edit_with_objective(
+                image(),
+                &src,
+                &cond,
+                &mut half_mask(image_hw()),
+                &objective,
+                &mut Silent,
+            )
+            .unwrap();
+        drop(objective);
+        let guidance = out.guidance.unwrap();
+        let scheduler = editor.scheduler();
+        let seen = seen.borrow();
+        let moved = moved.borrow();
+        // The guidance stage runs first: its t_u * k updates come first.
+        assert_eq!(seen.len(), cfg.t_u * cfg.k);
+        assert!(moved.len() >= seen.len());
+        let (mut held, mut step, mut scale) = (0.0f64, 0.0f64, 0.0f64);
+        for s in 0..cfg.t_u {
+            let j = guidance.start + s;
+            let t = scheduler.timesteps()[j];
+            // The step's coefficient of the latent for a fixed prediction.
+            let eps = Tensor::<AD, 4>::zeros([1, 1, 1, 1], &Default::default());
+            let at = |x: f64| {
+                let z = Tensor::<AD, 4>::full([1, 1, 1, 1], x, &Default::default());
+                values(
+                    &scheduler
+                        .step(eps.clone(), t, z, 0.0, None)
+                        .unwrap()
+                        .prev_sample,
+                )[0]
+            };
+            let a = at(1.0) - at(0.0);
+            let share = |z: &[f64], next: &[f64]| -> Vec<f64> {
+                z.iter().zip(next).map(|(z, n)| n - a * z).collect()
+            };
+            let first = &seen[s * cfg.k];
+            assert_eq!(first.0, values(guidance.at(j)), "step {s} began elsewhere");
+            let reference = share(&first.0, &first.1);
+            for i in 1..cfg.k {
+                let (z, next) = &seen[s * cfg.k + i];
+                held = held.max(max_diff(&share(z, next), &reference));
+            }
+            let last = &moved[s * cfg.k + cfg.k - 1];
+            let stepped = share(last, &values(guidance.at(j + 1)));
+            step = step.max(max_diff(&stepped, &reference));
+            scale = scale.max(max_abs(&reference));
+        }
+        (held / scale, step / scale)
+    };
+    let (held, step) = run(GuidanceGradient::Frozen);
+    assert!(
+        held <= 1e-5,
+        "the prediction moved between gradient steps by {held}"
+    );
+    assert!(
+        step <= 1e-5,
+        "the step did not reuse the held prediction: {step}"
+    );
+    let (held, step) = run(GuidanceGradient::Detached);
+    assert!(
+        held > 1e-4 && step > 1e-4,
+        "the detached prediction did not follow the latent ({held}, {step}): the check cannot tell the modes apart"
+    );
+}
+
+/// With a held prediction and late steps outside the mask, the guidance
+/// stage stops after `t_u` steps; running it to the end gives the same
+/// edit (nothing later read it) and the same trajectory where both ran.
+#[test]
+fn a_guidance_stage_stopped_where_it_is_no_longer_read_gives_the_same_edit() {
+    let p = pipeline();
+    for gradient in [GuidanceGradient::Frozen, GuidanceGradient::Detached] {
+        let cfg = EditConfig {
+            guidance_gradient: gradient,
+            k_late: 1,
+            k_late_outside_mask: true,
+            ..crate::common::config()
+        };
+        let short = text_edit(&p, cfg.clone());
+        let full = text_edit(
+            &p,
+            EditConfig {
+                guidance_to_end: true,
+                ..cfg.clone()
+            },
+        );
+        let (gs, gf) = (short.guidance.unwrap(), full.guidance.unwrap());
+        assert_eq!(gs.len(), cfg.t_u, "{gradient:?}");
+        assert!(!gs.is_complete() && gf.is_complete(), "{gradient:?}");
+        for j in gs.start..=gs.start + gs.len() {
+            assert_eq!(values(gs.at(j)), values(gf.at(j)), "{gradient:?} step {j}");
+        }
+        assert_eq!(
+            values(&short.latent),
+            values(&full.latent),
+            "{gradient:?}: the rest of the guidance stage changed the edit"
+        );
+    }
 }
