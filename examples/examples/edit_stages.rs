@@ -19,8 +19,11 @@
 //! `OPTEDIT_SIZE` sets another image side; `OPTEDIT_DTYPE=f32|bf16|auto`
 //! the kernels' compute dtype (default f32);
 //! `OPTEDIT_GUIDANCE_GRADIENT=both|conditional|detached|frozen` what the gradient steps
-//! differentiate (`EditConfig::guidance_gradient`, default both). The mask is the centre quarter
-//! of the image.
+//! differentiate (`EditConfig::guidance_gradient`, default frozen). The mask is the centre quarter
+//! of the image. Times are those between progress events: with `frozen`
+//! an optimised step's one UNet call comes before its first gradient step,
+//! so it is counted in the gradient steps' time, and the stage's wall time
+//! over its steps is the cost of a step.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -30,7 +30,9 @@ use crate::pipeline::SdPipeline;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum GuidanceGradient {
-    /// Through both branches (the exact gradient; the default).
+    /// Through both branches (the exact gradient; a [`Denoiser`]'s
+    /// default, while [`EditConfig`](crate::EditConfig)'s is
+    /// [`Frozen`](Self::Frozen)).
     #[default]
     Both,
     /// Through the conditional branch only, with unit weight: the gradient
@@ -59,8 +61,10 @@ pub enum GuidanceGradient {
     /// An optimised step then costs one forward call of the batched
     /// branches, as a plain denoising step does; its gradient steps call no
     /// network (a stale prediction by the latent's own move, at most `k`
-    /// times `lr` in root mean square). An approximation for speed, measured
-    /// in `docs/method.md`. A [`Denoiser`] with this setting predicts as
+    /// times `lr` in root mean square). The edit's default since
+    /// 2026-12-07: an approximation of the method that on the demo
+    /// benchmark edits as often as the exact gradient and keeps the
+    /// background closer (`docs/method.md`, "Cheaper edits"). A [`Denoiser`] with this setting predicts as
     /// with [`Detached`](Self::Detached); the holding is the edit stages'.
     Frozen,
 }

@@ -127,39 +127,48 @@ fn repeated_baseline_edits_do_not_accumulate_memory() {
 
 /// The whole method's forward-only stages (encode, inversion, mask, the
 /// plain denoising steps, decode) register nothing either; its gradient
-/// steps free their own graphs in `backward`.
+/// steps free their own graphs in `backward`: with the exact gradient
+/// (through the network) and with the default held prediction.
 #[test]
 fn an_optimise_edit_leaves_nothing_to_sweep() {
+    use optedit_edit::GuidanceGradient;
     let _serial = serial();
     let device = Default::default();
     let (p, image) = fixture(&device);
-    let config = EditConfig {
-        num_steps: 6,
-        t_u: 2,
-        strength: 1.0,
-        ..EditConfig::default()
-    };
-    let editor = Editor::new(&p, config).unwrap();
-    let source = editor.encode_prompt("a photo of a cat", None).unwrap();
-    let condition = EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
-    let [_, _, h, w] = image.dims();
-    let swept = swept_after(&device, || {
-        drop(
-            editor
-                .edit(
-                    image.clone(),
-                    &source,
-                    &condition,
-                    &mut left_half(h, w),
-                    &mut Silent,
-                )
-                .unwrap(),
+    for gradient in [
+        GuidanceGradient::Both,
+        EditConfig::default().guidance_gradient,
+    ] {
+        let config = EditConfig {
+            num_steps: 6,
+            t_u: 2,
+            strength: 1.0,
+            guidance_gradient: gradient,
+            ..EditConfig::default()
+        };
+        let editor = Editor::new(&p, config).unwrap();
+        let source = editor.encode_prompt("a photo of a cat", None).unwrap();
+        let condition =
+            EditCondition::text(editor.encode_prompt("a painting of a dog", None).unwrap());
+        let [_, _, h, w] = image.dims();
+        let swept = swept_after(&device, || {
+            drop(
+                editor
+                    .edit(
+                        image.clone(),
+                        &source,
+                        &condition,
+                        &mut left_half(h, w),
+                        &mut Silent,
+                    )
+                    .unwrap(),
+            );
+        });
+        assert!(
+            swept < 16 * 1024,
+            "a sweep after an optimise edit ({gradient:?}) freed {swept} bytes of graph entries"
         );
-    });
-    assert!(
-        swept < 16 * 1024,
-        "a sweep after an optimise edit freed {swept} bytes of graph entries"
-    );
+    }
 }
 
 /// What a gradient step's prediction keeps for its backward pass, by

@@ -812,6 +812,7 @@ mod tests {
                 optimizer: optedit_edit::OptimizerKind::Adam,
                 k_late: 0,
                 k_late_outside_mask: false,
+                guidance_gradient: optedit_edit::GuidanceGradient::Both,
                 ..Default::default()
             },
             ..RunOptions::default()

@@ -6,7 +6,8 @@
 use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
 use optedit_edit::{
-    EditCondition, EditConfig, EditOutput, Editor, MaskSource, SdPipeline, Silent, UserMask,
+    EditCondition, EditConfig, EditOutput, Editor, GuidanceGradient, MaskSource, SdPipeline,
+    Silent, UserMask,
 };
 use optedit_fixtures::{
     cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD, TestBackend,
@@ -52,6 +53,10 @@ pub fn config() -> EditConfig {
         // The tests count gradient steps as t_u * k; the late steps have
         // tests of their own (stages_traits.rs).
         k_late: 0,
+        // The exact gradient, through the network (the behaviour tests
+        // exercise its graph, checkpointing included); the default held
+        // prediction has its own tests (gradient.rs).
+        guidance_gradient: GuidanceGradient::Both,
         seed: 7,
         ..EditConfig::default()
     }

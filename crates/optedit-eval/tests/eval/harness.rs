@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
-use optedit_edit::EditConfig;
+use optedit_edit::{EditConfig, GuidanceGradient};
 use optedit_eval::{
     evaluate, make_cases, quality, AttributeClassifier, CaseKind, ControlName, EvalError,
     EvalModels, MakeOptions, MaskSpec, Method, ModelPaths, QualityOptions, Quiet, RunEvent,
@@ -161,13 +161,25 @@ fn evaluate_writes_records_summary_and_grid_and_resumes() {
         "lr_schedule",
         "max_loss",
         "preservation_inside",
-        "guidance_gradient",
     ] {
         old["settings"].as_object_mut().unwrap().remove(key);
     }
     old["edit_config"] = "EditConfig { written by an older optedit }".into();
     std::fs::write(&run_json, old.to_string()).unwrap();
     evaluate(&models, &cases, &plan, &mut Quiet).unwrap();
+    // Runs from before the gradient was recorded took the exact gradient;
+    // this one holds the prediction (the default since).
+    assert_ne!(options.config.guidance_gradient, GuidanceGradient::Both);
+    let mut older = old.clone();
+    older["settings"]
+        .as_object_mut()
+        .unwrap()
+        .remove("guidance_gradient");
+    std::fs::write(&run_json, older.to_string()).unwrap();
+    assert!(matches!(
+        evaluate(&models, &cases, &plan, &mut Quiet),
+        Err(EvalError::Resume { .. })
+    ));
     old["settings"].as_object_mut().unwrap().remove("k_late");
     std::fs::write(&run_json, old.to_string()).unwrap();
     assert!(matches!(
