@@ -6,8 +6,8 @@
 use burn::tensor::Tensor;
 use optedit_cond::PromptEmbeddings;
 use optedit_edit::{
-    EditCondition, EditConfig, EditOutput, Editor, GuidanceGradient, MaskSource, SdPipeline,
-    Silent, UserMask,
+    EditCondition, EditConfig, EditOutput, Editor, GuidanceGradient, MaskSource, Objective,
+    SdPipeline, Silent, UserMask,
 };
 use optedit_fixtures::{
     cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD, TestBackend,
@@ -142,4 +142,21 @@ pub fn text_edit(p: &SdPipeline<AD>, cfg: EditConfig) -> EditOutput<AD> {
             &mut Silent,
         )
         .unwrap()
+}
+
+/// `editor`'s edit of the test image from the fixture's source prompt to
+/// its target prompt with the half mask, under `objective`.
+pub fn objective_edit(
+    editor: &Editor<'_, AD>,
+    objective: &Objective<'_, AD>,
+) -> optedit_edit::Result<EditOutput<AD>> {
+    let (src, tgt) = prompts(editor.pipeline());
+    editor.edit_with_objective(
+        image(),
+        &src,
+        &EditCondition::text(tgt),
+        &mut half_mask(image_hw()),
+        objective,
+        &mut Silent,
+    )
 }

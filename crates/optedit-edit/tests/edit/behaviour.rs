@@ -13,7 +13,9 @@ use optedit_edit::{
 use optedit_fixtures::{cases_with_prefix, fixtures_dir, values, TestAutodiffBackend as AD};
 use optedit_models::ControlNetModel;
 
-use crate::common::{config, half_mask, image, image_hw, masked_diff, pipeline, prompts};
+use crate::common::{
+    config, half_mask, image, image_hw, masked_diff, objective_edit, pipeline, prompts,
+};
 
 #[test]
 fn preservation_only_keeps_the_unmasked_latent_near_the_inversion() {
@@ -233,16 +235,7 @@ fn a_custom_loss_is_called_and_changes_the_result() {
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let calls = Cell::new(0);
     let objective = Objective::method(cfg.lambda).with(1.0, ShrinkLoss { calls: &calls });
-    let custom = editor
-        .edit_with_objective(
-            image(),
-            &src,
-            &cond,
-            &mut half_mask(size),
-            &objective,
-            &mut Silent,
-        )
-        .unwrap();
+    let custom = objective_edit(&editor, &objective).unwrap();
     assert_eq!(
         calls.get(),
         cfg.t_u * cfg.k,
@@ -269,20 +262,10 @@ impl EditLoss<AD> for NanLoss {
 #[test]
 fn a_nan_loss_stops_the_edit_naming_the_step() {
     let p = pipeline();
-    let (src, tgt) = prompts(&p);
-    let cond = EditCondition::text(tgt);
     let cfg = config();
     let editor = Editor::new(&p, cfg.clone()).unwrap();
     let objective = Objective::method(cfg.lambda).with(1.0, NanLoss);
-    let size = image_hw();
-    match editor.edit_with_objective(
-        image(),
-        &src,
-        &cond,
-        &mut half_mask(size),
-        &objective,
-        &mut Silent,
-    ) {
+    match objective_edit(&editor, &objective) {
         Err(
             e @ EditError::Diverged {
                 stage: Stage::Optimise,

@@ -13,13 +13,13 @@ use std::rc::Rc;
 use burn::tensor::{Distribution, Tensor};
 use optedit_cond::PromptEmbeddings;
 use optedit_edit::{
-    ControlCondition, Denoiser, EditCondition, EditConfig, EditLoss, Editor, GuidanceGradient,
-    LatentOptimizer, LossInputs, Objective, OptimizerKind, SdPipeline, Silent, Stages,
+    ControlCondition, Denoiser, EditConfig, EditLoss, Editor, GuidanceGradient, LatentOptimizer,
+    LossInputs, Objective, OptimizerKind, SdPipeline, Stages,
 };
 use optedit_fixtures::{fixtures_dir, values, TestAutodiffBackend as AD, TestBackend as B};
 use optedit_models::ControlNetModel;
 
-use crate::common::{half_mask, image, image_hw, pipeline, prompts, text_edit};
+use crate::common::{image, image_hw, objective_edit, pipeline, prompts, text_edit};
 
 /// The prediction's values and the gradient of `sum(eps * r)` with
 /// respect to the latent `z`.
@@ -279,8 +279,6 @@ impl LatentOptimizer<B> for MoveRecorder {
 #[test]
 fn the_frozen_prediction_is_held_through_the_gradient_steps_and_the_step() {
     let p = pipeline();
-    let (src, tgt) = prompts(&p);
-    let cond = EditCondition::text(tgt);
     // The largest distance from `DDIM(z) - a z` being held, relative to the
     // latents' size, over every optimised step of the guidance stage.
     let run = |gradient| {
@@ -305,16 +303,7 @@ fn the_frozen_prediction_is_held_through_the_gradient_steps_and_the_step() {
             1.0,
             StepRecorder(seen.clone()),
         );
-        let out = editor
-            .edit_with_objective(
-                image(),
-                &src,
-                &cond,
-                &mut half_mask(image_hw()),
-                &objective,
-                &mut Silent,
-            )
-            .unwrap();
+        let out = objective_edit(&editor, &objective).unwrap();
         drop(objective);
         let guidance = out.guidance.unwrap();
         let scheduler = editor.scheduler();

@@ -30,7 +30,7 @@ impl EditLoss<AD> for StageRecorder<'_> {
 }
 
 use crate::common::{
-    config, half_mask, image, image_hw, masked_diff, pipeline, prompts, text_edit,
+    config, half_mask, image, image_hw, masked_diff, objective_edit, pipeline, prompts, text_edit,
 };
 
 #[test]
@@ -58,16 +58,7 @@ fn a_custom_loss_reaches_the_stages_it_is_added_to() {
         let seen = RefCell::new(Vec::new());
         let objective =
             Objective::method(cfg.lambda).with_in(stages, 1.0, StageRecorder { seen: &seen });
-        let out = editor
-            .edit_with_objective(
-                image(),
-                &src,
-                &cond,
-                &mut half_mask(image_hw()),
-                &objective,
-                &mut Silent,
-            )
-            .unwrap();
+        let out = objective_edit(&editor, &objective).unwrap();
         drop(objective);
         let seen = seen.into_inner();
         let count = |s: Stage| seen.iter().filter(|&&x| x == s).count();
@@ -229,8 +220,6 @@ fn each_builtin_optimizer_gives_its_own_edit() {
 #[test]
 fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
     let p = pipeline();
-    let (src, tgt) = prompts(&p);
-    let cond = EditCondition::text(tgt);
     let cfg = EditConfig {
         k_late: 1,
         ..config()
@@ -248,17 +237,7 @@ fn k_late_optimises_every_step_after_t_u_and_keeps_the_background_closer() {
     let seen = RefCell::new(Vec::new());
     let objective =
         Objective::method(cfg.lambda).with_in(Stages::BOTH, 0.0001, StageRecorder { seen: &seen });
-    Editor::new(&p, cfg.clone())
-        .unwrap()
-        .edit_with_objective(
-            image(),
-            &src,
-            &cond,
-            &mut half_mask(image_hw()),
-            &objective,
-            &mut Silent,
-        )
-        .unwrap();
+    objective_edit(&Editor::new(&p, cfg.clone()).unwrap(), &objective).unwrap();
     drop(objective);
     let seen = seen.into_inner();
     for (stage, late_steps) in [(Stage::Guidance, 0), (Stage::Optimise, late * cfg.k_late)] {
