@@ -24,7 +24,11 @@
 //! Instructions are a target prompt plus any number of ControlNets
 //! ([`EditCondition`], [`ControlCondition`]). Models run on any burn backend
 //! `B: AutodiffBackend` (e.g. `Autodiff<Flex>`); parameters are frozen and
-//! gradients flow to the latent only, through the UNet and the ControlNets.
+//! gradients flow to the latent only. By default
+//! ([`GuidanceGradient::Frozen`]) an optimised step's prediction is computed
+//! once and held, so the gradient is the DDIM step's own and a step costs
+//! one UNet call; [`GuidanceGradient::Both`] gives the paper's gradient
+//! through the UNet and the ControlNets.
 //! `Autodiff<Flex, BalancedCheckpointing>` (what the `optedit` binary uses)
 //! recomputes memory-bound operations in the backward pass: a third less
 //! peak memory for SD 1.5 at 512x512, same speed and results.
