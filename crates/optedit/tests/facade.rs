@@ -238,3 +238,36 @@ fn images_are_written_by_extension_and_atomically() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The guidance image is the guidance stage's clean result: asking for it
+/// runs the stage to the end even where the edit itself stops it after
+/// `t_u` steps (the default held prediction), and the edit is the same.
+#[test]
+fn the_guidance_image_runs_the_guidance_stage_to_the_end() {
+    let p = pipeline();
+    let photo = photo(&p);
+    let input = DynamicImage::ImageRgb8(photo.clone());
+    let (w, h) = photo.dimensions();
+    let mask = GrayImage::from_fn(w, h, |x, _| Luma([if x < w / 2 { 255 } else { 0 }]));
+    let instruction = Instruction::new("a photo of a cat", "a painting of a dog")
+        .with_mask(MaskChoice::Image(mask));
+    let base = options(Method::Optimise);
+    assert!(
+        base.config.guidance_steps().end < base.config.num_steps,
+        "the edit alone would run the whole guidance stage: nothing to check"
+    );
+    let edit = |guidance_to_end| {
+        let opts = Options {
+            guidance_image: true,
+            config: EditConfig {
+                guidance_to_end,
+                ..base.config.clone()
+            },
+            ..base.clone()
+        };
+        p.edit(&input, &instruction, &opts, &mut Silent).unwrap()
+    };
+    let (asked, explicit) = (edit(false), edit(true));
+    assert_eq!(asked.guidance, explicit.guidance);
+    assert_eq!(asked.image, explicit.image);
+}
