@@ -107,10 +107,8 @@ pub struct EditConfig {
     /// [`GuidanceGradient::Conditional`] differentiates
     /// the conditional branch only, a smaller backward pass (measured in
     /// `docs/method.md` and `docs/benchmarks.md`);
-    /// [`GuidanceGradient::Detached`] holds the prediction constant (no
-    /// backward pass through the network; an approximation for speed);
-    /// [`GuidanceGradient::Frozen`] also computes it once per optimised
-    /// step, so that the gradient steps call no network.
+    /// [`GuidanceGradient::Detached`] holds the prediction constant but
+    /// computes it again at every gradient step.
     pub guidance_gradient: GuidanceGradient,
     /// Whether the guidance stage always runs to its clean latent (default
     /// false). Otherwise it stops after the last step whose latent the main
@@ -121,9 +119,11 @@ pub struct EditConfig {
     /// guidance loss, masked to the edit region, then cannot move the
     /// latent), the main stage reads it only over the first `t_u` steps,
     /// and the rest of the stage would cost UNet calls for nothing (a
-    /// quarter of a default edit's). The edit is the same either way; set
-    /// it to get the guidance image ([`EditOutput::guidance`](crate::EditOutput)
-    /// complete).
+    /// quarter of a default edit's). With the method's losses the edit is
+    /// the same either way (a custom [`EditLoss`](crate::EditLoss) reading
+    /// [`LossInputs::guidance_target`](crate::LossInputs) past the stage's
+    /// end sees `None`); set it to get the guidance image
+    /// ([`EditOutput::guidance`](crate::EditOutput) complete).
     pub guidance_to_end: bool,
     /// Seed of every random draw (guidance noise, mask-estimation draws).
     pub seed: u64,
