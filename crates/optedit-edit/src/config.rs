@@ -226,11 +226,8 @@ impl EditConfig {
     /// runs to the end).
     pub fn guidance_steps(&self) -> std::ops::Range<usize> {
         let start = self.start_step();
-        let held = matches!(
-            self.guidance_gradient,
-            GuidanceGradient::Detached | GuidanceGradient::Frozen
-        );
-        let late_reads = self.k_late > 0 && !(self.k_late_outside_mask && held);
+        let late_reads = self.k_late > 0
+            && !(self.k_late_outside_mask && self.guidance_gradient.holds_prediction());
         if self.guidance_to_end || late_reads || self.loss_space == LossSpace::Clean {
             start..self.num_steps
         } else {

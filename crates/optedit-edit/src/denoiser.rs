@@ -64,9 +64,19 @@ pub enum GuidanceGradient {
     /// times `lr` in root mean square). The edit's default since
     /// 2026-12-07: an approximation of the method that on the demo
     /// benchmark edits as often as the exact gradient and keeps the
-    /// background closer (`docs/method.md`, "Cheaper edits"). A [`Denoiser`] with this setting predicts as
-    /// with [`Detached`](Self::Detached); the holding is the edit stages'.
+    /// background closer (`docs/method.md`, "Cheaper edits"). A
+    /// [`Denoiser`] with this setting predicts as with
+    /// [`Detached`](Self::Detached); the holding is the edit stages'.
     Frozen,
+}
+
+impl GuidanceGradient {
+    /// Whether the gradient steps hold the prediction constant
+    /// ([`Detached`](Self::Detached), [`Frozen`](Self::Frozen)): no
+    /// gradient flows through the network, only through the DDIM step.
+    pub const fn holds_prediction(self) -> bool {
+        matches!(self, Self::Detached | Self::Frozen)
+    }
 }
 
 crate::words::words!(GuidanceGradient, "guidance gradient", {
@@ -203,11 +213,10 @@ impl<'a, B: Backend> Denoiser<'a, B> {
         // `detach` alone keeps a leaf's `require_grad` (burn's semantics), so
         // the network would still record its graph and run its backward
         // pass into a gradient nobody reads: untrack the copy too.
-        let latent = match self.gradient {
-            GuidanceGradient::Detached | GuidanceGradient::Frozen => {
-                latent.detach().set_require_grad(false)
-            }
-            _ => latent,
+        let latent = if self.gradient.holds_prediction() {
+            latent.detach().set_require_grad(false)
+        } else {
+            latent
         };
         if self.guidance_scale == 1.0 {
             return self.run(latent, Branches::Conditional, timestep, step, total);
