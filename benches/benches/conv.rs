@@ -5,7 +5,9 @@
 //! shortcut). `benches/torch/conv.py` measures PyTorch on the same shapes.
 //! `OPTEDIT_BENCH_DTYPE=bf16` runs the kernels in bf16 (`*_bf16` groups);
 //! `OPTEDIT_BENCH_CONV=im2col` keeps the f32 3x3 convolutions off
-//! Winograd's path (`*_im2col` groups).
+//! Winograd's path (`*_im2col` groups). The module's weight lives through
+//! the iterations, so Winograd's filter transform is made once and kept
+//! (`OPTEDIT_BENCH_WEIGHT_CACHE=0`, `*_nocache` groups: on every call).
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;

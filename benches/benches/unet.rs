@@ -18,6 +18,9 @@
 //! (`optedit_models::kernels::set_compute_dtype`; default f32); bf16 groups
 //! are named `*_bf16`. `OPTEDIT_BENCH_CONV=im2col` keeps every f32
 //! convolution on im2col (no Winograd; groups named `*_im2col`).
+//! `OPTEDIT_BENCH_WEIGHT_CACHE=0` transforms each Winograd filter on every
+//! call (`optedit_models::kernels::set_weight_cache_limit`; groups named
+//! `*_nocache`).
 
 use burn::backend::autodiff::checkpoint::strategy::{
     BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,

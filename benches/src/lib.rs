@@ -100,10 +100,13 @@ pub fn unet_inputs<B: Backend>(
 }
 
 /// Sets the kernels' compute dtype that `OPTEDIT_BENCH_DTYPE` names
-/// (`f32`, `bf16` or `auto`; default f32) and the convolution path that
-/// `OPTEDIT_BENCH_CONV` names (below) for the process, and returns the
-/// suffix of the benchmark names (`"_bf16"`, `"_im2col"` for f32 with
-/// Winograd off, or `""` for f32).
+/// (`f32`, `bf16` or `auto`; default f32), the convolution path that
+/// `OPTEDIT_BENCH_CONV` names (below) and the weight cache's bound that
+/// `OPTEDIT_BENCH_WEIGHT_CACHE` gives in bytes (default: the kernels'
+/// default; `0` transforms each weight on every call) for the process, and
+/// returns the suffix of the benchmark names (`"_bf16"`, `"_im2col"` for
+/// f32 with Winograd off, or `""` for f32; `"_nocache"` appended for a
+/// bound of 0).
 ///
 /// # Panics
 /// On an unknown name, or bf16 on a CPU without a bf16 unit.
@@ -118,11 +121,33 @@ pub fn bench_kernels() -> &'static str {
             .unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={w}: {e}")),
     };
     set_compute_dtype(dtype).unwrap_or_else(|e| panic!("OPTEDIT_BENCH_DTYPE={word}: {e}"));
-    match (dtype, conv) {
-        (ComputeDtype::Bf16, _) => "_bf16",
-        (_, true) => "",
-        (_, false) => "_im2col",
+    let cached = bench_weight_cache();
+    match (dtype, conv, cached) {
+        (ComputeDtype::Bf16, _, true) => "_bf16",
+        (ComputeDtype::Bf16, _, false) => "_bf16_nocache",
+        (_, true, true) => "",
+        (_, true, false) => "_nocache",
+        (_, false, true) => "_im2col",
+        (_, false, false) => "_im2col_nocache",
     }
+}
+
+/// Applies `OPTEDIT_BENCH_WEIGHT_CACHE` (bytes;
+/// `optedit_models::kernels::set_weight_cache_limit`) and returns whether
+/// the cache keeps anything.
+///
+/// # Panics
+/// On a value that is not a number.
+fn bench_weight_cache() -> bool {
+    use optedit_models::kernels::{set_weight_cache_limit, DEFAULT_WEIGHT_CACHE_LIMIT};
+    let limit = match std::env::var("OPTEDIT_BENCH_WEIGHT_CACHE").as_deref() {
+        Err(_) | Ok("") => DEFAULT_WEIGHT_CACHE_LIMIT,
+        Ok(w) => w
+            .parse()
+            .unwrap_or_else(|e| panic!("OPTEDIT_BENCH_WEIGHT_CACHE={w}: {e}")),
+    };
+    set_weight_cache_limit(limit);
+    limit > 0
 }
 
 /// Applies `OPTEDIT_BENCH_CONV` (`auto`, the default: f32 3x3 stride-1

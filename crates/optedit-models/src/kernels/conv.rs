@@ -24,7 +24,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::product::{nested, prepare, prepare_left, product, product_prepared, Shared};
-use super::winograd;
+use super::winograd::{self, Weight};
 use super::zeros;
 
 /// Most elements of one job's column matrix (16 MiB): tiles of output rows
@@ -229,10 +229,10 @@ fn columns(
 /// Output `[n, co, oh, ow]` of input `x` `[n, ci, h, w]`, weight `[co, ci,
 /// kh, kw]` and optional bias `[co]`: through `winograd.rs` where it is
 /// faster (see [`winograd::chosen`]), otherwise [`im2col_forward`].
-pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
+pub(crate) fn forward(x: &[f32], weight: Weight<'_>, bias: Option<&[f32]>, s: Spec) -> Vec<f32> {
     match winograd::forward_geometry(&s).filter(winograd::chosen) {
         Some(g) => winograd::forward(x, weight, bias, &g),
-        None => im2col_forward(x, weight, bias, s),
+        None => im2col_forward(x, weight.values, bias, s),
     }
 }
 
@@ -280,7 +280,7 @@ pub(crate) fn im2col_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s:
 /// each computed only when `want` asks for it.
 pub(crate) fn backward(
     x: &[f32],
-    weight: &[f32],
+    weight: Weight<'_>,
     grad: &[f32],
     s: Spec,
     want: [bool; 3],
@@ -418,10 +418,10 @@ fn weight_grad(x: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
 /// `dX`: Winograd's correlation of `dY` with the flipped, transposed
 /// filter where [`winograd::chosen`] takes it, otherwise
 /// [`im2col_input_grad`].
-fn input_grad(weight: &[f32], grad: &[f32], s: Spec) -> Vec<f32> {
+fn input_grad(weight: Weight<'_>, grad: &[f32], s: Spec) -> Vec<f32> {
     match winograd::input_geometry(&s).filter(winograd::chosen) {
         Some(g) => winograd::input_grad(weight, grad, &g),
-        None => im2col_input_grad(weight, grad, s),
+        None => im2col_input_grad(weight.values, grad, s),
     }
 }
 

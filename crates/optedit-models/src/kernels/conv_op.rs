@@ -9,6 +9,7 @@ use burn_flex::FlexTensor;
 
 use super::conv::{self, Spec};
 use super::weight_op::{apply, WeightOp};
+use super::winograd::Weight;
 use super::{flex, slice};
 
 /// `conv.forward(x)` for a burn `Conv2d` module.
@@ -71,6 +72,15 @@ fn spec<B: Backend>(conv: &Conv2d<B>, x: &Tensor<B, 4>) -> Option<Spec> {
     })
 }
 
+/// A weight with the tensor that holds it, so that values derived from it
+/// are kept (`weight_cache.rs`).
+fn held(weight: &FlexTensor) -> Weight<'_> {
+    Weight {
+        values: slice(weight),
+        owner: Some(weight),
+    }
+}
+
 /// The convolution of one shape.
 #[derive(Debug, Clone)]
 struct ConvOp(Spec);
@@ -83,7 +93,7 @@ impl WeightOp for ConvOp {
         bias: Option<&FlexTensor>,
     ) -> FlexTensor {
         let s = self.0;
-        let out = conv::forward(slice(x), slice(weight), bias.map(slice), s);
+        let out = conv::forward(slice(x), held(weight), bias.map(slice), s);
         flex(out, &[s.n, s.co, s.oh, s.ow])
     }
 
@@ -95,7 +105,7 @@ impl WeightOp for ConvOp {
         want: [bool; 3],
     ) -> [Option<FlexTensor>; 3] {
         let s = self.0;
-        let [dx, dw, db] = conv::backward(slice(x), slice(weight), slice(grad), s, want);
+        let [dx, dw, db] = conv::backward(slice(x), held(weight), slice(grad), s, want);
         [
             dx.map(|v| flex(v, &[s.n, s.ci, s.h, s.w])),
             dw.map(|v| flex(v, &[s.co, s.ci, s.kh, s.kw])),

@@ -13,7 +13,8 @@ use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
 use super::conv::{self, Spec};
 use super::conv2d;
 use super::tests::assert_close;
-use super::winograd;
+use super::winograd::{self, Weight};
+use burn_flex::FlexTensor;
 
 /// `(batch, in, h, w, out, [kh, kw], [sh, sw], (top, left, bottom, right), bias)`.
 type Case = (
@@ -284,15 +285,32 @@ fn winograd_matches_im2col_and_a_direct_sum() {
         let (y, dx) = direct(&s, &x, &weight, &dy);
         let g = winograd::forward_geometry(&s).expect("3x3 stride 1");
         let gi = winograd::input_geometry(&s).expect("padding at most 2");
+        let bare = Weight {
+            values: &weight,
+            owner: None,
+        };
+        let (wy, wdx) = (
+            winograd::forward(&x, bare, None, &g),
+            winograd::input_grad(bare, &dy, &gi),
+        );
+        // Through the cache (one entry, made by the forward pass and read
+        // flipped by the input gradient): the same bits.
+        let tensor = FlexTensor::from_data(TensorData::new(weight.clone(), [co, ci, 3, 3]));
+        let held = Weight {
+            values: tensor.as_slice::<f32>().expect("f32"),
+            owner: Some(&tensor),
+        };
+        assert_eq!(winograd::forward(&x, held, None, &g), wy, "{s:?}");
+        assert_eq!(winograd::input_grad(held, &dy, &gi), wdx, "{s:?}");
         let errors = [
             (
                 "forward",
-                relative_error(&winograd::forward(&x, &weight, None, &g), &y),
+                relative_error(&wy, &y),
                 relative_error(&conv::im2col_forward(&x, &weight, None, s), &y),
             ),
             (
                 "input gradient",
-                relative_error(&winograd::input_grad(&weight, &dy, &gi), &dx),
+                relative_error(&wdx, &dx),
                 relative_error(&conv::im2col_input_grad(&weight, &dy, s), &dx),
             ),
         ];

@@ -33,7 +33,9 @@
 //!   gradients asked for, where burn's default backward runs a transposed
 //!   convolution and a convolution over transposed copies; f32 3x3
 //!   stride-1 convolutions at large spatial sizes (forward and input
-//!   gradient) by Winograd's F(2x2, 3x3) instead ([`set_winograd`]).
+//!   gradient) by Winograd's F(2x2, 3x3) instead ([`set_winograd`]),
+//!   each filter transformed once and kept for both passes
+//!   ([`set_weight_cache_limit`]).
 //! - [`linear`]: burn's `Linear` as one product (f32 or bf16, below) with
 //!   its own backward pass, where burn 0.21's `Flex` matmul allocates and
 //!   copies each output and makes the transposed weight contiguous.
@@ -60,6 +62,7 @@ mod mha;
 mod norm_op;
 mod precision;
 mod product;
+mod weight_cache;
 mod weight_op;
 mod winograd;
 
@@ -84,6 +87,7 @@ pub use linear::linear;
 pub use mha::{multi_head_attention, reference_attention};
 pub use norm_op::group_norm;
 pub use precision::{compute_dtype, set_compute_dtype, with_compute_dtype, ComputeDtype};
+pub use weight_cache::{set_weight_cache_limit, weight_cache_bytes, DEFAULT_WEIGHT_CACHE_LIMIT};
 pub use winograd::{set_winograd, winograd};
 
 /// Which kernel path a backend takes.

@@ -20,19 +20,26 @@
 //! transform ([`chosen`]); bf16 keeps the im2col path, whose products run
 //! on the bf16 unit. [`set_winograd`] turns it off for the whole process.
 //!
-//! The weight is transformed on every call (no cache keyed on a weight's
-//! address, which a changed or reused buffer would make stale); that is why
-//! small spatial sizes, where the transform of a wide layer's weight costs
-//! more than the products save, stay on im2col.
+//! One transform `U` of a filter serves both passes: the flipped,
+//! transposed filter's transform is `U` with its matrices transposed and
+//! the transform's rows and columns 0 and 3 swapped (`G J = P G` for the
+//! reversal `J` and that swap `P`), read through strides ([`Filter`]). A
+//! weight held by a `FlexTensor` (the models' convolutions) is transformed
+//! once and kept in `weight_cache.rs`; a bare slice (the unit tests) on
+//! every call. Small spatial sizes, where the products save less than a
+//! wide layer's transform costs, stay on im2col.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv::Spec;
 use super::product::{product, Shared};
+use super::weight_cache::derived;
 use super::zeros;
 
 /// Whether [`chosen`] may pick this path: [`set_winograd`].
@@ -54,12 +61,16 @@ pub fn winograd() -> bool {
 }
 
 /// Fewest 2x2 output tiles (over all samples) for which [`chosen`] takes
-/// this path. The weight transform's cost grows with the channels as the
-/// products' saving does, times the tiles, so the break-even is a number
-/// of tiles: between 128 (SD 1.5's 16x16 level at batch 2, 17% slower than
-/// im2col forward) and 512 (its 32x32 level, 1.7x faster; the `conv`
-/// bench); 256 is the geometric middle, not a measured optimum. The unit
-/// tests take every shape through it.
+/// this path. Transformed on every call, the weight costs as much as the
+/// products save at about 128-512 tiles (SD 1.5's 16x16 level at batch 2
+/// 17% slower than im2col forward, its 32x32 level 1.7x faster; the `conv`
+/// bench), and 256 is the geometric middle. With the transform kept, the
+/// 16x16 level at 64 and 128 tiles measured 1.3-2x faster than im2col
+/// forward, and 32 tiles (8x8, batch 2) slower; but that level's
+/// transforms would keep 1.36 GB more for SD 1.5 (wide layers, small
+/// images), and the UNet's forward+backward showed no gain within this
+/// VM's noise (8.7 and 10.3 s against 8.3 and 10.4 s), so the bound stays.
+/// The unit tests take every shape through it.
 const MIN_TILES: usize = if cfg!(test) { 1 } else { 256 };
 
 /// Elements of the 4x4 transform.
@@ -135,28 +146,100 @@ pub(crate) fn chosen(g: &Geometry) -> bool {
     winograd() && g.n * th * tw >= MIN_TILES && super::precision::active_unit().is_none()
 }
 
+/// A convolution weight `[co, ci, 3, 3]` as this path reads it: its
+/// values, and the tensor that holds them, if any, whose transform is then
+/// kept (`weight_cache.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Weight<'a> {
+    /// The weight's elements.
+    pub values: &'a [f32],
+    /// The tensor whose storage `values` are, for the cache.
+    pub owner: Option<&'a FlexTensor>,
+}
+
+/// The transform `U` of weight `[co, ci, 3, 3]` (from [`transform_weight`]),
+/// from the cache where the weight has an owner.
+fn transformed(weight: Weight<'_>, co: usize, ci: usize) -> Arc<Vec<f32>> {
+    let make = || transform_weight(weight.values, co, ci);
+    match weight.owner {
+        // The kind names the shape the transform reads (it is the only
+        // derivation kept).
+        Some(owner) => derived(owner, weight.values, (co as u64) << 32 | ci as u64, make),
+        None => Arc::new(make()),
+    }
+}
+
+/// The 16 matrices that the products of [`correlate`] take, `rows x cols`
+/// each: a weight's transform `U` (`co x ci` matrices), read as it is
+/// (the forward pass) or as the transform of the flipped, transposed
+/// filter (the input gradient).
+struct Filter {
+    u: Arc<Vec<f32>>,
+    /// The weight's output and input channels.
+    co: usize,
+    ci: usize,
+    flipped: bool,
+}
+
+impl Filter {
+    /// Rows of each matrix (the correlation's output channels).
+    fn rows(&self) -> usize {
+        if self.flipped {
+            self.ci
+        } else {
+            self.co
+        }
+    }
+
+    /// Matrix `ξ`'s first element and its `(column, row)` strides. The
+    /// flipped filter's `U'[4a + b][c][o]` is `U[4 p(a) + p(b)][o][c]`,
+    /// `p` swapping 0 and 3.
+    fn matrix(&self, xi: usize) -> (*const f32, (isize, isize)) {
+        let plane = self.co * self.ci;
+        if self.flipped {
+            let p = |a: usize| if a == 0 || a == 3 { 3 - a } else { a };
+            let src = 4 * p(xi / 4) + p(xi % 4);
+            (self.u[src * plane..].as_ptr(), (self.ci as isize, 1))
+        } else {
+            (self.u[xi * plane..].as_ptr(), (1, self.ci as isize))
+        }
+    }
+}
+
 /// The forward pass of geometry `g` (from [`forward_geometry`]): weight
 /// `[co, ci, 3, 3]`, optional bias `[co]`.
-pub(crate) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
-    let u = transform_weight::<false>(weight, g.co, g.ci);
-    correlate(x, &u, bias, g)
+pub(crate) fn forward(
+    x: &[f32],
+    weight: Weight<'_>,
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Vec<f32> {
+    let filter = Filter {
+        u: transformed(weight, g.co, g.ci),
+        co: g.co,
+        ci: g.ci,
+        flipped: false,
+    };
+    correlate(x, &filter, bias, g)
 }
 
 /// The input gradient of geometry `g` (from [`input_geometry`], whose `ci`
 /// is the convolution's output channels): weight `[g.ci, g.co, 3, 3]`,
 /// output gradient `grad`.
-pub(crate) fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
-    let u = transform_weight::<true>(weight, g.ci, g.co);
-    correlate(grad, &u, None, g)
+pub(crate) fn input_grad(weight: Weight<'_>, grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let filter = Filter {
+        u: transformed(weight, g.ci, g.co),
+        co: g.ci,
+        ci: g.co,
+        flipped: true,
+    };
+    correlate(grad, &filter, None, g)
 }
 
 /// `U[ξ] = G g Gᵀ` for each output channel `o` and input channel `c`, as 16
-/// matrices `rows x cols` (`rows = co`, `cols = ci`) of the weight `[co, ci,
-/// 3, 3]`; with `TRANSPOSED`, of the flipped, transposed filter `g'[c][o][i][j]
-/// = g[o][c][2 - i][2 - j]` (`rows = ci`, `cols = co`), the one whose
-/// correlation with the output gradient is the input gradient.
-fn transform_weight<const TRANSPOSED: bool>(weight: &[f32], co: usize, ci: usize) -> Vec<f32> {
-    let (rows, cols) = if TRANSPOSED { (ci, co) } else { (co, ci) };
+/// matrices `co x ci` of the weight `[co, ci, 3, 3]`.
+fn transform_weight(weight: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    let (rows, cols) = (co, ci);
     let plane = rows * cols;
     let mut u = zeros(XI * plane);
     let out = Shared(u.as_mut_ptr());
@@ -171,10 +254,9 @@ fn transform_weight<const TRANSPOSED: bool>(weight: &[f32], co: usize, ci: usize
             let lanes = LANES.min(cols - start);
             for lane in 0..lanes {
                 let col = start + lane;
-                let (o, c) = if TRANSPOSED { (col, r) } else { (r, col) };
-                let src = &weight[(o * ci + c) * 9..][..9];
+                let src = &weight[(r * ci + col) * 9..][..9];
                 for (k, tap) in taps.iter_mut().enumerate() {
-                    tap[lane] = if TRANSPOSED { src[8 - k] } else { src[k] };
+                    tap[lane] = src[k];
                 }
             }
             // G g (4 x 3) then (G g) Gᵀ (4 x 4), lane by lane.
@@ -344,11 +426,12 @@ fn transform_output(
 /// boundaries.
 const JOB_ELEMS: usize = if cfg!(test) { 1 << 8 } else { 1 << 20 };
 
-/// The correlation of `x` with the filter whose transform is `u` (from
-/// [`transform_weight`], `co x ci` matrices), plus `bias`: per job (a
-/// group of tile rows of one sample) the input transform, the 16 products
-/// and the output transform, the jobs on all threads.
-fn correlate(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+/// The correlation of `x` with `filter` (`g.co x g.ci` matrices), plus
+/// `bias`: per job (a group of tile rows of one sample) the input
+/// transform, the 16 products and the output transform, the jobs on all
+/// threads.
+fn correlate(x: &[f32], filter: &Filter, bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    debug_assert_eq!(filter.rows(), g.co);
     let (th, tw) = g.tiles();
     // At most the tile rows that fit `JOB_ELEMS`, and few enough that every
     // thread gets a job.
@@ -371,13 +454,14 @@ fn correlate(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f3
             transform_input(x, g, b, rows.clone(), v, e);
             for xi in 0..XI {
                 // SAFETY: product ξ writes matrix ξ of `m` (`co x len`) from
-                // matrix ξ of `u` (`co x ci`) and of `v` (`ci x len`).
+                // the filter's matrix ξ (`co x ci`, inside `filter.u`) and
+                // matrix ξ of `v` (`ci x len`).
                 unsafe {
                     product(
                         (g.co, len, g.ci),
                         (m[xi * g.co * len..].as_mut_ptr(), (1, len as isize)),
                         false,
-                        (u[xi * g.co * g.ci..].as_ptr(), (1, g.ci as isize)),
+                        filter.matrix(xi),
                         (v[xi * g.ci * len..].as_ptr(), (1, len as isize)),
                         1.0,
                         Parallelism::None,
