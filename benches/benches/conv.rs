@@ -1,5 +1,6 @@
-//! 2-D convolution forward and forward+backward (gradients of input and
-//! weight, as in training): burn's `Conv2d::forward` against
+//! 2-D convolution forward, forward+backward with the input's gradient only
+//! (`*_input_grad`, the weight frozen, as in an edit) and forward+backward
+//! with the gradients of input and weight (as in training): burn's `Conv2d::forward` against
 //! `optedit_models::kernels::conv2d`, at the demo model's training shape and
 //! SD 1.5's shapes (3x3 at each level, the stride-2 down-sampling, a 1x1
 //! shortcut). `benches/torch/conv.py` measures PyTorch on the same shapes.
@@ -10,7 +11,7 @@
 //! (`OPTEDIT_BENCH_WEIGHT_CACHE=0`, `*_nocache` groups: on every call).
 
 use burn::backend::Autodiff;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
@@ -58,6 +59,16 @@ fn bench_case(c: &mut Criterion, (name, dims, out, kernel, stride): Case) {
                 let y = plain(&plain_conv, plain_x.clone());
                 Dev::sync(&device).unwrap();
                 y
+            })
+        });
+        let frozen = conv.clone().no_grad();
+        group.bench_function(format!("{label}_input_grad"), |b| {
+            b.iter(|| {
+                let x = x.clone().require_grad();
+                let grads = f(&frozen, x.clone()).sum().backward();
+                let g = x.grad(&grads);
+                A::sync(&device).unwrap();
+                g
             })
         });
         group.bench_function(format!("{label}_forward_backward"), |b| {

@@ -247,5 +247,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("| total | {total:.2} | | | | | |");
     println!("peak resident memory: {:.2} GiB", peak_gib());
+    println!(
+        "kept filter transforms: {:.2} GiB (kernels::set_weight_cache_limit)",
+        optedit_models::kernels::weight_cache_bytes() as f64 / (1u64 << 30) as f64
+    );
     Ok(())
 }

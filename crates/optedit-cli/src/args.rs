@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use optedit_edit::{EditConfig, GuidanceGradient, LossSpace, Method, OptimizerKind, Worded};
-use optedit_models::kernels::ComputeDtype;
+use optedit_models::kernels::{ComputeDtype, DEFAULT_WEIGHT_CACHE_LIMIT};
 
 /// Size policy shown in the help of every command that takes `--image`.
 pub const SIZE_POLICY: &str =
@@ -123,6 +123,11 @@ pub struct ModelArgs {
     /// the CPU has it, else f32). Ignored by --device cuda.
     #[arg(long, value_name = "f32|bf16|auto", default_value = "f32", value_parser = parse_dtype)]
     pub dtype: ComputeDtype,
+    /// Memory the CPU kernels may keep for transformed convolution filters,
+    /// in MiB (an SD 1.5 edit keeps about 0.53 GiB); 0 transforms each
+    /// filter on every call: slower, same results.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_WEIGHT_CACHE_LIMIT >> 20)]
+    pub weight_cache_mib: usize,
 }
 
 impl ModelArgs {

@@ -90,12 +90,15 @@ mod backend {
     }
 }
 
-/// Sets `--dtype` for the process, then calls `f::<B>(args..., device)`
-/// with the backend of `--device`.
+/// Sets `--dtype` and `--weight-cache-mib` for the process, then calls
+/// `f::<B>(args..., device)` with the backend of `--device`.
 macro_rules! dispatch {
     ($model:expr, $($f:ident)::+ ($($arg:expr),*)) => {{
         optedit_models::kernels::set_compute_dtype($model.kernel_dtype())
             .map_err(|e| UsageError(format!("--dtype {}: {e}", $model.dtype)))?;
+        optedit_models::kernels::set_weight_cache_limit(
+            $model.weight_cache_mib.saturating_mul(1 << 20),
+        );
         match $model.device {
             DeviceKind::Cpu => $($f)::+::<backend::Cpu>($($arg,)* Default::default()),
             DeviceKind::Cuda => {

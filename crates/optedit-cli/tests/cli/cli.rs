@@ -378,6 +378,35 @@ fn bad_method_and_max_size_are_usage_errors() {
     assert_success(&s.edit(&out, &["--method", "optimize", "--dtype", "auto"]));
 }
 
+/// The kept filter transforms change time and memory, not the image:
+/// `--weight-cache-mib 0` gives the default's bytes. At 256 x 256 the
+/// UNet's first level has 256 tiles, so its convolutions take Winograd's
+/// path on every call, forward and (with the exact gradient) backward.
+#[test]
+fn the_weight_cache_does_not_change_the_edit() {
+    let s = Setup::new(256, 256);
+    let (kept, remade) = (s.path("kept.png"), s.path("remade.png"));
+    let exact = ["--guidance-gradient", "both"];
+    assert_success(&s.edit(&kept, &exact));
+    assert_success(&s.edit(
+        &remade,
+        &[&exact[..], &["--weight-cache-mib", "0"]].concat(),
+    ));
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        std::fs::read(&remade).unwrap()
+    );
+    expect_edit_failure(
+        &s,
+        &s.image,
+        &sd(),
+        &s.path("bad.png"),
+        &["--weight-cache-mib", "lots"],
+        2,
+        &["--weight-cache-mib", "lots"],
+    );
+}
+
 #[test]
 fn edit_with_user_mask_keeps_size_of_odd_input() {
     // 130x123 under --max-size 256 (no scaling): the models see the

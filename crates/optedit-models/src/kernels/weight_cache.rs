@@ -12,7 +12,8 @@
 //! and length of the weight's elements identify its values (several
 //! weights may be views of one storage). A storage whose clone here is its
 //! last holder (the model was dropped) is removed with its values at the
-//! next lookup. A value is kept only while the kept values stay within
+//! next lookup. A value is kept from its second making on (a weight used
+//! once costs no memory), and only while the kept values stay within
 //! [`set_weight_cache_limit`]'s bound; the rest are made on every call (a
 //! model's layers are called in a cycle, in which evicting the least
 //! recently used value would evict each before its next use). Lowering
@@ -31,10 +32,12 @@ static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_WEIGHT_CACHE_LIMIT);
 
 /// Bounds the memory that the kernels keep for values derived from weights
 /// (the Winograd transforms of f32 3x3 convolution filters, 16/9 of the
-/// filter's size; 0.55 GB for SD 1.5's UNet), in bytes, for the whole
-/// process; returns the previous bound. `0` keeps nothing: every call
-/// transforms its weight again (SD 1.5's UNet forward+backward measured
-/// 3-4% slower, with 0.55 GB less peak memory). The default is
+/// filter's size; 0.53 GiB in a default SD 1.5 edit), in bytes, for the
+/// whole process; returns the previous bound. A value is kept from its
+/// second making on, so weights used once (a VAE's, in a single edit) keep
+/// nothing. `0` keeps nothing: every call transforms its weight again (SD
+/// 1.5's UNet forward+backward measured 3-4% slower, with 0.55 GB less
+/// peak memory). The default is
 /// [`DEFAULT_WEIGHT_CACHE_LIMIT`]. Lowering the bound drops the least
 /// recently used values at once; values of a dropped model go at the next
 /// convolution. Results do not depend on the bound, only time and memory.
@@ -78,12 +81,23 @@ struct Cache {
     bytes: usize,
     /// Lookups so far.
     clock: u64,
+    /// Weights and kinds made once and not kept, the most recent last: a
+    /// value is kept from its second making on, so that a weight used once
+    /// (a VAE's in a single edit) costs no memory. Holding no storage, an
+    /// entry may outlive its weight; a new weight at the same address is
+    /// then kept from its first second-making, which changes nothing but
+    /// memory.
+    seen: std::collections::VecDeque<(Span, u64)>,
 }
+
+/// Most entries of [`Cache::seen`].
+const SEEN: usize = 4096;
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache {
     stored: Vec::new(),
     bytes: 0,
     clock: 0,
+    seen: std::collections::VecDeque::new(),
 });
 
 /// The process-wide cache. A panic while it was locked leaves entries
@@ -225,11 +239,24 @@ fn derived_in(
     // Made outside the lock: other threads' lookups go on meanwhile.
     let value = Arc::new(make());
     let mut cache = lock();
-    // Kept only where it fits: a model whose values pass the bound keeps
-    // the first that fit and makes the others on every call, where
-    // evicting the least recently used would, with the layers called in
-    // a cycle, evict each value before its next use.
-    if cache.bytes + size(&value) <= limit {
+    // Kept from the second making on (`Cache::seen`), and only where it
+    // fits: a model whose values pass the bound keeps the first that fit
+    // and makes the others on every call, where evicting the least
+    // recently used would, with the layers called in a cycle, evict each
+    // value before its next use.
+    let first = match cache.seen.iter().position(|&s| s == (weight, kind)) {
+        Some(i) => {
+            cache.seen.remove(i);
+            false
+        }
+        None => true,
+    };
+    if first {
+        if cache.seen.len() == SEEN {
+            cache.seen.pop_front();
+        }
+        cache.seen.push_back((weight, kind));
+    } else if cache.bytes + size(&value) <= limit {
         cache.insert(owner, weight, kind, &value);
     }
     value
@@ -253,36 +280,38 @@ mod tests {
     }
 
     #[test]
-    fn a_weight_is_derived_once_and_dropped_with_its_model() {
+    fn a_weight_is_kept_from_its_second_making_and_dropped_with_its_model() {
         let cache = Mutex::new(Cache::default());
         let weight = tensor(&[1.0, 2.0, 3.0]);
         let calls = std::cell::Cell::new(0);
         let twice = |w: &FlexTensor| {
             derived_in(&cache, 1 << 20, w, elements(w), 1, || {
                 calls.set(calls.get() + 1);
-                w.as_slice::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v * 2.0)
-                    .collect()
+                elements(w).iter().map(|v| v * 2.0).collect()
             })
         };
         assert_eq!(*twice(&weight), vec![2.0, 4.0, 6.0]);
+        assert_eq!(bytes(&cache), 0, "made once: not kept");
         assert_eq!(*twice(&weight.clone()), vec![2.0, 4.0, 6.0]);
-        assert_eq!(calls.get(), 1, "a clone shares the storage: one derivation");
+        assert_eq!(bytes(&cache), 12, "a clone shares the storage: kept");
+        assert_eq!(*twice(&weight), vec![2.0, 4.0, 6.0]);
+        assert_eq!(calls.get(), 2, "the third call finds it");
         // Another weight with equal values is another storage.
         let other = tensor(&[1.0, 2.0, 3.0]);
         assert_eq!(*twice(&other), vec![2.0, 4.0, 6.0]);
-        assert_eq!(calls.get(), 2);
+        assert_eq!(*twice(&other), vec![2.0, 4.0, 6.0]);
+        assert_eq!(calls.get(), 4);
         assert!(!weight.is_unique(), "the cache holds the storage");
         assert_eq!(bytes(&cache), 24);
         // Another kind from the same weight is another value.
-        let _ = derived_in(&cache, 1 << 20, &other, elements(&other), 2, || vec![0.0]);
+        for _ in 0..2 {
+            let _ = derived_in(&cache, 1 << 20, &other, elements(&other), 2, || vec![0.0]);
+        }
         assert_eq!(bytes(&cache), 28);
         // The model drops its weight: the entry goes at the next lookup.
         drop(weight);
         let _ = derived_in(&cache, 1 << 20, &other, elements(&other), 2, || {
-            unreachable!("cached")
+            unreachable!("kept")
         });
         assert_eq!(bytes(&cache), 16);
         drop(other);
@@ -307,8 +336,10 @@ mod tests {
                 vec![elements(w).iter().sum()]
             })
         };
-        assert_eq!(*sum(&low), vec![3.0]);
-        assert_eq!(*sum(&high), vec![7.0], "another view: another value");
+        for _ in 0..2 {
+            assert_eq!(*sum(&low), vec![3.0]);
+            assert_eq!(*sum(&high), vec![7.0], "another view: another value");
+        }
         assert_eq!(*sum(&high.clone()), vec![7.0]);
         assert_eq!(bytes(&cache), 8);
         // One weight of the storage dropped: its value stays with the
@@ -332,21 +363,48 @@ mod tests {
                 vec![0.0; 1]
             });
         };
-        get(&a, "a", 8);
-        get(&b, "b", 8);
+        for _ in 0..2 {
+            get(&a, "a", 8);
+            get(&b, "b", 8);
+        }
+        get(&c, "c", 8);
         get(&c, "c", 8); // 12 bytes > 8: c is not kept
         get(&c, "c", 8);
         get(&b, "b", 8); // b and a stay
         get(&a, "a", 8); // a is now the most recently used
-        assert_eq!(*made.borrow(), ["a", "b", "c", "c"]);
+        assert_eq!(*made.borrow(), ["a", "b", "a", "b", "c", "c", "c"]);
         assert_eq!(bytes(&cache), 8);
         get(&a, "a", 4); // a lower bound drops b, the least recently used
         get(&b, "b", 4);
-        assert_eq!(*made.borrow(), ["a", "b", "c", "c", "b"]);
+        get(&b, "b", 4); // made again: 8 bytes > 4
+        assert_eq!(made.borrow().len(), 9);
         get(&a, "a", 0); // a bound of 0 keeps nothing
         get(&a, "a", 0);
-        assert_eq!(*made.borrow(), ["a", "b", "c", "c", "b", "a", "a"]);
+        assert_eq!(made.borrow()[9..], ["a", "a"]);
         assert_eq!(bytes(&cache), 0);
+    }
+
+    #[test]
+    fn the_record_of_values_made_once_is_bounded() {
+        let cache = Mutex::new(Cache::default());
+        let weights: Vec<FlexTensor> = (0..SEEN + 1).map(|i| tensor(&[i as f32])).collect();
+        for w in &weights {
+            let _ = derived_in(&cache, 1 << 30, w, elements(w), 1, || vec![0.0]);
+        }
+        assert_eq!(cache.lock().unwrap().seen.len(), SEEN);
+        // The first weight's record went: its next making is a first again.
+        let _ = derived_in(
+            &cache,
+            1 << 30,
+            &weights[0],
+            elements(&weights[0]),
+            1,
+            || vec![0.0],
+        );
+        assert_eq!(bytes(&cache), 0);
+        let last = &weights[SEEN];
+        let _ = derived_in(&cache, 1 << 30, last, elements(last), 1, || vec![0.0]);
+        assert_eq!(bytes(&cache), 4);
     }
 
     #[test]

@@ -182,6 +182,16 @@ struct Filter {
 }
 
 impl Filter {
+    /// The filter of weight `[co, ci, 3, 3]`, read as it is or `flipped`.
+    fn of(weight: Weight<'_>, co: usize, ci: usize, flipped: bool) -> Self {
+        Self {
+            u: transformed(weight, co, ci),
+            co,
+            ci,
+            flipped,
+        }
+    }
+
     /// Rows of each matrix (the correlation's output channels).
     fn rows(&self) -> usize {
         if self.flipped {
@@ -214,26 +224,14 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
-    let filter = Filter {
-        u: transformed(weight, g.co, g.ci),
-        co: g.co,
-        ci: g.ci,
-        flipped: false,
-    };
-    correlate(x, &filter, bias, g)
+    correlate(x, &Filter::of(weight, g.co, g.ci, false), bias, g)
 }
 
 /// The input gradient of geometry `g` (from [`input_geometry`], whose `ci`
 /// is the convolution's output channels): weight `[g.ci, g.co, 3, 3]`,
 /// output gradient `grad`.
 pub(crate) fn input_grad(weight: Weight<'_>, grad: &[f32], g: &Geometry) -> Vec<f32> {
-    let filter = Filter {
-        u: transformed(weight, g.ci, g.co),
-        co: g.ci,
-        ci: g.co,
-        flipped: true,
-    };
-    correlate(grad, &filter, None, g)
+    correlate(grad, &Filter::of(weight, g.ci, g.co, true), None, g)
 }
 
 /// `U[ξ] = G g Gᵀ` for each output channel `o` and input channel `c`, as 16
