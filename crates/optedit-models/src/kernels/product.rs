@@ -187,6 +187,25 @@ pub(crate) enum Left {
     Packed(Bf16Unit, PackedLhs),
 }
 
+impl Left {
+    /// Rows `rows` of an f32 view, itself a view; `None` for a packed
+    /// operand.
+    pub(crate) fn rows(&self, rows: std::ops::Range<usize>) -> Option<Left> {
+        match self {
+            Left::View((total, k), ptr, strides) => {
+                debug_assert!(rows.end <= *total);
+                let at = rows.start as isize * strides.1;
+                Some(Left::View(
+                    (rows.len(), *k),
+                    ptr.wrapping_offset(at),
+                    *strides,
+                ))
+            }
+            Left::Packed(..) => None,
+        }
+    }
+}
+
 // SAFETY: as for `Right`: the view is only read, and the caller of
 // `prepare_left` keeps the matrix alive and unchanged while in use.
 unsafe impl Send for Left {}
