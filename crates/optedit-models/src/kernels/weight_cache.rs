@@ -37,19 +37,19 @@ static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_WEIGHT_CACHE_LIMIT);
 /// second making on, so weights used once (a VAE's, in a single edit) keep
 /// nothing. `0` keeps nothing: every call transforms its weight again (SD
 /// 1.5's UNet forward+backward measured 3-4% slower, with 0.55 GB less
-/// peak memory). The default is
-/// [`DEFAULT_WEIGHT_CACHE_LIMIT`]. Lowering the bound drops the least
-/// recently used values at once; values of a dropped model go at the next
-/// convolution. Results do not depend on the bound, only time and memory.
+/// peak memory). The default is [`DEFAULT_WEIGHT_CACHE_LIMIT`]. Lowering
+/// the bound drops the least recently used values at once; values of a
+/// dropped model go at the next convolution. Results do not depend on the
+/// bound, only time and memory.
 pub fn set_weight_cache_limit(bytes: usize) -> usize {
     let previous = LIMIT.swap(bytes, Ordering::Relaxed);
-    lock().shrink(bytes);
+    lock(&CACHE).shrink(bytes);
     previous
 }
 
 /// Bytes of derived values the cache holds now.
 pub fn weight_cache_bytes() -> usize {
-    lock().bytes
+    lock(&CACHE).bytes
 }
 
 /// A weight's storage and the values derived from the weights in it.
@@ -100,10 +100,10 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
     seen: std::collections::VecDeque::new(),
 });
 
-/// The process-wide cache. A panic while it was locked leaves entries
-/// that are each whole, so a poisoned lock is taken as it is.
-fn lock() -> std::sync::MutexGuard<'static, Cache> {
-    CACHE.lock().unwrap_or_else(PoisonError::into_inner)
+/// `cache` locked. A panic while it was locked leaves entries that are
+/// each whole, so a poisoned lock is taken as it is.
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An address and a length in bytes.
@@ -122,13 +122,16 @@ impl Cache {
     /// used until at most `limit` bytes remain (only after the bound was
     /// lowered: an insertion never passes it).
     fn shrink(&mut self, limit: usize) {
+        let before = self.stored.len();
         self.stored.retain(|s| !s.owner.is_unique());
-        self.bytes = self
-            .stored
-            .iter()
-            .flat_map(|s| &s.derived)
-            .map(|d| size(&d.value))
-            .sum();
+        if self.stored.len() != before {
+            self.bytes = self
+                .stored
+                .iter()
+                .flat_map(|s| &s.derived)
+                .map(|d| size(&d.value))
+                .sum();
+        }
         while self.bytes > limit {
             let oldest = self
                 .stored
@@ -226,11 +229,10 @@ fn derived_in(
     kind: u64,
     make: impl FnOnce() -> Vec<f32>,
 ) -> Arc<Vec<f32>> {
-    let lock = || cache.lock().unwrap_or_else(PoisonError::into_inner);
     let (at, weight) = (span(owner.bytes()), span(weight));
     debug_assert!(weight.0 >= at.0 && weight.0 + weight.1 <= at.0 + at.1);
     {
-        let mut cache = lock();
+        let mut cache = lock(cache);
         cache.shrink(limit);
         if let Some(value) = cache.find(at, weight, kind) {
             return value;
@@ -238,7 +240,7 @@ fn derived_in(
     }
     // Made outside the lock: other threads' lookups go on meanwhile.
     let value = Arc::new(make());
-    let mut cache = lock();
+    let mut cache = lock(cache);
     // Kept from the second making on (`Cache::seen`), and only where it
     // fits: a model whose values pass the bound keeps the first that fit
     // and makes the others on every call, where evicting the least
